@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs every Debian package framecast's build, tests, benchmarks and demo need.
+# Idempotent and non-interactive: safe to run on every `make check`.
+set -euo pipefail
+
+PKGS=(
+  build-essential pkg-config clang
+  libev-dev libmsgpack-dev libsodium-dev libmpg123-dev libcmocka-dev
+  libcurl4-openssl-dev libjansson-dev libhttp-parser-dev libfaad-dev
+  icecast2 ffmpeg mpg123 curl python3 iproute2 nftables procps psmisc
+)
+
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#PKGS[@]} packages present"
+  exit 0
+fi
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+echo "install-deps: installing ${missing[*]}"
+$SUDO apt-get update -qq
+# icecast2's postinst asks questions through debconf; noninteractive takes the defaults.
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "install-deps: done"

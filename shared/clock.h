@@ -1,0 +1,24 @@
+/*
+ * clock.h - the two clocks framecast uses.
+ *
+ * Wall clock (CLOCK_REALTIME, µs since the Unix epoch) stamps PTS (DESIGN.md §2); timeouts use
+ * libev's monotonic ev_now() instead, never the wall clock.
+ */
+#ifndef FC_CLOCK_H
+#define FC_CLOCK_H
+
+#include <stdint.h>
+
+/* Current wall-clock time in µs since the Unix epoch. */
+uint64_t clock_wall_us(void);
+
+/* Current CLOCK_MONOTONIC time in µs (for measurements outside an event loop). */
+uint64_t clock_mono_us(void);
+
+/* Duration of `samples` PCM samples at `sample_rate` Hz, in µs (rounded down). */
+static inline uint64_t clock_samples_to_us(uint64_t samples, uint32_t sample_rate)
+{
+    return sample_rate ? samples * 1000000u / sample_rate : 0;
+}
+
+#endif

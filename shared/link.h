@@ -1,0 +1,114 @@
+/*
+ * link.h - one framecast TCP connection speaking wire protocol v1 (DESIGN.md §3, §4).
+ *
+ * Shared by the shim (to relays), the relay (accepted peers and --upstream) and the edge (to
+ * relays). A link sends HELLO when the connection opens, expects HELLO first, then passes every
+ * other verified message to `ops->on_msg`. It sends HEARTBEAT every LINK_HEARTBEAT_S and declares
+ * the peer dead after LINK_DEAD_S of silence (a frozen process whose socket stays open).
+ * Outbound links reconnect with jittered backoff (100 ms .. 5 s); inbound ones report on_down
+ * once and stay closed for their owner to free.
+ *
+ * Loop rules: all calls on the loop's thread. Callbacks may call link_send(); they must not free
+ * the link (mark it and free it later, e.g. from an ev_check watcher).
+ */
+#ifndef FC_LINK_H
+#define FC_LINK_H
+
+#include <ev.h>
+#include <stdbool.h>
+#include "backoff.h"
+#include "log.h"
+#include "net.h"
+#include "outq.h"
+#include "wire.h"
+
+#define LINK_HEARTBEAT_S 1.0 /* DESIGN.md §4 */
+#define LINK_DEAD_S 3.0      /* DESIGN.md §4 */
+#define LINK_READS_PER_WAKE 16
+
+struct link;
+
+struct link_ops {
+    /* A verified message other than HELLO/HEARTBEAT. `raw` is its body + tag (`raw_len` bytes),
+     * valid only during the call. */
+    void (*on_msg)(struct link *l, const struct wire_msg *msg, const uint8_t *raw, size_t raw_len);
+    /* HELLO received: the link is up. May be NULL. */
+    void (*on_up)(struct link *l);
+    /* The connection closed (`why` says why). Outbound links will retry by themselves. */
+    void (*on_down)(struct link *l, const char *why);
+    /* Fill a SUBSCRIBE to send after HELLO; NULL = this link does not subscribe. */
+    void (*fill_subscribe)(struct link *l, struct wire_subscribe *s);
+};
+
+struct link_stats {
+    uint64_t msgs_rx;     /* verified messages received */
+    uint64_t bad_tags;    /* messages dropped: tag did not verify */
+    uint64_t bad_msgs;    /* messages dropped: malformed or out-of-range field */
+    uint64_t connects;    /* connections made (outbound) */
+    uint64_t disconnects; /* connections lost */
+    uint64_t queue_drops; /* messages not queued: send queue full */
+};
+
+struct link {
+    struct ev_loop *loop;        /* borrowed */
+    const struct link_ops *ops;  /* borrowed */
+    const struct mac_key *key;   /* borrowed */
+    const struct log *log;       /* borrowed */
+    const char *role;            /* our HELLO role, borrowed */
+    const char *node;            /* our HELLO node name, borrowed */
+    void *owner;                 /* for the callbacks */
+    struct net_addr addr;        /* peer (outbound: where we connect) */
+    char peer[96];               /* peer address text for logs */
+    bool outbound;               /* we connect and reconnect */
+    int fd;                      /* -1 when closed */
+    bool connecting;             /* connect() in progress */
+    bool up;                     /* HELLO received */
+    bool stopped;                /* link_stop() called: no reconnects */
+    ev_io rio;                   /* readable */
+    ev_io wio;                   /* writable; started only while output is pending */
+    ev_timer retry;              /* reconnect delay (outbound) */
+    ev_timer beat;               /* heartbeat and dead-peer check, every LINK_HEARTBEAT_S */
+    double last_rx;              /* ev_now of the last byte received */
+    struct backoff bo;           /* reconnect delays */
+    struct wire_reader *rd;      /* owned, fixed size */
+    struct wire_decoder dec;     /* owned */
+    struct wire_msg *msg;        /* owned scratch for decoding */
+    struct outq q;               /* owned send queue */
+    bool keep_queue;             /* outbound: keep queued messages across reconnects */
+    struct log_limit ll;         /* rate limit for bad-message logs */
+    struct link_stats st;
+};
+
+/*
+ * Set up `l` (no I/O yet). `max_msgs`/`max_bytes` cap the send queue (a subscriber past them is
+ * disconnected by link_send's caller). FC_NOMEM on allocation failure.
+ */
+enum fc_err link_init(struct link *l, struct ev_loop *loop, const struct link_ops *ops,
+                      const struct mac_key *key, const struct log *log, const char *role,
+                      const char *node, uint32_t max_msgs, uint64_t max_bytes);
+
+/* Outbound: start connecting to `addr` now (and forever after, with backoff). */
+void link_connect(struct link *l, const struct net_addr *addr);
+
+/* Inbound: adopt the accepted socket `fd` from `peer` and send HELLO. */
+void link_accept(struct link *l, int fd, const struct sockaddr *peer);
+
+/*
+ * Queue `m` (a new reference is taken). FC_OK; FC_AGAIN if the link is not connected (not
+ * queued unless keep_queue); FC_LIMIT if the send queue is full (not queued, counted).
+ */
+enum fc_err link_send(struct link *l, struct msgref *m);
+
+/* Encode and queue a control message (HELLO/SUBSCRIBE/HEARTBEAT are built inside link.c). */
+enum fc_err link_send_subscribe(struct link *l);
+
+/* Close now (on_down is called if it was connected); `why` is logged. Outbound links retry. */
+void link_close(struct link *l, const char *why);
+
+/* Stop for good: close, stop timers, no more callbacks. Then link_free() may be called. */
+void link_stop(struct link *l);
+
+/* Release memory. The link must be stopped. */
+void link_free(struct link *l);
+
+#endif

@@ -1,0 +1,61 @@
+/* mac.c - see mac.h. */
+#include "mac.h"
+
+#include <errno.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <string.h>
+
+enum fc_err mac_global_init(void)
+{
+    return sodium_init() < 0 ? FC_IO : FC_OK;
+}
+
+enum fc_err mac_key_from_hex(const char *hex, size_t len, struct mac_key *key)
+{
+    size_t bin_len = 0;
+    const char *end = NULL;
+    if (sodium_hex2bin(key->k, sizeof(key->k), hex, len, NULL, &bin_len, &end) != 0 ||
+        bin_len != MAC_KEY_BYTES)
+        return FC_PROTO;
+    for (; end < hex + len; end++)
+        if (*end != ' ' && *end != '\n' && *end != '\r' && *end != '\t')
+            return FC_PROTO;
+    return FC_OK;
+}
+
+enum fc_err mac_key_load(const char *path, struct mac_key *key, const char **why)
+{
+    char text[256];
+    FILE *fp = fopen(path, "r");
+    if (!fp) {
+        *why = strerror(errno);
+        return FC_IO;
+    }
+    size_t n = fread(text, 1, sizeof(text), fp);
+    fclose(fp);
+    enum fc_err err = n < sizeof(text) ? mac_key_from_hex(text, n, key) : FC_PROTO;
+    sodium_memzero(text, sizeof(text));
+    if (err != FC_OK)
+        *why = "expected 64 hex characters (scripts/keygen.sh writes one)";
+    return err;
+}
+
+void mac_tag(const struct mac_key *key, const uint8_t *body, size_t len, uint8_t *tag)
+{
+    crypto_generichash(tag, MAC_TAG_BYTES, body, len, key->k, MAC_KEY_BYTES);
+}
+
+enum fc_err mac_verify(const struct mac_key *key, const uint8_t *msg, size_t len)
+{
+    uint8_t want[MAC_TAG_BYTES];
+    if (len < MAC_TAG_BYTES)
+        return FC_PROTO;
+    mac_tag(key, msg, len - MAC_TAG_BYTES, want);
+    return sodium_memcmp(want, msg + len - MAC_TAG_BYTES, MAC_TAG_BYTES) == 0 ? FC_OK : FC_AUTH;
+}
+
+void mac_key_wipe(struct mac_key *key)
+{
+    sodium_memzero(key->k, sizeof(key->k));
+}

@@ -1,0 +1,69 @@
+/*
+ * outq.h - reference-counted messages and a bounded per-connection send queue written with writev.
+ *
+ * A `struct msgref` holds one encoded wire message with its TCP length prefix in front
+ * (`data[0..3]` = prefix, `data + WIRE_LEN_BYTES` = body + tag), so the same bytes serve TCP
+ * (whole) and UDP (without the prefix). Fan-out takes a reference per subscriber; nobody copies.
+ * Not thread-safe: one event loop owns every msgref and queue.
+ */
+#ifndef FC_OUTQ_H
+#define FC_OUTQ_H
+
+#include <stdint.h>
+#include "fc.h"
+
+struct msgref {
+    uint32_t refs; /* owners; freed when it drops to 0 */
+    uint32_t len;  /* bytes in data, prefix included */
+    uint8_t data[];
+};
+
+/* Allocate a message of `len` bytes with one reference. NULL on allocation failure. */
+struct msgref *msgref_new(uint32_t len);
+
+/* Take one more reference; returns `m`. */
+static inline struct msgref *msgref_get(struct msgref *m)
+{
+    m->refs++;
+    return m;
+}
+
+/* Drop one reference; frees at zero. NULL is ignored. */
+void msgref_put(struct msgref *m);
+
+struct outq {
+    struct msgref **ring;  /* queued messages, each holding a reference */
+    uint32_t mask;         /* ring capacity - 1 (capacity is a power of two) */
+    uint32_t head;         /* index of the message being sent */
+    uint32_t tail;         /* index one past the last queued message */
+    uint32_t head_off;     /* bytes of ring[head] already written */
+    uint64_t bytes;        /* unsent bytes queued */
+    uint64_t max_bytes;    /* cap: outq_push() fails with FC_LIMIT past it */
+};
+
+/* Set up a queue of at most `max_msgs` (rounded up to a power of two) and `max_bytes`. */
+enum fc_err outq_init(struct outq *q, uint32_t max_msgs, uint64_t max_bytes);
+
+/* Release every queued reference and the ring. */
+void outq_free(struct outq *q);
+
+/* Drop everything queued (references released), keep the ring. */
+void outq_clear(struct outq *q);
+
+/* Queue `m`, taking a new reference. FC_LIMIT if the message or byte cap would be exceeded. */
+enum fc_err outq_push(struct outq *q, struct msgref *m);
+
+/* Number of messages queued. */
+static inline uint32_t outq_count(const struct outq *q)
+{
+    return q->tail - q->head;
+}
+
+/*
+ * Write as much as the socket takes, up to 64 messages per writev call, looping until EAGAIN.
+ * FC_OK: queue empty. FC_AGAIN: bytes remain (wait for writability). FC_IO: write failed
+ * (errno set; EPIPE/ECONNRESET mean the peer went away).
+ */
+enum fc_err outq_flush(struct outq *q, int fd);
+
+#endif

@@ -1,0 +1,430 @@
+/* wire.c - see wire.h. */
+#include "wire.h"
+
+#include <string.h>
+#include "framer.h"
+
+#define WIRE_ZONE_CHUNK 2048
+
+/* ---- encoding: a msgpack packer writing into a fixed caller buffer ---- */
+
+struct fixbuf {
+    uint8_t *p;
+    size_t len;
+    size_t cap;
+    bool overflow;
+};
+
+static int fixbuf_write(void *data, const char *buf, size_t len)
+{
+    struct fixbuf *fb = data;
+    if (fb->overflow || len > fb->cap - fb->len) {
+        fb->overflow = true;
+        return -1;
+    }
+    memcpy(fb->p + fb->len, buf, len);
+    fb->len += len;
+    return 0;
+}
+
+static void pack_str(msgpack_packer *pk, const char *s)
+{
+    size_t n = strlen(s);
+    msgpack_pack_str(pk, n);
+    msgpack_pack_str_body(pk, s, n);
+}
+
+static enum fc_err finish(const struct mac_key *key, struct fixbuf *fb, size_t *len)
+{
+    if (fb->overflow || fb->cap - fb->len < MAC_TAG_BYTES ||
+        fb->len + MAC_TAG_BYTES > WIRE_MAX_MSG)
+        return FC_LIMIT;
+    mac_tag(key, fb->p, fb->len, fb->p + fb->len);
+    *len = fb->len + MAC_TAG_BYTES;
+    return FC_OK;
+}
+
+#define PACKER_START(fb, pk, out, cap, n_items, type)                                              \
+    struct fixbuf fb = {(out), 0, (cap), false};                                                   \
+    msgpack_packer pk;                                                                             \
+    msgpack_packer_init(&pk, &fb, fixbuf_write);                                                   \
+    msgpack_pack_array(&pk, (n_items));                                                            \
+    msgpack_pack_uint8(&pk, WIRE_VERSION);                                                         \
+    msgpack_pack_uint8(&pk, (type))
+
+enum fc_err wire_encode_hello(const struct mac_key *key, const char *role, const char *node,
+                              uint8_t *out, size_t cap, size_t *len)
+{
+    PACKER_START(fb, pk, out, cap, 5, WIRE_HELLO);
+    pack_str(&pk, role);
+    pack_str(&pk, node);
+    msgpack_pack_array(&pk, 1);
+    pack_str(&pk, "resume");
+    return finish(key, &fb, len);
+}
+
+enum fc_err wire_encode_frame(const struct mac_key *key, const struct wire_frame *f, uint8_t *out,
+                              size_t cap, size_t *len)
+{
+    if (!wire_valid_name(f->mount, strlen(f->mount), WIRE_MOUNT_MAX) ||
+        !wire_valid_name(f->encoder, strlen(f->encoder), WIRE_ENCODER_MAX) ||
+        f->payload_len == 0 || f->payload_len > WIRE_MAX_PAYLOAD)
+        return FC_PROTO;
+    PACKER_START(fb, pk, out, cap, 16, WIRE_FRAME);
+    pack_str(&pk, f->mount);
+    pack_str(&pk, f->encoder);
+    msgpack_pack_uint32(&pk, f->priority);
+    msgpack_pack_uint64(&pk, f->session);
+    msgpack_pack_uint64(&pk, f->seq);
+    msgpack_pack_uint64(&pk, f->pts_us);
+    msgpack_pack_uint8(&pk, (uint8_t)f->codec);
+    msgpack_pack_uint32(&pk, f->sample_rate);
+    msgpack_pack_uint8(&pk, f->channels);
+    msgpack_pack_uint16(&pk, f->samples);
+    msgpack_pack_bin(&pk, 4);
+    msgpack_pack_bin_body(&pk, f->level, 4);
+    msgpack_pack_bin(&pk, f->payload_len);
+    msgpack_pack_bin_body(&pk, f->payload, f->payload_len);
+    if (f->has_meta) {
+        msgpack_pack_map(&pk, 2);
+        pack_str(&pk, "title");
+        pack_str(&pk, f->title);
+        pack_str(&pk, "url");
+        pack_str(&pk, f->url);
+    } else {
+        msgpack_pack_nil(&pk);
+    }
+    return finish(key, &fb, len);
+}
+
+enum fc_err wire_encode_subscribe(const struct mac_key *key, const struct wire_subscribe *s,
+                                  uint8_t *out, size_t cap, size_t *len)
+{
+    if (s->n_mounts > WIRE_SUB_MOUNTS_MAX || s->n_resume > WIRE_SUB_RESUME_MAX)
+        return FC_LIMIT;
+    PACKER_START(fb, pk, out, cap, 4, WIRE_SUBSCRIBE);
+    msgpack_pack_array(&pk, s->n_mounts);
+    for (uint32_t i = 0; i < s->n_mounts; i++)
+        pack_str(&pk, s->mounts[i]);
+    msgpack_pack_array(&pk, s->n_resume);
+    for (uint32_t i = 0; i < s->n_resume; i++) {
+        const struct wire_resume *r = &s->resume[i];
+        msgpack_pack_array(&pk, 4);
+        pack_str(&pk, r->mount);
+        pack_str(&pk, r->encoder);
+        msgpack_pack_uint64(&pk, r->session);
+        msgpack_pack_uint64(&pk, r->next_seq);
+    }
+    return finish(key, &fb, len);
+}
+
+enum fc_err wire_encode_heartbeat(const struct mac_key *key, uint64_t now_us, uint8_t *out,
+                                  size_t cap, size_t *len)
+{
+    PACKER_START(fb, pk, out, cap, 3, WIRE_HEARTBEAT);
+    msgpack_pack_uint64(&pk, now_us);
+    return finish(key, &fb, len);
+}
+
+void wire_put_len(uint8_t *p, uint32_t len)
+{
+    p[0] = (uint8_t)(len >> 24);
+    p[1] = (uint8_t)(len >> 16);
+    p[2] = (uint8_t)(len >> 8);
+    p[3] = (uint8_t)len;
+}
+
+bool wire_valid_name(const char *s, size_t len, size_t max)
+{
+    if (len == 0 || len > max)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-'))
+            return false;
+    }
+    return true;
+}
+
+/* ---- decoding ---- */
+
+enum fc_err wire_decoder_init(struct wire_decoder *d)
+{
+    return msgpack_zone_init(&d->zone, WIRE_ZONE_CHUNK) ? FC_OK : FC_NOMEM;
+}
+
+void wire_decoder_free(struct wire_decoder *d)
+{
+    msgpack_zone_destroy(&d->zone);
+}
+
+/* Each getter fails with the field's name in *why, so a rejected message is explained once. */
+#define FAIL(name)                                                                                 \
+    do {                                                                                           \
+        *why = (name);                                                                             \
+        return FC_PROTO;                                                                           \
+    } while (0)
+
+static bool get_uint(const msgpack_object *o, uint64_t max, uint64_t *out)
+{
+    if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER || o->via.u64 > max)
+        return false;
+    *out = o->via.u64;
+    return true;
+}
+
+static bool get_str(const msgpack_object *o, char *out, size_t max)
+{
+    if (o->type != MSGPACK_OBJECT_STR || o->via.str.size > max)
+        return false;
+    memcpy(out, o->via.str.ptr, o->via.str.size);
+    out[o->via.str.size] = '\0';
+    return memchr(out, '\0', o->via.str.size) == NULL;
+}
+
+static bool get_name(const msgpack_object *o, char *out, size_t max)
+{
+    return get_str(o, out, max) && wire_valid_name(out, o->via.str.size, max);
+}
+
+static enum fc_err decode_hello(const msgpack_object_array *a, struct wire_hello *h,
+                                const char **why)
+{
+    if (a->size < 5)
+        FAIL("hello arity");
+    if (!get_str(&a->ptr[2], h->role, sizeof(h->role) - 1))
+        FAIL("role");
+    if (!get_str(&a->ptr[3], h->node, WIRE_NODE_MAX))
+        FAIL("node");
+    const msgpack_object *f = &a->ptr[4];
+    if (f->type != MSGPACK_OBJECT_ARRAY)
+        FAIL("features");
+    h->n_features = 0;
+    for (uint32_t i = 0; i < f->via.array.size && h->n_features < WIRE_FEATURES_MAX; i++)
+        if (get_str(&f->via.array.ptr[i], h->features[h->n_features], 31))
+            h->n_features++;
+    return FC_OK;
+}
+
+static enum fc_err decode_meta(const msgpack_object *o, struct wire_frame *f, const char **why)
+{
+    f->has_meta = false;
+    f->title[0] = f->url[0] = '\0';
+    if (o->type == MSGPACK_OBJECT_NIL)
+        return FC_OK;
+    if (o->type != MSGPACK_OBJECT_MAP || o->via.map.size > 8)
+        FAIL("meta");
+    f->has_meta = true;
+    for (uint32_t i = 0; i < o->via.map.size; i++) {
+        const msgpack_object_kv *kv = &o->via.map.ptr[i];
+        if (kv->key.type != MSGPACK_OBJECT_STR)
+            FAIL("meta key");
+        const char *k = kv->key.via.str.ptr;
+        uint32_t kn = kv->key.via.str.size;
+        char *dst = NULL;
+        if (kn == 5 && memcmp(k, "title", 5) == 0)
+            dst = f->title;
+        else if (kn == 3 && memcmp(k, "url", 3) == 0)
+            dst = f->url;
+        if (dst && !get_str(&kv->val, dst, WIRE_META_MAX))
+            FAIL("meta value");
+    }
+    return FC_OK;
+}
+
+static enum fc_err check_payload(const struct wire_frame *f, const char **why)
+{
+    struct frame_info info;
+    if (frame_header_parse(f->codec, f->payload, f->payload_len, &info) != FC_OK)
+        FAIL("payload header");
+    if (info.len != f->payload_len)
+        FAIL("payload length");
+    if (info.sample_rate != f->sample_rate || info.channels != f->channels ||
+        info.samples != f->samples)
+        FAIL("payload header disagrees with fields");
+    return FC_OK;
+}
+
+static enum fc_err decode_frame(const msgpack_object_array *a, struct wire_frame *f,
+                                const char **why)
+{
+    uint64_t v;
+    const msgpack_object *p = a->ptr;
+    if (a->size < 16)
+        FAIL("frame arity");
+    if (!get_name(&p[2], f->mount, WIRE_MOUNT_MAX))
+        FAIL("mount");
+    if (!get_name(&p[3], f->encoder, WIRE_ENCODER_MAX))
+        FAIL("encoder");
+    if (!get_uint(&p[4], 255, &v))
+        FAIL("priority");
+    f->priority = (uint32_t)v;
+    if (!get_uint(&p[5], UINT64_MAX, &f->session))
+        FAIL("session");
+    if (!get_uint(&p[6], UINT64_MAX - 1, &f->seq))
+        FAIL("seq");
+    if (!get_uint(&p[7], UINT64_MAX, &f->pts_us))
+        FAIL("pts");
+    if (!get_uint(&p[8], 2, &v) || v == 0)
+        FAIL("codec");
+    f->codec = (enum fc_codec)v;
+    if (!get_uint(&p[9], 96000, &v) || v < 8000)
+        FAIL("sample_rate");
+    f->sample_rate = (uint32_t)v;
+    if (!get_uint(&p[10], 8, &v) || v == 0)
+        FAIL("channels");
+    f->channels = (uint8_t)v;
+    if (!get_uint(&p[11], 4096, &v) || v == 0)
+        FAIL("samples");
+    f->samples = (uint16_t)v;
+    if (p[12].type != MSGPACK_OBJECT_BIN || p[12].via.bin.size != 4)
+        FAIL("level");
+    memcpy(f->level, p[12].via.bin.ptr, 4);
+    if (p[13].type != MSGPACK_OBJECT_BIN || p[13].via.bin.size == 0 ||
+        p[13].via.bin.size > WIRE_MAX_PAYLOAD)
+        FAIL("payload");
+    f->payload = (const uint8_t *)p[13].via.bin.ptr;
+    f->payload_len = p[13].via.bin.size;
+    enum fc_err err = decode_meta(&p[14], f, why);
+    if (err != FC_OK)
+        return err;
+    return check_payload(f, why);
+}
+
+static enum fc_err decode_resume(const msgpack_object *o, struct wire_resume *r, const char **why)
+{
+    if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size != 4)
+        FAIL("resume entry");
+    const msgpack_object *p = o->via.array.ptr;
+    if (!get_name(&p[0], r->mount, WIRE_MOUNT_MAX) ||
+        !get_name(&p[1], r->encoder, WIRE_ENCODER_MAX) ||
+        !get_uint(&p[2], UINT64_MAX, &r->session) || !get_uint(&p[3], UINT64_MAX, &r->next_seq))
+        FAIL("resume entry");
+    return FC_OK;
+}
+
+static enum fc_err decode_subscribe(const msgpack_object_array *a, struct wire_subscribe *s,
+                                    const char **why)
+{
+    if (a->size < 4)
+        FAIL("subscribe arity");
+    const msgpack_object *m = &a->ptr[2], *r = &a->ptr[3];
+    if (m->type != MSGPACK_OBJECT_ARRAY || m->via.array.size > WIRE_SUB_MOUNTS_MAX)
+        FAIL("mounts");
+    if (r->type != MSGPACK_OBJECT_ARRAY || r->via.array.size > WIRE_SUB_RESUME_MAX)
+        FAIL("resume");
+    s->n_mounts = m->via.array.size;
+    for (uint32_t i = 0; i < s->n_mounts; i++)
+        if (!get_name(&m->via.array.ptr[i], s->mounts[i], WIRE_MOUNT_MAX))
+            FAIL("mounts");
+    s->n_resume = r->via.array.size;
+    for (uint32_t i = 0; i < s->n_resume; i++) {
+        enum fc_err err = decode_resume(&r->via.array.ptr[i], &s->resume[i], why);
+        if (err != FC_OK)
+            return err;
+    }
+    return FC_OK;
+}
+
+static enum fc_err decode_heartbeat(const msgpack_object_array *a, struct wire_heartbeat *h,
+                                    const char **why)
+{
+    if (a->size < 3 || !get_uint(&a->ptr[2], UINT64_MAX, &h->now_us))
+        FAIL("heartbeat now");
+    if (a->size > 3 && a->ptr[3].type != MSGPACK_OBJECT_MAP && a->ptr[3].type != MSGPACK_OBJECT_NIL)
+        FAIL("heartbeat stats");
+    return FC_OK;
+}
+
+static enum fc_err decode_body(const msgpack_object *root, struct wire_msg *out, const char **why)
+{
+    uint64_t version, type;
+    if (root->type != MSGPACK_OBJECT_ARRAY || root->via.array.size < 2)
+        FAIL("not an array");
+    const msgpack_object_array *a = &root->via.array;
+    if (!get_uint(&a->ptr[0], UINT64_MAX, &version) || version != WIRE_VERSION)
+        FAIL("version");
+    if (!get_uint(&a->ptr[1], WIRE_HEARTBEAT, &type))
+        FAIL("type");
+    out->type = (enum wire_type)type;
+    switch (out->type) {
+    case WIRE_HELLO:
+        return decode_hello(a, &out->u.hello, why);
+    case WIRE_FRAME:
+        return decode_frame(a, &out->u.frame, why);
+    case WIRE_SUBSCRIBE:
+        return decode_subscribe(a, &out->u.subscribe, why);
+    case WIRE_HEARTBEAT:
+        return decode_heartbeat(a, &out->u.heartbeat, why);
+    }
+    FAIL("type");
+}
+
+enum fc_err wire_decode(struct wire_decoder *d, const struct mac_key *key, const uint8_t *msg,
+                        size_t len, struct wire_msg *out, const char **why)
+{
+    const char *dummy;
+    if (!why)
+        why = &dummy;
+    *why = "";
+    if (len > WIRE_MAX_MSG) {
+        *why = "message too long";
+        return FC_LIMIT;
+    }
+    if (len <= MAC_TAG_BYTES)
+        FAIL("message too short");
+    enum fc_err err = mac_verify(key, msg, len);
+    if (err != FC_OK) {
+        *why = "bad tag";
+        return err;
+    }
+    msgpack_object root;
+    size_t off = 0;
+    msgpack_zone_clear(&d->zone);
+    msgpack_unpack_return rc =
+        msgpack_unpack((const char *)msg, len - MAC_TAG_BYTES, &off, &d->zone, &root);
+    if (rc != MSGPACK_UNPACK_SUCCESS)
+        FAIL(rc == MSGPACK_UNPACK_NOMEM_ERROR ? "out of memory" : "msgpack syntax");
+    return decode_body(&root, out, why);
+}
+
+/* ---- TCP length-prefix framing ---- */
+
+void wire_reader_reset(struct wire_reader *r)
+{
+    r->start = r->end = 0;
+}
+
+uint8_t *wire_reader_space(struct wire_reader *r, size_t *space)
+{
+    if (r->start > 0) {
+        memmove(r->buf, r->buf + r->start, r->end - r->start);
+        r->end -= r->start;
+        r->start = 0;
+    }
+    *space = sizeof(r->buf) - r->end;
+    return r->buf + r->end;
+}
+
+void wire_reader_commit(struct wire_reader *r, size_t n)
+{
+    r->end += n;
+}
+
+enum fc_err wire_reader_next(struct wire_reader *r, const uint8_t **msg, size_t *len)
+{
+    size_t avail = r->end - r->start;
+    if (avail < WIRE_LEN_BYTES)
+        return FC_AGAIN;
+    const uint8_t *p = r->buf + r->start;
+    uint32_t n = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+    if (n <= MAC_TAG_BYTES || n > WIRE_MAX_MSG)
+        return FC_PROTO;
+    if (avail < WIRE_LEN_BYTES + (size_t)n)
+        return FC_AGAIN;
+    *msg = p + WIRE_LEN_BYTES;
+    *len = n;
+    r->start += WIRE_LEN_BYTES + n;
+    return FC_OK;
+}
