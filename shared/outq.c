@@ -102,3 +102,13 @@ enum fc_err outq_flush(struct outq *q, int fd)
     }
     return FC_OK;
 }
+
+bool outq_shift(struct outq *q)
+{
+    if (q->head == q->tail || q->head_off != 0)
+        return false;
+    struct msgref *m = q->ring[q->head++ & q->mask];
+    q->bytes -= m->len;
+    msgref_put(m);
+    return true;
+}

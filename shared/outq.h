@@ -9,6 +9,7 @@
 #ifndef FC_OUTQ_H
 #define FC_OUTQ_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include "fc.h"
 
@@ -65,5 +66,9 @@ static inline uint32_t outq_count(const struct outq *q)
  * (errno set; EPIPE/ECONNRESET mean the peer went away).
  */
 enum fc_err outq_flush(struct outq *q, int fd);
+
+/* Drop the oldest queued message if none of it has been written yet (a live source prefers
+ * fresh frames to stale ones). Returns true if one was dropped. */
+bool outq_shift(struct outq *q);
 
 #endif

@@ -86,11 +86,13 @@ fc_kill9() {
 fc_print_logs() {
   local f
   [ -n "$FC_TMP" ] && [ -d "$FC_TMP" ] || return 0
-  while IFS= read -r f; do
-    [ -s "$f" ] || continue
+  # Globs, not `< <(find ...)`: bash 5.2 can abort an EXIT trap on a process substitution
+  # ("wait_for: No record of process"), which would skip the rest of the cleanup.
+  for f in "$FC_TMP"/*.log "$FC_TMP"/*/*.log "$FC_TMP"/*/*/*.log; do
+    [ -f "$f" ] && [ -s "$f" ] || continue
     printf -- '----- %s (last %s lines) -----\n' "${f#"$FC_TMP"/}" "$FC_LOG_TAIL"
     tail -n "$FC_LOG_TAIL" "$f"
-  done < <(find "$FC_TMP" -name '*.log' -type f | sort)
+  done
   printf -- '----- end of logs (%s) -----\n' "$FC_TMP"
 }
 
@@ -116,10 +118,19 @@ fc_cleanup() {
 
 # Cleanup runs with errexit off: a failing wait/kill there must not abort it (under set -e a trap
 # handler inherits errexit, and one failing command would end the script with processes left over).
-fc__on_exit() { local rc=$?; set +e; trap - EXIT; fc_cleanup "$rc"; exit "$rc"; }
+# Both handlers first check they run in the main shell: a child forked by fc_start still has these
+# traps until it execs, and a SIGTERM landing in that window must end the child, not run the
+# cleanup (which would delete the temp dir under the test's feet).
+fc__on_exit() {
+  local rc=$?
+  if [ "$BASHPID" != "$FC_MAIN_PID" ]; then exec 2>/dev/null; exit "$rc"; fi
+  set +e; trap - EXIT; fc_cleanup "$rc"; exit "$rc"
+}
 fc__on_signal() {
   local sig=$1 rc=130
   [ "$sig" = TERM ] && rc=143
+  # (in such a child bash also complains "wait_for: No record of process": hence 2>/dev/null)
+  if [ "$BASHPID" != "$FC_MAIN_PID" ]; then trap - EXIT; exec 2>/dev/null; exit "$rc"; fi
   set +e
   trap - INT TERM
   fc_log "caught SIG$sig, cleaning up"
@@ -129,6 +140,7 @@ fc__on_signal() {
 # fc_init: make the per-test temp dir and install the traps. Idempotent.
 fc_init() {
   [ -n "$FC_TMP" ] && return 0
+  FC_MAIN_PID=$BASHPID
   FC_TMP="$(mktemp -d "${TMPDIR:-/tmp}/fc-$FC_NAME.XXXXXX")"
   # icecast2 runs as an unprivileged user and must traverse into its own subdirectory.
   chmod 711 "$FC_TMP"
@@ -143,7 +155,8 @@ fc_start() {
   local name=$1; shift
   local log="$FC_TMP/$name.log"
   printf '=== %s start: %s\n' "$(date +%T.%N | cut -c1-12)" "$*" >>"$log"
-  "$@" </dev/null >>"$log" 2>&1 &
+  # The child ignores SIGINT (as async commands do): on Ctrl-C only our trap stops it, by PID, in order.
+  ( trap - EXIT TERM; trap "" INT; exec "$@" ) </dev/null >>"$log" 2>&1 &
   FC_LAST_PID=$!
   fc_track "$FC_LAST_PID" "$name"
 }
@@ -217,6 +230,27 @@ fc__http_ok() { local c; c=$(http_code "$1"); [ "${c:0:1}" = 2 ]; }
 # wait_http URL TIMEOUT_S: poll until URL answers 2xx; return 1 on timeout.
 wait_http() {
   wait_until "${2:-10}" fc__http_ok "$1"
+}
+
+# port_listening PORT: true when something listens on 127.0.0.1:PORT (TCP).
+port_listening() {
+  ss -Hltn "( sport = :$1 )" 2>/dev/null | grep -q .
+}
+
+# wait_exit PID TIMEOUT_S: wait for a tracked child to exit by itself and put its exit status in
+# FC_WAIT_RC (call it directly, not in $(...): a subshell cannot reap the parent's children).
+# Returns 1 (and leaves it running) on timeout.
+FC_WAIT_RC=""
+wait_exit() {
+  local pid=$1 deadline=$(( $(now_ms) + $2 * 1000 ))
+  FC_WAIT_RC=""
+  while fc_alive "$pid"; do
+    [ "$(now_ms)" -ge "$deadline" ] && return 1
+    sleep 0.05
+  done
+  FC_WAIT_RC=0
+  { wait "$pid"; } 2>/dev/null || FC_WAIT_RC=$?
+  return 0
 }
 
 # fc_ice_owner: print "user:group" icecast2 should drop to when started as root.
@@ -338,13 +372,15 @@ ice_set_title() {
     "http://127.0.0.1:$1/admin/metadata"
 }
 
-# record URL FILE [SECONDS]: capture URL to FILE with curl in the background (unbuffered, so a
-# SIGTERM loses nothing already received); stops by itself after SECONDS if given. Tracked; PID in
+# record URL FILE [SECONDS [HEADERS_FILE]]: capture URL to FILE with curl in the background
+# (unbuffered, so a SIGTERM loses nothing already received); stops by itself after SECONDS if
+# given (curl then exits 28); response headers go to HEADERS_FILE if given. Tracked; PID in
 # FC_LAST_PID; curl's log is <basename FILE>.curl.log.
 record() {
-  local url=$1 file=$2 secs=${3:-}
+  local url=$1 file=$2 secs=${3:-} hdrs=${4:-}
   local args=(-s -S -N --fail -o "$file")
   [ -n "$secs" ] && args+=(--max-time "$secs")
+  [ -n "$hdrs" ] && args+=(-D "$hdrs")
   fc_start "$(basename "$file").curl" curl "${args[@]}" "$url"
 }
 

@@ -1,0 +1,180 @@
+/* main.c - framecast-shim: flags and config, then the event loop. */
+#include <getopt.h>
+#include <signal.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "cli.h"
+#include "shim.h"
+
+static const char *const prog = "framecast-shim";
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: %s --mount NAME --encoder NAME (--pull URL | --file PATH) --to URL... --key FILE\n"
+            "  --mount NAME      mount name, [A-Za-z0-9._-], at most 64 bytes\n"
+            "  --encoder NAME    this encoder's name (several encoders may feed one mount)\n"
+            "  --priority N      0 = primary, 1 = first backup, ... (default 0)\n"
+            "  --pull URL        republish an Icecast/Shoutcast mount (http:// or https://)\n"
+            "  --file PATH       play an MP3 or ADTS file in real time, looped\n"
+            "  --codec C         mp3, aac or auto (default: from Content-Type or file name)\n"
+            "  --to URL          tcp://HOST:PORT, udp://HOST:PORT, udp://GROUP:PORT (repeatable)\n"
+            "  --key FILE        mesh key, 64 hex characters\n"
+            "  --node NAME       name in HELLO and logs (default: hostname)\n"
+            "  --log-json        JSON log lines\n"
+            "  --config FILE     JSON object of the same options\n",
+            prog);
+}
+
+static void set_name(char *dst, size_t max, const char *flag, const char *v)
+{
+    if (!wire_valid_name(v, strlen(v), max))
+        cli_fail(prog, flag, "\"%s\": 1..%zu characters of A-Z a-z 0-9 . _ -", v, max);
+    memcpy(dst, v, strlen(v) + 1);
+}
+
+static void parse_args(struct shim *s, int argc, char **argv)
+{
+    enum { O_MOUNT = 1, O_ENCODER, O_PRIO, O_PULL, O_FILE, O_CODEC, O_TO, O_KEY, O_NODE, O_JSON };
+    static const struct option opts[] = {
+        {"mount", required_argument, 0, O_MOUNT}, {"encoder", required_argument, 0, O_ENCODER},
+        {"priority", required_argument, 0, O_PRIO}, {"pull", required_argument, 0, O_PULL},
+        {"file", required_argument, 0, O_FILE},   {"codec", required_argument, 0, O_CODEC},
+        {"to", required_argument, 0, O_TO},       {"key", required_argument, 0, O_KEY},
+        {"node", required_argument, 0, O_NODE},   {"log-json", no_argument, 0, O_JSON},
+        {"help", no_argument, 0, 'h'},            {0, 0, 0, 0}};
+    const char *key_path = NULL;
+    int c;
+    gethostname(s->opt.node, sizeof(s->opt.node) - 1);
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case O_MOUNT:
+            set_name(s->opt.mount, WIRE_MOUNT_MAX, "--mount", optarg);
+            break;
+        case O_ENCODER:
+            set_name(s->opt.encoder, WIRE_ENCODER_MAX, "--encoder", optarg);
+            break;
+        case O_PRIO:
+            s->opt.priority = (uint32_t)cli_double(prog, "--priority", optarg, 0, 255);
+            break;
+        case O_PULL:
+            if (strncmp(optarg, "http://", 7) != 0 && strncmp(optarg, "https://", 8) != 0)
+                cli_fail(prog, "--pull", "\"%s\": expected an http:// or https:// URL", optarg);
+            s->opt.pull_url = optarg;
+            break;
+        case O_FILE:
+            s->opt.file = optarg;
+            break;
+        case O_CODEC:
+            if (strcmp(optarg, "mp3") == 0)
+                s->opt.codec = FC_CODEC_MP3;
+            else if (strcmp(optarg, "aac") == 0 || strcmp(optarg, "adts") == 0)
+                s->opt.codec = FC_CODEC_ADTS;
+            else if (strcmp(optarg, "auto") == 0)
+                s->opt.codec = FC_CODEC_NONE;
+            else
+                cli_fail(prog, "--codec", "\"%s\": expected mp3, aac or auto", optarg);
+            break;
+        case O_TO: {
+            if (s->n_targets >= SHIM_MAX_TARGETS)
+                cli_fail(prog, "--to", "at most %d targets", SHIM_MAX_TARGETS);
+            enum fc_err err = net_addr_parse(optarg, &s->targets[s->n_targets].addr);
+            if (err != FC_OK)
+                cli_fail(prog, "--to", "\"%s\": %s", optarg,
+                         err == FC_PROTO ? "expected tcp://HOST:PORT or udp://HOST:PORT"
+                                         : "address does not resolve");
+            s->n_targets++;
+            break;
+        }
+        case O_KEY:
+            key_path = optarg;
+            break;
+        case O_NODE:
+            snprintf(s->opt.node, sizeof(s->opt.node), "%s", optarg);
+            break;
+        case O_JSON:
+            s->opt.log_json = true;
+            break;
+        case 'h':
+            usage(stdout);
+            exit(0);
+        default:
+            cli_fail(prog, argv[optind - 1], "unknown option or missing value (see --help)");
+        }
+    }
+    if (optind < argc)
+        cli_fail(prog, argv[optind], "unexpected argument");
+    if (!s->opt.mount[0])
+        cli_fail(prog, "--mount", "required");
+    if (!s->opt.encoder[0])
+        cli_fail(prog, "--encoder", "required");
+    if (!s->opt.pull_url == !s->opt.file)
+        cli_fail(prog, "--pull", "give exactly one input: --pull URL or --file PATH");
+    if (s->n_targets == 0)
+        cli_fail(prog, "--to", "give at least one target");
+    if (!key_path)
+        cli_fail(prog, "--key", "required");
+    cli_key(prog, key_path, &s->key);
+}
+
+static void on_signal(EV_P_ ev_signal *w, int revents)
+{
+    ev_break(EV_A_ EVBREAK_ALL);
+}
+
+static void on_stats(EV_P_ ev_timer *w, int revents)
+{
+    struct shim *s = container_of(w, struct shim, stats);
+    log_info(&s->log, "stats mount=%s frames=%llu skipped_overlap=%llu reanchors=%llu",
+             s->opt.mount, (unsigned long long)s->frames_sent,
+             (unsigned long long)s->frames_skipped, (unsigned long long)s->stamp.reanchors);
+    for (int i = 0; i < s->n_targets; i++)
+        log_info(&s->log, "stats target=%s sent=%llu dropped=%llu", s->targets[i].addr.text,
+                 (unsigned long long)s->targets[i].sent,
+                 (unsigned long long)s->targets[i].dropped);
+}
+
+int main(int argc, char **argv)
+{
+    static struct shim shim;
+    static struct framer framer;
+    struct shim *s = &shim;
+    int rc = 0;
+    signal(SIGPIPE, SIG_IGN);
+    if (mac_global_init() != FC_OK) {
+        fprintf(stderr, "%s: libsodium failed to initialise\n", prog);
+        return CLI_EXIT_RUNTIME;
+    }
+    cli_expand(prog, &argc, &argv);
+    parse_args(s, argc, argv);
+    log_init(&s->log, "shim", s->opt.log_json);
+    s->loop = ev_default_loop(0);
+    s->framer = &framer;
+    randombytes_buf(&s->session, sizeof(s->session));
+    ev_signal_init(&s->sigint, on_signal, SIGINT);
+    ev_signal_start(s->loop, &s->sigint);
+    ev_signal_init(&s->sigterm, on_signal, SIGTERM);
+    ev_signal_start(s->loop, &s->sigterm);
+    ev_timer_init(&s->stats, on_stats, 60, 60);
+    ev_timer_start(s->loop, &s->stats);
+    if (shim_targets_start(s) != FC_OK ||
+        (s->opt.pull_url ? shim_pull_start(s) : shim_file_start(s)) != FC_OK) {
+        rc = CLI_EXIT_RUNTIME;
+        goto out;
+    }
+    log_info(&s->log, "started mount=%s encoder=%s priority=%u session=%016llx targets=%d",
+             s->opt.mount, s->opt.encoder, s->opt.priority, (unsigned long long)s->session,
+             s->n_targets);
+    ev_run(s->loop, 0);
+    on_stats(s->loop, &s->stats, 0);
+out:
+    shim_pull_free(s);
+    shim_file_free(s);
+    shim_targets_free(s);
+    mac_key_wipe(&s->key);
+    return rc;
+}

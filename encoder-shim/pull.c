@@ -1,0 +1,243 @@
+/* pull.c - --pull URL: an Icecast/Shoutcast mount read with libcurl's multi-socket API on libev.
+ *
+ * Sends `Icy-MetaData: 1`; when the answer carries `icy-metaint`, ICY blocks are split off the
+ * audio (icy.h) and StreamTitle becomes frame meta. Any end of the transfer (HTTP error, upstream
+ * closed, stalled for SHIM_PULL_STALL_S) is logged and retried with backoff.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include "clock.h"
+#include "shim.h"
+
+struct sock_watch {
+    ev_io io;
+    struct shim *shim;
+    curl_socket_t fd;
+};
+
+static void pull_connect(struct shim *s);
+
+static void check_done(struct shim *s)
+{
+    CURLMsg *msg;
+    int left;
+    while ((msg = curl_multi_info_read(s->multi, &left))) {
+        if (msg->msg != CURLMSG_DONE)
+            continue;
+        long code = 0;
+        curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &code);
+        CURLcode rc = msg->data.result;
+        shim_flush_batch(s, clock_wall_us());
+        log_warn(&s->log, "upstream=%s ended: %s (HTTP %ld)", s->opt.pull_url,
+                 rc == CURLE_OK ? "server closed the stream" : curl_easy_strerror(rc), code);
+        curl_multi_remove_handle(s->multi, s->easy);
+        curl_easy_cleanup(s->easy);
+        s->easy = NULL;
+        double delay = backoff_next(&s->pull_bo);
+        log_info(&s->log, "upstream=%s reconnecting in %.1f s", s->opt.pull_url, delay);
+        ev_timer_set(&s->pull_retry, delay, 0);
+        ev_timer_start(s->loop, &s->pull_retry);
+    }
+}
+
+static void on_sock(EV_P_ ev_io *w, int revents)
+{
+    struct sock_watch *sw = container_of(w, struct sock_watch, io);
+    struct shim *s = sw->shim;
+    int running, action = (revents & EV_READ ? CURL_CSELECT_IN : 0) |
+                          (revents & EV_WRITE ? CURL_CSELECT_OUT : 0);
+    curl_multi_socket_action(s->multi, sw->fd, action, &running);
+    check_done(s);
+}
+
+static void on_curl_timer(EV_P_ ev_timer *w, int revents)
+{
+    struct shim *s = container_of(w, struct shim, curl_timer);
+    int running;
+    curl_multi_socket_action(s->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    check_done(s);
+}
+
+static int sock_cb(CURL *e, curl_socket_t fd, int what, void *userp, void *socketp)
+{
+    struct shim *s = userp;
+    struct sock_watch *sw = socketp;
+    if (what == CURL_POLL_REMOVE) {
+        if (sw) {
+            ev_io_stop(s->loop, &sw->io);
+            free(sw);
+            curl_multi_assign(s->multi, fd, NULL);
+        }
+        return 0;
+    }
+    if (!sw) {
+        sw = calloc(1, sizeof(*sw));
+        if (!sw)
+            return -1;
+        sw->shim = s;
+        sw->fd = fd;
+        ev_init(&sw->io, on_sock);
+        curl_multi_assign(s->multi, fd, sw);
+    }
+    int events = (what & CURL_POLL_IN ? EV_READ : 0) | (what & CURL_POLL_OUT ? EV_WRITE : 0);
+    ev_io_stop(s->loop, &sw->io); /* libev: stop before changing */
+    ev_io_set(&sw->io, fd, events);
+    ev_io_start(s->loop, &sw->io);
+    return 0;
+}
+
+static int timer_cb(CURLM *m, long timeout_ms, void *userp)
+{
+    struct shim *s = userp;
+    ev_timer_stop(s->loop, &s->curl_timer);
+    if (timeout_ms >= 0) {
+        ev_timer_set(&s->curl_timer, timeout_ms / 1000.0, 0);
+        ev_timer_start(s->loop, &s->curl_timer);
+    }
+    return 0;
+}
+
+static void on_icy_audio(void *ctx, const uint8_t *data, size_t len)
+{
+    shim_audio_in(ctx, data, len);
+}
+
+static void on_icy_meta(void *ctx, const char *title, const char *url)
+{
+    shim_set_meta(ctx, title, url);
+}
+
+static enum fc_codec codec_from_type(const char *type)
+{
+    if (strncasecmp(type, "audio/aac", 9) == 0 || strncasecmp(type, "audio/aacp", 10) == 0 ||
+        strncasecmp(type, "audio/x-aac", 11) == 0)
+        return FC_CODEC_ADTS;
+    return FC_CODEC_MP3;
+}
+
+/* First body bytes: the headers are complete, so pick the codec and set up the ICY demux. */
+static void start_body(struct shim *s)
+{
+    enum fc_codec codec = s->opt.codec != FC_CODEC_NONE ? s->opt.codec
+                                                        : codec_from_type(s->content_type);
+    s->got_body = true;
+    backoff_reset(&s->pull_bo);
+    icy_demux_init(&s->icy, s->metaint);
+    shim_input_reset(s, codec, true);
+    log_info(&s->log, "upstream=%s connected content_type=%s codec=%s icy_metaint=%u",
+             s->opt.pull_url, s->content_type[0] ? s->content_type : "?",
+             codec == FC_CODEC_ADTS ? "adts" : "mp3", s->metaint);
+}
+
+static size_t write_cb(char *data, size_t size, size_t n, void *userp)
+{
+    struct shim *s = userp;
+    if (!s->got_body)
+        start_body(s);
+    icy_demux_feed(&s->icy, (const uint8_t *)data, size * n, on_icy_audio, on_icy_meta, s);
+    shim_flush_batch(s, clock_wall_us());
+    return size * n;
+}
+
+static void header_value(const char *line, size_t len, char *out, size_t max)
+{
+    const char *colon = memchr(line, ':', len);
+    size_t i = 0;
+    if (!colon)
+        return;
+    const char *p = colon + 1, *end = line + len;
+    while (p < end && (*p == ' ' || *p == '\t'))
+        p++;
+    while (end > p && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' '))
+        end--;
+    for (; p < end && i + 1 < max; p++)
+        out[i++] = *p;
+    out[i] = '\0';
+}
+
+static size_t header_cb(char *line, size_t size, size_t n, void *userp)
+{
+    struct shim *s = userp;
+    size_t len = size * n;
+    char value[64] = "";
+    if (len > 13 && strncasecmp(line, "content-type:", 13) == 0) {
+        header_value(line, len, s->content_type, sizeof(s->content_type));
+    } else if (len > 12 && strncasecmp(line, "icy-metaint:", 12) == 0) {
+        header_value(line, len, value, sizeof(value));
+        long v = strtol(value, NULL, 10);
+        s->metaint = v > 0 && v <= ICY_METAINT_MAX ? (uint32_t)v : 0;
+    }
+    return len;
+}
+
+static void pull_connect(struct shim *s)
+{
+    s->easy = curl_easy_init();
+    if (!s->easy) {
+        ev_timer_set(&s->pull_retry, backoff_next(&s->pull_bo), 0);
+        ev_timer_start(s->loop, &s->pull_retry);
+        return;
+    }
+    s->got_body = false;
+    s->metaint = 0;
+    s->content_type[0] = '\0';
+    s->connects++;
+    curl_easy_setopt(s->easy, CURLOPT_URL, s->opt.pull_url);
+    curl_easy_setopt(s->easy, CURLOPT_HTTPHEADER, s->pull_headers);
+    curl_easy_setopt(s->easy, CURLOPT_USERAGENT, "framecast-shim/1");
+    curl_easy_setopt(s->easy, CURLOPT_WRITEFUNCTION, write_cb);
+    curl_easy_setopt(s->easy, CURLOPT_WRITEDATA, s);
+    curl_easy_setopt(s->easy, CURLOPT_HEADERFUNCTION, header_cb);
+    curl_easy_setopt(s->easy, CURLOPT_HEADERDATA, s);
+    curl_easy_setopt(s->easy, CURLOPT_FAILONERROR, 1L);
+    curl_easy_setopt(s->easy, CURLOPT_FOLLOWLOCATION, 1L);
+    curl_easy_setopt(s->easy, CURLOPT_MAXREDIRS, 5L);
+    curl_easy_setopt(s->easy, CURLOPT_CONNECTTIMEOUT, 5L);
+    curl_easy_setopt(s->easy, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    curl_easy_setopt(s->easy, CURLOPT_LOW_SPEED_TIME, (long)SHIM_PULL_STALL_S);
+    curl_easy_setopt(s->easy, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(s->easy, CURLOPT_TCP_NODELAY, 1L);
+    curl_easy_setopt(s->easy, CURLOPT_HTTP09_ALLOWED, 1L); /* "ICY 200 OK" servers */
+    curl_multi_add_handle(s->multi, s->easy);
+}
+
+static void on_pull_retry(EV_P_ ev_timer *w, int revents)
+{
+    pull_connect(container_of(w, struct shim, pull_retry));
+}
+
+enum fc_err shim_pull_start(struct shim *s)
+{
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+        return FC_IO;
+    s->multi = curl_multi_init();
+    s->pull_headers = curl_slist_append(NULL, "Icy-MetaData: 1");
+    if (!s->multi || !s->pull_headers)
+        return FC_NOMEM;
+    curl_multi_setopt(s->multi, CURLMOPT_SOCKETFUNCTION, sock_cb);
+    curl_multi_setopt(s->multi, CURLMOPT_SOCKETDATA, s);
+    curl_multi_setopt(s->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
+    curl_multi_setopt(s->multi, CURLMOPT_TIMERDATA, s);
+    ev_init(&s->curl_timer, on_curl_timer);
+    ev_init(&s->pull_retry, on_pull_retry);
+    backoff_reset(&s->pull_bo);
+    pull_connect(s);
+    return FC_OK;
+}
+
+void shim_pull_free(struct shim *s)
+{
+    if (!s->multi)
+        return;
+    ev_timer_stop(s->loop, &s->curl_timer);
+    ev_timer_stop(s->loop, &s->pull_retry);
+    if (s->easy) {
+        curl_multi_remove_handle(s->multi, s->easy);
+        curl_easy_cleanup(s->easy);
+    }
+    curl_multi_cleanup(s->multi);
+    curl_slist_free_all(s->pull_headers);
+    curl_global_cleanup();
+    s->multi = NULL;
+}

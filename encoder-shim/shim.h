@@ -1,0 +1,164 @@
+/*
+ * shim.h - framecast-shim: take a station's audio, frame it, stamp it, MAC it, send every frame
+ * to every target (DESIGN.md §1, §2).
+ *
+ * Inputs: --pull URL (libcurl multi-socket API on libev, Icy-MetaData: 1, ICY blocks removed,
+ * StreamTitle carried as frame meta, reconnect with backoff), --file PATH (looped in real time).
+ * Each target has its own bounded queue and reconnect loop: a dead or slow relay never blocks the
+ * others.
+ */
+#ifndef FC_SHIM_H
+#define FC_SHIM_H
+
+#include <curl/curl.h>
+#include <ev.h>
+#include <stdbool.h>
+#include "backoff.h"
+#include "framer.h"
+#include "icy.h"
+#include "link.h"
+#include "log.h"
+#include "mac.h"
+#include "net.h"
+#include "wire.h"
+
+#define SHIM_MAX_TARGETS 16
+#define SHIM_TCP_QUEUE_MSGS 4096        /* frames queued per TCP target (~100 s of MP3) */
+#define SHIM_TCP_QUEUE_BYTES (4u << 20)
+#define SHIM_META_REPEAT_S 5.0          /* DESIGN.md §3: title repeated every 5 s */
+#define SHIM_REANCHOR_US 200000         /* DESIGN.md §2: re-anchor past 200 ms drift */
+#define SHIM_DRIFT_WINDOW_US 10000000   /* minimum lag is judged over this window */
+#define SHIM_HISTORY 4096               /* frame hashes kept to skip a reconnect's re-sent burst */
+#define SHIM_FILE_MAX (1u << 30)        /* --file is read into memory: at most 1 GiB */
+#define SHIM_PULL_STALL_S 10            /* no byte for this long: the upstream is stalled */
+
+/* PTS anchoring (stamp.c), DESIGN.md §2. */
+struct stamper {
+    bool anchored;           /* anchor_us is valid */
+    uint64_t anchor_us;      /* wall-clock µs of sample 0 */
+    uint64_t samples;        /* samples stamped since the anchor */
+    uint32_t sample_rate;    /* Hz of the samples counted */
+    int64_t window_min_lag;  /* smallest arrival lag seen in the current window, µs */
+    uint64_t window_start_us;/* arrival time the window opened */
+    uint64_t reanchors;      /* times the anchor moved forward */
+};
+
+/* Stamp a batch of frames that all arrived at `arrival_us`: computes the anchor from the batch's
+ * end, then writes each frame's PTS to pts_us[i]. `samples[i]`, `rates[i]` describe frame i.
+ * Returns true if the anchor was moved forward (drift > SHIM_REANCHOR_US) so the caller logs. */
+bool stamper_batch(struct stamper *st, uint64_t arrival_us, const uint16_t *samples,
+                   const uint32_t *rates, size_t n, uint64_t *pts_us);
+
+struct target {
+    struct net_addr addr;
+    struct link link;      /* TCP targets */
+    int udp_fd;            /* UDP / multicast targets, -1 otherwise */
+    uint64_t sent;         /* frames handed to the socket or queue */
+    uint64_t dropped;      /* frames dropped: queue full or send error */
+    struct shim *shim;
+};
+
+struct file_frame {
+    uint32_t off;             /* offset in file_data */
+    struct frame_info info;
+};
+
+struct shim_opts {
+    char mount[WIRE_MOUNT_MAX + 1];
+    char encoder[WIRE_ENCODER_MAX + 1];
+    uint32_t priority;
+    const char *pull_url;  /* --pull */
+    const char *file;      /* --file */
+    enum fc_codec codec;   /* --codec, FC_CODEC_NONE = detect */
+    char node[WIRE_NODE_MAX + 1];
+    bool log_json;
+};
+
+#define SHIM_BATCH_FRAMES 512
+
+struct shim {
+    struct ev_loop *loop;
+    struct log log;
+    struct mac_key key;
+    struct shim_opts opt;
+    struct target targets[SHIM_MAX_TARGETS];
+    int n_targets;
+
+    uint64_t session;      /* random per start */
+    uint64_t seq;          /* next seq */
+    struct stamper stamp;
+    struct framer *framer; /* owned */
+    enum fc_codec codec;   /* of the current input */
+    char title[WIRE_META_MAX + 1];
+    char url[WIRE_META_MAX + 1];
+    bool meta_dirty;       /* title changed: send with the next frame */
+    double meta_last_s;    /* ev_now when meta was last sent */
+
+    /* Frames of one input chunk, stamped together (stamp.c). */
+    uint8_t batch_buf[SHIM_BATCH_FRAMES * 1024];
+    size_t batch_used;
+    uint32_t batch_off[SHIM_BATCH_FRAMES];
+    uint32_t batch_len[SHIM_BATCH_FRAMES];
+    uint16_t batch_samples[SHIM_BATCH_FRAMES];
+    uint32_t batch_rate[SHIM_BATCH_FRAMES];
+    uint8_t batch_channels[SHIM_BATCH_FRAMES];
+    size_t n_batch;
+
+    /* Hashes of recent frames: after a reconnect the upstream's burst repeats audio we sent. */
+    uint64_t history[SHIM_HISTORY];
+    uint32_t history_pos;
+    bool resyncing;        /* skipping frames already sent since the reconnect */
+    uint32_t resync_seen;  /* frames examined while resyncing */
+
+    /* --pull */
+    CURLM *multi;
+    CURL *easy;
+    struct curl_slist *pull_headers; /* Icy-MetaData: 1 */
+    ev_timer curl_timer;   /* libcurl's timeout */
+    ev_timer pull_retry;   /* reconnect with backoff */
+    struct backoff pull_bo;
+    struct icy_demux icy;
+    char content_type[64];
+    uint32_t metaint;
+    bool got_body;
+    uint64_t connects;
+
+    /* --file */
+    uint8_t *file_data;       /* the whole file */
+    size_t file_len;
+    struct file_frame *file_frames; /* index of its frames, owned */
+    size_t file_n;
+    size_t file_next;         /* next frame to release */
+    uint64_t file_start_us;   /* wall clock at which file sample 0 plays */
+    uint64_t file_samples;    /* samples released so far */
+    ev_timer file_timer;
+
+    ev_timer stats;
+    ev_signal sigint, sigterm;
+    uint64_t frames_sent;
+    uint64_t frames_skipped;  /* re-sent burst frames skipped after reconnect */
+};
+
+/* publish.c */
+enum fc_err shim_targets_start(struct shim *s);
+void shim_targets_free(struct shim *s);
+/* Feed raw audio bytes (ICY blocks already removed) through the framer into the batch. */
+void shim_audio_in(struct shim *s, const uint8_t *data, size_t len);
+/* Append one whole frame to the batch (flushing first if it is full). */
+void shim_batch_add(struct shim *s, const uint8_t *frame, const struct frame_info *info);
+/* Stamp and send every frame in the batch as arriving at `arrival_us`. */
+void shim_flush_batch(struct shim *s, uint64_t arrival_us);
+/* New input connection: reset the framer for `codec`, start skipping re-sent frames. */
+void shim_input_reset(struct shim *s, enum fc_codec codec, bool resync);
+/* A new title from ICY metadata. */
+void shim_set_meta(struct shim *s, const char *title, const char *url);
+
+/* pull.c */
+enum fc_err shim_pull_start(struct shim *s);
+void shim_pull_free(struct shim *s);
+
+/* file_in.c */
+enum fc_err shim_file_start(struct shim *s);
+void shim_file_free(struct shim *s);
+
+#endif

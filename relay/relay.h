@@ -1,0 +1,151 @@
+/*
+ * relay.h - framecast-relay: verify, dedupe, keep a catch-up window, fan out (DESIGN.md §4).
+ *
+ * One event loop. Frames arrive on TCP links (shims pushing, --upstream relays) and UDP sockets
+ * (unicast or multicast). Each stream (mount, encoder, session) has a ring of RELAY_RING slots
+ * indexed by seq: same seq = duplicate, an older seq than the slot holds = stale. The ring also
+ * holds the last --catchup seconds of frames (as reference-counted wire messages, forwarded
+ * verbatim) for subscribers that resume.
+ */
+#ifndef FC_RELAY_H
+#define FC_RELAY_H
+
+#include <ev.h>
+#include <stdbool.h>
+#include "link.h"
+#include "log.h"
+#include "mac.h"
+#include "net.h"
+#include "wire.h"
+
+#define RELAY_RING 8192                 /* slots per stream (power of two): > 2 min of frames */
+#define RELAY_MAX_SESSIONS_PER_MOUNT 16 /* issue 3: a flood of sessions is dropped */
+#define RELAY_MAX_STREAMS 1024
+#define RELAY_MAX_LISTEN 16
+#define RELAY_MAX_UPSTREAMS 16
+#define RELAY_UDP_BATCH 32              /* datagrams per recvmmsg */
+#define RELAY_UDP_DGRAM_MAX 9216        /* bigger than any FRAME message we send */
+#define RELAY_UDP_RCVBUF (8 << 20)
+#define RELAY_SUB_MAX_MSGS 65536        /* send queue cap in messages per subscriber */
+#define RELAY_STATS_EVERY_S 60.0
+
+struct relay;
+
+struct rslot {
+    uint64_t seq;      /* seq held, valid when m != NULL */
+    struct msgref *m;  /* the message as received, length prefix included */
+    double rx;         /* ev_now when it arrived */
+};
+
+struct rstream {
+    char mount[WIRE_MOUNT_MAX + 1];
+    char encoder[WIRE_ENCODER_MAX + 1];
+    uint64_t session;
+    uint32_t priority;
+    uint64_t max_seq;    /* highest seq accepted */
+    double last_rx;      /* ev_now of the last accepted frame */
+    struct rslot *ring;  /* RELAY_RING slots, owned */
+    uint64_t frames;     /* accepted (first copies) */
+    uint64_t dups;       /* duplicates dropped */
+    uint64_t stale;      /* older than the ring window or the slot: dropped */
+    struct rstream *next;
+};
+
+/* A TCP peer: an accepted shim/edge/relay connection, or an --upstream relay we subscribe to. */
+struct rpeer {
+    struct link link;      /* owned; link.owner = this */
+    struct relay *relay;   /* borrowed */
+    bool subscribed;       /* sent SUBSCRIBE: receives frames */
+    bool all_mounts;       /* subscribed to every mount */
+    uint32_t n_mounts;
+    char (*mounts)[WIRE_MOUNT_MAX + 1]; /* owned, n_mounts entries */
+    bool closing;          /* reap in the check watcher */
+    bool upstream;         /* outbound --upstream link (never reaped) */
+    uint64_t frames_in;    /* FRAME messages received from this peer */
+    uint64_t frames_out;   /* frames queued to this peer */
+    struct rpeer *next;
+};
+
+struct rlisten {
+    ev_io io;               /* accept (TCP) or recvmmsg (UDP) */
+    int fd;
+    struct net_addr addr;
+    bool serve;             /* a --serve socket (subscribers) rather than --ingest */
+    struct relay *relay;
+};
+
+struct relay_opts {
+    char node[WIRE_NODE_MAX + 1];
+    double catchup_s;          /* --catchup, seconds */
+    uint64_t max_backlog_bytes;/* --max-backlog */
+    double max_skew_s;         /* --max-skew: PTS replay guard */
+    bool log_json;
+};
+
+struct relay_counters {
+    uint64_t frames_in;     /* FRAME messages seen (all copies) */
+    uint64_t frames_fwd;    /* first copies accepted */
+    uint64_t dups;
+    uint64_t stale;
+    uint64_t bad_tags;      /* UDP; TCP ones are in each link */
+    uint64_t bad_msgs;
+    uint64_t skew_drops;
+    uint64_t session_drops; /* new sessions refused (flood) */
+    uint64_t backlog_kicks; /* subscribers disconnected for --max-backlog */
+};
+
+struct relay {
+    struct ev_loop *loop;
+    struct log log;
+    struct mac_key key;
+    struct relay_opts opt;
+    struct rlisten listen[RELAY_MAX_LISTEN];
+    int n_listen;
+    struct net_addr upstream_addr[RELAY_MAX_UPSTREAMS];
+    int n_upstream;
+    struct rpeer *peers;          /* all TCP peers */
+    struct rstream *streams;
+    uint32_t n_streams;
+    ev_check reap;                /* frees closing peers */
+    ev_timer tick;                /* every second: expire catch-up, drop idle streams */
+    ev_timer stats;               /* counters to the log every RELAY_STATS_EVERY_S */
+    ev_signal sigint, sigterm;
+    struct wire_decoder udp_dec;  /* for datagrams */
+    struct wire_msg *udp_msg;     /* scratch, owned */
+    uint8_t *udp_bufs;            /* RELAY_UDP_BATCH * RELAY_UDP_DGRAM_MAX, owned */
+    struct log_limit udp_ll;
+    struct relay_counters c;
+};
+
+/* Set up sockets and timers (after opts, listen[] and upstream_addr[] are filled). Exit-worthy
+ * failures are logged; returns FC_IO then. */
+enum fc_err relay_start(struct relay *r, struct ev_loop *loop);
+
+/* Stop everything and free (after ev_run returns). */
+void relay_free(struct relay *r);
+
+/* streams.c: accept one verified FRAME from `from` (NULL for UDP); `raw` is body + tag. */
+void relay_frame_in(struct relay *r, const struct wire_frame *f, const uint8_t *raw, size_t len,
+                    struct rpeer *from, const char *peer_name);
+
+/* streams.c: queue to `p` the catch-up frames its SUBSCRIBE asks for. */
+void relay_catchup(struct relay *r, struct rpeer *p, const struct wire_subscribe *s);
+
+/* streams.c: expire frames older than --catchup and streams idle for long. */
+void relay_expire(struct relay *r);
+
+/* streams.c: free all streams. */
+void relay_streams_free(struct relay *r);
+
+/* peers.c: true if peer `p` wants frames of `mount`. */
+bool rpeer_wants(const struct rpeer *p, const char *mount);
+
+/* peers.c: queue one frame to subscriber `p`; disconnects it past --max-backlog. */
+void rpeer_send_frame(struct rpeer *p, struct msgref *m);
+
+/* peers.c / ingest.c: socket set-up. */
+enum fc_err relay_peers_start(struct relay *r);
+enum fc_err relay_udp_start(struct relay *r, struct rlisten *l);
+void relay_peers_free(struct relay *r);
+
+#endif

@@ -1,0 +1,183 @@
+#!/usr/bin/env bash
+# End to end on real input (issue 2): icecast2 fed by ffmpeg in real time (an MP3 mount and an
+# ADTS mount) -> one shim per mount pulling it -> TCP to relay 1, UDP to relay 2 -> an edge with
+# both relays -> a curl listener per mount for 20 s, while
+#   t=5 s  relay 1 is killed (kill -9),  t=8 s  relay 1 restarts on the same ports,
+#   t=14 s relay 2 is killed (kill -9).
+# Passes only if, per mount, the listener's frames are byte-identical to a contiguous run of the
+# frames icecast2 served directly to a reference recorder (framecmp, no frame missing, at least
+# 90% of 20 s of audio), and ffmpeg decodes the listener's bytes without a single error.
+#
+# Env: FC_KEEP=1 keeps the temp dir (recordings, logs); FC_BUILD=dir picks the binaries.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+SHIM="$FC_BUILD/framecast-shim"
+RELAY="$FC_BUILD/framecast-relay"
+EDGE="$FC_BUILD/framecast-edge"
+FRAMECMP="$FC_BUILD/tools/framecmp"
+fc_need_bin "$SHIM" "$RELAY" "$EDGE" "$FRAMECMP"
+for t in icecast2 ffmpeg curl python3 ss; do
+  command -v "$t" >/dev/null || fc_fail "missing tool $t (scripts/install-deps.sh)"
+done
+
+LISTEN_S=20
+# 90% of 20 s of audio: MP3 44.1 kHz = 38.28 frames/s, AAC 48 kHz = 46.875 frames/s. The listener
+# also gets the 4 s burst, so a healthy run is well above these.
+MIN_MP3=650
+MIN_AAC=800
+
+ICE=$(free_port)
+R1_IN=$(free_port); R1_SRV=$(free_port)
+R2_IN=$(free_port); R2_SRV=$(free_port)
+EDGE_PORT=$(free_port)
+KEY="$FC_TMP/mesh.key"
+T=$FC_TMP
+
+fc_log "ports: icecast=$ICE relay1=in:$R1_IN serve:$R1_SRV relay2=in:$R2_IN serve:$R2_SRV edge=$EDGE_PORT tmp=$T"
+
+# --- upstream: icecast2 and two real-time ffmpeg sources --------------------------------------
+start_icecast "$ICE"
+start_source_mp3 "$ICE" live.mp3
+start_source_adts "$ICE" live.aac
+
+# Reference recorders first: everything the shims will see must also be in the reference.
+record "http://127.0.0.1:$ICE/live.mp3" "$T/ref.mp3"; REF_MP3=$FC_LAST_PID
+record "http://127.0.0.1:$ICE/live.aac" "$T/ref.aac"; REF_AAC=$FC_LAST_PID
+sleep 2
+for p in "$REF_MP3" "$REF_AAC"; do fc_alive "$p" || fc_fail "reference recorder died (see *.curl.log)"; done
+
+# --- framecast ---------------------------------------------------------------------------------
+bash "$FC_ROOT/scripts/keygen.sh" "$KEY" 2>/dev/null
+
+start_relay1() {
+  fc_start relay1 "$RELAY" --ingest "tcp://127.0.0.1:$R1_IN" --ingest "udp://127.0.0.1:$R1_IN" \
+    --serve "127.0.0.1:$R1_SRV" --key "$KEY" --catchup 30
+  R1=$FC_LAST_PID
+}
+start_relay2() {
+  fc_start relay2 "$RELAY" --ingest "tcp://127.0.0.1:$R2_IN" --ingest "udp://127.0.0.1:$R2_IN" \
+    --serve "127.0.0.1:$R2_SRV" --key "$KEY" --catchup 30
+  R2=$FC_LAST_PID
+}
+# wait_relay NAME PID INPORT SERVEPORT: bounded wait until the relay listens on both TCP ports.
+wait_relay() {
+  wait_until 5 port_listening "$3" && wait_until 5 port_listening "$4" && return 0
+  fc_alive "$2" || fc_fail "$1 exited at start (see $1.log)"
+  fc_fail "$1 not listening on 127.0.0.1:$3 and :$4 after 5 s"
+}
+
+start_relay1
+start_relay2
+wait_relay relay1 "$R1" "$R1_IN" "$R1_SRV"
+wait_relay relay2 "$R2" "$R2_IN" "$R2_SRV"
+
+fc_start edge "$EDGE" --listen "127.0.0.1:$EDGE_PORT" \
+  --relay "127.0.0.1:$R1_SRV" --relay "127.0.0.1:$R2_SRV" --key "$KEY" --burst 4
+EDGE_PID=$FC_LAST_PID
+wait_until 5 port_listening "$EDGE_PORT" || {
+  fc_alive "$EDGE_PID" || fc_fail "edge exited at start (see edge.log)"
+  fc_fail "edge not listening on 127.0.0.1:$EDGE_PORT after 5 s"
+}
+
+for m in live.mp3 live.aac; do
+  fc_start "shim-$m" "$SHIM" --mount "$m" --encoder a --pull "http://127.0.0.1:$ICE/$m" \
+    --to "tcp://127.0.0.1:$R1_IN" --to "udp://127.0.0.1:$R2_IN" --key "$KEY"
+done
+SHIM_MP3=${FC_PIDS[-2]}
+SHIM_AAC=${FC_PIDS[-1]}
+
+edge_lists_mounts() {
+  local body
+  body=$(curl -s --max-time 1 "http://127.0.0.1:$EDGE_PORT/") || return 1
+  [[ "$body" == *live.mp3* && "$body" == *live.aac* ]]
+}
+if ! wait_until 15 edge_lists_mounts; then
+  for p in "$EDGE_PID" "$R1" "$R2" "$SHIM_MP3" "$SHIM_AAC"; do
+    fc_alive "$p" || fc_fail "${FC_PID_NAME[$p]} died before the edge listed the mounts"
+  done
+  fc_fail "edge GET / did not list live.mp3 and live.aac within 15 s; got: $(curl -s --max-time 1 "http://127.0.0.1:$EDGE_PORT/" | head -c 300)"
+fi
+fc_log "edge lists both mounts: $(curl -s --max-time 1 "http://127.0.0.1:$EDGE_PORT/" | head -c 300)"
+
+# --- listeners and faults ----------------------------------------------------------------------
+T0=$(now_ms)
+record "http://127.0.0.1:$EDGE_PORT/live.mp3" "$T/got.mp3" "$LISTEN_S" "$T/got.mp3.headers"; L_MP3=$FC_LAST_PID
+record "http://127.0.0.1:$EDGE_PORT/live.aac" "$T/got.aac" "$LISTEN_S" "$T/got.aac.headers"; L_AAC=$FC_LAST_PID
+
+# alive_or_fail WHEN PID...: every named process must still be running.
+alive_or_fail() {
+  local when=$1 p; shift
+  for p in "$@"; do
+    fc_alive "$p" || fc_fail "${FC_PID_NAME[$p]} (pid $p) died $when (see ${FC_PID_NAME[$p]}.log)"
+  done
+}
+
+sleep_until "$T0" 5
+alive_or_fail "before relay 1 was killed" "$EDGE_PID" "$R1" "$R2" "$SHIM_MP3" "$SHIM_AAC"
+fc_log "t=5 s: kill -9 relay 1 (pid $R1)"
+fc_kill9 "$R1"
+KILLS=1
+
+sleep_until "$T0" 8
+fc_log "t=8 s: restart relay 1"
+start_relay1
+wait_until 3 port_listening "$R1_SRV" || {
+  fc_alive "$R1" || fc_fail "restarted relay 1 exited (see relay1.log; same ports right after kill -9: SO_REUSEADDR?)"
+  fc_fail "restarted relay 1 not listening on :$R1_SRV within 3 s"
+}
+
+sleep_until "$T0" 14
+alive_or_fail "before relay 2 was killed" "$EDGE_PID" "$R1" "$R2" "$SHIM_MP3" "$SHIM_AAC"
+fc_log "t=14 s: kill -9 relay 2 (pid $R2)"
+fc_kill9 "$R2"
+KILLS=2
+
+# Listeners stop by themselves at t=20 s (curl --max-time; exit 28 means "ran the full time").
+for p in "$L_MP3" "$L_AAC"; do
+  wait_exit "$p" $(( LISTEN_S + 5 )) || fc_fail "listener ${FC_PID_NAME[$p]} still running after $((LISTEN_S + 5)) s"
+  case "$FC_WAIT_RC" in
+    28) ;;
+    *) fc_log "listener ${FC_PID_NAME[$p]} ended early, curl exit $FC_WAIT_RC (see its log)" ;;
+  esac
+done
+alive_or_fail "during the test" "$EDGE_PID" "$R1" "$SHIM_MP3" "$SHIM_AAC"
+sleep 1
+fc_stop "$REF_MP3" "$REF_AAC"
+fc_log "listening done after $(( ($(now_ms) - T0) / 1000 )) s; checking"
+
+# --- verdict -----------------------------------------------------------------------------------
+failed=0
+declare -A NFRAMES=()
+check_mount() {   # check_mount EXT CODEC FFMPEG_FMT MIN_FRAMES EXPECT_CTYPE
+  local ext=$1 codec=$2 fmt=$3 min=$4 ctype=$5
+  local ref="$T/ref.$ext" got="$T/got.$ext" whole="$T/got.whole.$ext" out dec
+  if [ ! -s "$got" ]; then
+    echo "e2e_relay_kill: live.$ext: listener received nothing"; failed=1; return
+  fi
+  if ! grep -qi "^content-type: *$ctype" "$got.headers" 2>/dev/null; then
+    echo "e2e_relay_kill: WARN live.$ext: Content-Type is not $ctype: $(grep -i '^content-type' "$got.headers" | tr -d '\r')"
+  fi
+  # The listener hung up at an arbitrary byte; cut its incomplete last frame (nothing else).
+  python3 "$FC_LIB_DIR/frametrim.py" --codec "$codec" "$got" "$whole" | sed "s/^/live.$ext: /"
+  out=$("$FRAMECMP" --codec "$codec" --min-frames "$min" "$ref" "$whole" 2>&1) || {
+    echo "$out" | sed "s/^/live.$ext: /"
+    echo "e2e_relay_kill: live.$ext: framecmp failed: listener frames are not a contiguous run of icecast's (or fewer than $min)"
+    failed=1; return
+  }
+  echo "$out" | sed "s/^/live.$ext: /"
+  NFRAMES[$ext]=$(echo "$out" | sed -n 's/.*framecmp: frames=\([0-9]*\).*/\1/p' | tail -n1)
+  dec=$(ffmpeg -hide_banner -nostdin -v error -f "$fmt" -i "$whole" -f null - 2>&1 | head -n 20) || true
+  if [ -n "$dec" ]; then
+    echo "$dec" | sed "s/^/live.$ext: ffmpeg: /"
+    echo "e2e_relay_kill: live.$ext: ffmpeg reported decode errors"
+    failed=1
+  fi
+}
+check_mount mp3 mp3 mp3 "$MIN_MP3" audio/mpeg
+check_mount aac adts aac "$MIN_AAC" audio/aac
+
+if [ "$failed" -ne 0 ]; then
+  fc_fail "mp3_frames=${NFRAMES[mp3]:-?} aac_frames=${NFRAMES[aac]:-?} relay_kills=$KILLS"
+fi
+echo "e2e_relay_kill: PASS mp3_frames=${NFRAMES[mp3]} aac_frames=${NFRAMES[aac]} relay_kills=$KILLS"
