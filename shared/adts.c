@@ -4,11 +4,11 @@
  */
 #include "framer.h"
 
-#define ADTS_HEADER_BYTES 7     /* fixed + variable header without CRC */
-#define ADTS_CRC_BYTES 2        /* crc_check when protection_absent == 0 */
-#define ADTS_SAMPLES 1024       /* one raw_data_block is 1024 samples per channel (AAC-LC) */
-#define ADTS_RATE_INDEXES 13    /* sampling_frequency_index 13..15 are reserved/escape */
-#define ADTS_CHANNELS_8 7       /* channel_configuration 7 means 7.1, 8 channels (14496-3 1.6.3.4) */
+#define ADTS_HEADER_BYTES 7  /* fixed + variable header without CRC */
+#define ADTS_CRC_BYTES 2     /* crc_check when protection_absent == 0 */
+#define ADTS_SAMPLES 1024    /* one raw_data_block is 1024 samples per channel (AAC-LC) */
+#define ADTS_RATE_INDEXES 13 /* sampling_frequency_index 13..15 are reserved/escape */
+#define ADTS_CHANNELS_8 7    /* channel_configuration 7 is 7.1: 8 channels */
 
 /* 13818-7 Table 35 / 14496-3 Table 1.18. */
 static const uint32_t sample_rate_hz[ADTS_RATE_INDEXES] = {

@@ -13,8 +13,6 @@
 
 #include "framer.h"
 
-#define MP3_HEADER_MIN 4   /* bytes mp3_header_parse() needs */
-#define ADTS_HEADER_MIN 7  /* bytes adts_header_parse() needs */
 #define ID3V2_HEADER_BYTES 10 /* ID3v2.4 §3.1: "ID3", version (2), flags, size (4) */
 #define ID3V2_FOOTER_BYTES 10 /* ID3v2.4 §3.4, present when flag bit 4 is set */
 #define ID3V2_FLAG_FOOTER 0x10
@@ -71,8 +69,8 @@ static enum probe header_probe(enum fc_codec codec, const uint8_t *p, size_t ava
  */
 static bool consistent(const struct frame_info *a, const struct frame_info *b)
 {
-    return a->codec == b->codec && a->sample_rate == b->sample_rate &&
-           a->channels == b->channels && a->samples == b->samples;
+    return a->codec == b->codec && a->sample_rate == b->sample_rate && a->channels == b->channels &&
+           a->samples == b->samples;
 }
 
 /* First `n` bytes of `p` equal to the first `n` of `magic` (n <= strlen(magic)). */
@@ -242,9 +240,10 @@ enum fc_err framer_next(struct framer *f, const uint8_t **frame, struct frame_in
             r = successor_probe(f, &cand, p + cand.len, avail - cand.len);
             if (r == PROBE_MORE)
                 return FC_AGAIN;
-            /* At the end, trailing junk after a frame that continues the stream we were
-             * already following must not cost that last frame. */
-            if (r == PROBE_YES || (f->eof && f->have_last && consistent(&f->last, &cand))) {
+            /* Junk after a frame condemns it even at the end of input: by then the junk may
+             * already have been seen (and the frame skipped) before framer_finish(), and the
+             * outcome must not depend on where the chunks happened to end. */
+            if (r == PROBE_YES) {
                 f->pos += cand.len;
                 if (f->codec == FC_CODEC_MP3 && mp3_is_info_frame(p, cand.len)) {
                     f->info_frames_dropped++;

@@ -16,12 +16,12 @@
 #define MP3_VERSION_2 2        /* ISO/IEC 13818-3 (LSF) */
 #define MP3_VERSION_1 3        /* ISO/IEC 11172-3 */
 
-#define MP3_LAYER_III 1          /* layer field '01' is Layer III, 11172-3 §2.4.2.3 */
-#define MP3_BITRATE_FREE 0       /* bitrate_index 0: free format */
-#define MP3_BITRATE_BAD 15       /* bitrate_index 15: forbidden */
-#define MP3_SAMPLE_RATE_BAD 3    /* sampling_frequency '11': reserved */
-#define MP3_MODE_MONO 3          /* mode '11': single channel */
-#define MP3_EMPHASIS_RESERVED 2  /* emphasis '10': reserved */
+#define MP3_LAYER_III 1         /* layer field '01' is Layer III, 11172-3 §2.4.2.3 */
+#define MP3_BITRATE_FREE 0      /* bitrate_index 0: free format */
+#define MP3_BITRATE_BAD 15      /* bitrate_index 15: forbidden */
+#define MP3_SAMPLE_RATE_BAD 3   /* sampling_frequency '11': reserved */
+#define MP3_MODE_MONO 3         /* mode '11': single channel */
+#define MP3_EMPHASIS_RESERVED 2 /* emphasis '10': reserved */
 
 /* VBRI (Fraunhofer) tag: always 32 bytes after the 4-byte header, whatever the mode. */
 #define MP3_VBRI_OFFSET 36

@@ -36,11 +36,11 @@ struct frame_ref {
 
 /* A file held in memory and its frames. */
 struct framed {
-    const char *path;      /* for messages */
-    uint8_t *data;         /* whole file */
-    size_t size;           /* bytes in data */
-    struct frame_ref *v;   /* frames in file order */
-    size_t n;              /* frames in v */
+    const char *path;    /* for messages */
+    uint8_t *data;       /* whole file */
+    size_t size;         /* bytes in data */
+    struct frame_ref *v; /* frames in file order */
+    size_t n;            /* frames in v */
 };
 
 static struct framer framer; /* 32 KiB: keep it off the stack */

@@ -144,9 +144,10 @@ static void add_garbage(size_t n, bool ff)
 /* Append an ID3v2.4 tag with `size` body bytes (and a footer if asked). */
 static void add_id3v2(uint32_t size, bool footer)
 {
-    uint8_t h[10] = {'I', 'D', '3', 4, 0, footer ? 0x10 : 0, (uint8_t)((size >> 21) & 0x7F),
-                     (uint8_t)((size >> 14) & 0x7F), (uint8_t)((size >> 7) & 0x7F),
-                     (uint8_t)(size & 0x7F)};
+    uint8_t h[10] = {'I', 'D', '3', 4, 0, footer ? 0x10 : 0};
+
+    for (int i = 0; i < 4; i++)
+        h[6 + i] = (uint8_t)((size >> (21 - 7 * i)) & 0x7F); /* syncsafe, ID3v2.4 §6.2 */
     put(h, sizeof h);
     for (uint32_t i = 0; i < size; i++)
         put((const uint8_t[]){(uint8_t)(i * 7)}, 1); /* includes 0xFF: tag bodies are opaque */
@@ -207,40 +208,36 @@ static void check_result(void)
 
 /* --- header parsers ---------------------------------------------------------------------- */
 
+/* Parse `h` with the `codec` parser and compare every field of the result. */
+static void expect_header(enum fc_codec codec, const uint8_t *h, uint32_t rate, unsigned channels,
+                          unsigned samples, uint32_t len, uint32_t bitrate)
+{
+    struct frame_info info;
+
+    assert_int_equal(frame_header_parse(codec, h, 7, &info), FC_OK);
+    assert_int_equal(info.codec, codec);
+    assert_int_equal(info.sample_rate, rate);
+    assert_int_equal(info.channels, channels);
+    assert_int_equal(info.samples, samples);
+    assert_int_equal(info.len, len);
+    assert_int_equal(info.bitrate, bitrate);
+}
+
 static void test_mp3_header_values(void **state)
 {
     uint8_t h[FRAMER_MAX_FRAME];
     struct frame_info info;
 
-    mp3_make(h, V1, 9, 0, false, false, false); /* 128 kbps, 44.1 kHz */
-    assert_int_equal(mp3_header_parse(h, 4, &info), FC_OK);
-    assert_int_equal(info.codec, FC_CODEC_MP3);
-    assert_int_equal(info.sample_rate, 44100);
-    assert_int_equal(info.channels, 2);
-    assert_int_equal(info.samples, 1152);
-    assert_int_equal(info.len, 417);
-    assert_int_equal(info.bitrate, 128000);
+    mp3_make(h, V1, 9, 0, false, false, false);
+    expect_header(FC_CODEC_MP3, h, 44100, 2, 1152, 417, 128000);
     h[2] |= 2; /* padding */
-    assert_int_equal(mp3_header_parse(h, 4, &info), FC_OK);
-    assert_int_equal(info.len, 418);
-
-    mp3_make(h, V2, 8, 0, false, true, false); /* 64 kbps, 22.05 kHz mono */
-    assert_int_equal(mp3_header_parse(h, 4, &info), FC_OK);
-    assert_int_equal(info.sample_rate, 22050);
-    assert_int_equal(info.channels, 1);
-    assert_int_equal(info.samples, 576);
-    assert_int_equal(info.len, 208);
-    assert_int_equal(info.bitrate, 64000);
-
-    mp3_make(h, V25, 4, 2, false, false, true); /* 32 kbps, 8 kHz */
-    assert_int_equal(mp3_header_parse(h, 4, &info), FC_OK);
-    assert_int_equal(info.sample_rate, 8000);
-    assert_int_equal(info.samples, 576);
-    assert_int_equal(info.len, 288);
-
-    mp3_make(h, V1, 14, 2, true, false, false); /* largest: 320 kbps at 32 kHz */
-    assert_int_equal(mp3_header_parse(h, 4, &info), FC_OK);
-    assert_int_equal(info.len, 1441);
+    expect_header(FC_CODEC_MP3, h, 44100, 2, 1152, 418, 128000);
+    mp3_make(h, V2, 8, 0, false, true, false);
+    expect_header(FC_CODEC_MP3, h, 22050, 1, 576, 208, 64000);
+    mp3_make(h, V25, 4, 2, false, false, true);
+    expect_header(FC_CODEC_MP3, h, 8000, 2, 576, 288, 32000);
+    mp3_make(h, V1, 14, 2, true, false, false); /* the longest Layer III frame */
+    expect_header(FC_CODEC_MP3, h, 32000, 2, 1152, 1441, 320000);
     assert_int_equal(mp3_header_parse(h, 3, &info), FC_AGAIN);
 }
 
@@ -256,16 +253,16 @@ static void test_mp3_header_rejects(void **state)
         h[byte] = (uint8_t)((h[byte] & ~(mask)) | (value));                                        \
         assert_int_equal(mp3_header_parse(h, 4, &info), FC_PROTO);                                 \
     } while (0)
-    REJECT(0, 0xFF, 0xFE);        /* sync */
-    REJECT(1, 0xE0, 0xC0);        /* sync */
-    REJECT(1, 0x18, 1 << 3);      /* version 01 reserved */
-    REJECT(1, 0x06, 0 << 1);      /* layer 00 reserved */
-    REJECT(1, 0x06, 2 << 1);      /* layer II */
-    REJECT(1, 0x06, 3 << 1);      /* layer I */
-    REJECT(2, 0xF0, 0x00);        /* free format */
-    REJECT(2, 0xF0, 0xF0);        /* bitrate index 15 */
-    REJECT(2, 0x0C, 3 << 2);      /* sample rate index 3 */
-    REJECT(3, 0x03, 2);           /* emphasis 10 reserved */
+    REJECT(0, 0xFF, 0xFE);   /* sync */
+    REJECT(1, 0xE0, 0xC0);   /* sync */
+    REJECT(1, 0x18, 1 << 3); /* version 01 reserved */
+    REJECT(1, 0x06, 0 << 1); /* layer 00 reserved */
+    REJECT(1, 0x06, 2 << 1); /* layer II */
+    REJECT(1, 0x06, 3 << 1); /* layer I */
+    REJECT(2, 0xF0, 0x00);   /* free format */
+    REJECT(2, 0xF0, 0xF0);   /* bitrate index 15 */
+    REJECT(2, 0x0C, 3 << 2); /* sample rate index 3 */
+    REJECT(3, 0x03, 2);      /* emphasis 10 reserved */
 #undef REJECT
     assert_int_equal(mp3_header_parse(good, 4, &info), FC_OK);
 }
@@ -275,48 +272,36 @@ static void test_adts_header(void **state)
     uint8_t h[FRAMER_MAX_FRAME];
     struct frame_info info;
 
-    adts_make(h, 4, 2, 371, false); /* 44.1 kHz stereo */
-    assert_int_equal(adts_header_parse(h, 7, &info), FC_OK);
-    assert_int_equal(info.codec, FC_CODEC_ADTS);
-    assert_int_equal(info.sample_rate, 44100);
-    assert_int_equal(info.channels, 2);
-    assert_int_equal(info.samples, 1024);
-    assert_int_equal(info.len, 371);
-    assert_int_equal(info.bitrate, 371 * 8 * 44100 / 1024);
+    adts_make(h, 4, 2, 371, false);
+    expect_header(FC_CODEC_ADTS, h, 44100, 2, 1024, 371, 371 * 8 * 44100 / 1024);
     assert_int_equal(adts_header_parse(h, 6, &info), FC_AGAIN);
+    adts_make(h, 3, 1, 8191, true); /* longest frame, with CRC */
+    expect_header(FC_CODEC_ADTS, h, 48000, 1, 1024, 8191, 3071625);
+    adts_make(h, 11, 7, 100, false); /* configuration 7 is 8 channels */
+    expect_header(FC_CODEC_ADTS, h, 8000, 8, 1024, 100, 6250);
+    adts_make(h, 4, 2, 7, false); /* header only is still a frame */
+    expect_header(FC_CODEC_ADTS, h, 44100, 2, 1024, 7, 2411);
 
-    adts_make(h, 3, 1, 8191, true); /* 48 kHz mono, longest frame, CRC */
-    assert_int_equal(adts_header_parse(h, 7, &info), FC_OK);
-    assert_int_equal(info.sample_rate, 48000);
-    assert_int_equal(info.channels, 1);
-    assert_int_equal(info.len, 8191);
-
-    adts_make(h, 11, 7, 100, false); /* 8 kHz, configuration 7 = 8 channels */
-    assert_int_equal(adts_header_parse(h, 7, &info), FC_OK);
-    assert_int_equal(info.sample_rate, 8000);
-    assert_int_equal(info.channels, 8);
-
-    for (unsigned sfi = 13; sfi < 16; sfi++) {
-        adts_make(h, sfi, 2, 100, false);
+    static const struct {
+        unsigned sfi, chan, len;
+        bool crc;
+        unsigned byte;
+        uint8_t clear, set; /* bits changed in h[byte] after building */
+    } bad[] = {
+        {13, 2, 100, false, 0, 0, 0},   {14, 2, 100, false, 0, 0, 0}, /* reserved rates */
+        {15, 2, 100, false, 0, 0, 0},                                 /* escape: explicit rate */
+        {4, 0, 100, false, 0, 0, 0},                                  /* channels in a PCE */
+        {4, 2, 6, false, 0, 0, 0},                                    /* shorter than header */
+        {4, 2, 8, true, 0, 0, 0},                                     /* shorter than header+CRC */
+        {4, 2, 100, false, 6, 0, 1},                                  /* two raw data blocks */
+        {4, 2, 100, false, 1, 0, 2},                                  /* layer 01 */
+        {4, 2, 100, false, 1, 0x10, 0},                               /* 11-bit (MP3) sync only */
+    };
+    for (size_t i = 0; i < FC_ARRAY_LEN(bad); i++) {
+        adts_make(h, bad[i].sfi, bad[i].chan, bad[i].len, bad[i].crc);
+        h[bad[i].byte] = (uint8_t)((h[bad[i].byte] & ~bad[i].clear) | bad[i].set);
         assert_int_equal(adts_header_parse(h, 7, &info), FC_PROTO);
     }
-    adts_make(h, 4, 0, 100, false); /* channel configuration 0 (PCE) */
-    assert_int_equal(adts_header_parse(h, 7, &info), FC_PROTO);
-    adts_make(h, 4, 2, 6, false); /* shorter than its header */
-    assert_int_equal(adts_header_parse(h, 7, &info), FC_PROTO);
-    adts_make(h, 4, 2, 7, false);
-    assert_int_equal(adts_header_parse(h, 7, &info), FC_OK);
-    adts_make(h, 4, 2, 8, true); /* shorter than header + CRC */
-    assert_int_equal(adts_header_parse(h, 7, &info), FC_PROTO);
-    adts_make(h, 4, 2, 100, false);
-    h[6] |= 1; /* two raw data blocks */
-    assert_int_equal(adts_header_parse(h, 7, &info), FC_PROTO);
-    adts_make(h, 4, 2, 100, false);
-    h[1] |= 2; /* layer 01 */
-    assert_int_equal(adts_header_parse(h, 7, &info), FC_PROTO);
-    adts_make(h, 4, 2, 100, false);
-    h[1] = 0xE1; /* 11-bit sync only: an MP3 sync, not ADTS */
-    assert_int_equal(adts_header_parse(h, 7, &info), FC_PROTO);
 }
 
 static void test_main_data_begin(void **state)
@@ -347,26 +332,26 @@ static void test_main_data_begin(void **state)
 
 static void test_info_frame_detect(void **state)
 {
+    static const struct {
+        unsigned version;
+        bool mono, crc;
+        size_t off; /* 4-byte header, CRC, side info; VBRI always at 36 */
+        const char *magic;
+    } tags[] = {
+        {V1, false, false, 36, "Xing"}, {V1, true, false, 21, "Info"},
+        {V2, true, false, 13, "Xing"},  {V2, false, true, 23, "Info"},
+        {V1, true, true, 36, "VBRI"},   {V2, true, false, 36, "VBRI"},
+    };
     uint8_t f[FRAMER_MAX_FRAME];
     size_t n;
 
-    n = mp3_make(f, V1, 9, 0, false, false, false);
-    assert_false(mp3_is_info_frame(f, n));
-    memcpy(f + 36, "Xing", 4); /* MPEG-1 stereo: 4 + 32 */
-    assert_true(mp3_is_info_frame(f, n));
-    n = mp3_make(f, V1, 9, 0, false, true, false);
-    memcpy(f + 21, "Info", 4); /* MPEG-1 mono: 4 + 17 */
-    assert_true(mp3_is_info_frame(f, n));
-    n = mp3_make(f, V2, 8, 0, false, true, false);
-    memcpy(f + 13, "Xing", 4); /* MPEG-2 mono: 4 + 9 */
-    assert_true(mp3_is_info_frame(f, n));
-    n = mp3_make(f, V2, 8, 0, false, false, true);
-    memcpy(f + 23, "Info", 4); /* MPEG-2 stereo with CRC: 4 + 2 + 17 */
-    assert_true(mp3_is_info_frame(f, n));
-    n = mp3_make(f, V2, 8, 0, false, true, false);
-    memcpy(f + 36, "VBRI", 4);
-    assert_true(mp3_is_info_frame(f, n));
-    assert_false(mp3_is_info_frame(f, 39)); /* VBRI cut short */
+    for (size_t i = 0; i < FC_ARRAY_LEN(tags); i++) {
+        n = mp3_make(f, tags[i].version, 8, 0, false, tags[i].mono, tags[i].crc);
+        assert_false(mp3_is_info_frame(f, n));
+        memcpy(f + tags[i].off, tags[i].magic, 4);
+        assert_true(mp3_is_info_frame(f, n));
+        assert_false(mp3_is_info_frame(f, tags[i].off + 3)); /* tag cut short */
+    }
 }
 
 /* --- the framer -------------------------------------------------------------------------- */
@@ -377,8 +362,8 @@ static void test_clean_mp3(void **state)
         unsigned version, br, sr;
         bool mono;
     } kinds[] = {
-        {V1, 9, 0, false}, /* MPEG-1 44.1 kHz stereo 128 kbps */
-        {V2, 8, 0, true},  /* MPEG-2 22.05 kHz mono 64 kbps */
+        {V1, 9, 0, false},  /* MPEG-1 44.1 kHz stereo 128 kbps */
+        {V2, 8, 0, true},   /* MPEG-2 22.05 kHz mono 64 kbps */
         {V25, 4, 2, false}, /* MPEG-2.5 8 kHz 32 kbps */
     };
     for (size_t k = 0; k < FC_ARRAY_LEN(kinds); k++) {
@@ -567,29 +552,30 @@ static void test_id3v1(void **state)
     assert_int_equal(res.frames, 3);
 }
 
-static void test_info_frames_dropped(void **state)
+/* Append a tag frame (dropped by the framer) with `magic` at byte `off`. */
+static void put_info_frame(unsigned version, bool mono, size_t off, const char *magic)
 {
     uint8_t f[FRAMER_MAX_FRAME];
-    size_t n;
+    size_t n = mp3_make(f, version, 8, 0, false, mono, false);
 
+    memcpy(f + off, magic, 4);
+    put(f, n);
+}
+
+static void test_info_frames_dropped(void **state)
+{
     stream_reset();
-    n = mp3_make(f, V1, 9, 0, false, false, false);
-    memcpy(f + 36, "Xing", 4);
-    put(f, n);
-    add_mp3(V1, 9, 0, false, 3);
-    n = mp3_make(f, V1, 9, 0, false, false, false);
-    memcpy(f + 36, "Info", 4);
-    put(f, n);
-    add_mp3(V1, 9, 0, false, 3);
+    put_info_frame(V1, false, 36, "Xing");
+    add_mp3(V1, 8, 0, false, 3);
+    put_info_frame(V1, false, 36, "Info");
+    add_mp3(V1, 8, 0, false, 3);
     run(FC_CODEC_MP3, st.data, st.len, 100, true);
     check_result();
     assert_int_equal(res.f.info_frames_dropped, 2);
 
     stream_reset();
     add_id3v2(40, false);
-    n = mp3_make(f, V2, 8, 0, false, true, false);
-    memcpy(f + 36, "VBRI", 4);
-    put(f, n);
+    put_info_frame(V2, true, 36, "VBRI");
     add_mp3(V2, 8, 0, true, 3);
     run(FC_CODEC_MP3, st.data, st.len, 1, true);
     check_result();
@@ -625,6 +611,22 @@ static void test_truncated(void **state)
     run(FC_CODEC_ADTS, st.data, st.len, 3, true);
     check_result();
     assert_int_equal(res.f.garbage_bytes, 399);
+}
+
+static void test_trailing_junk(void **state)
+{
+    size_t lost;
+
+    /* Junk after the last frame costs that frame, as anywhere else, whatever the chunking. */
+    stream_reset();
+    add_adts(4, 2, 5);
+    lost = lose_last_frame();
+    add_garbage(50, false);
+    for (size_t chunk = 1; chunk <= st.len; chunk += 97) {
+        run(FC_CODEC_ADTS, st.data, st.len, chunk, true);
+        check_result();
+        assert_int_equal(res.f.garbage_bytes, 50 + lost);
+    }
 }
 
 static void test_feed_when_full(void **state)
@@ -707,6 +709,7 @@ int main(void)
         cmocka_unit_test(test_id3v1),
         cmocka_unit_test(test_info_frames_dropped),
         cmocka_unit_test(test_truncated),
+        cmocka_unit_test(test_trailing_junk),
         cmocka_unit_test(test_feed_when_full),
         cmocka_unit_test(test_real_mp3),
         cmocka_unit_test(test_real_aac),

@@ -1,0 +1,57 @@
+/* edge.c - start-up, timers and counters of framecast-edge. */
+#include <stdlib.h>
+#include "edge.h"
+
+static void on_tick(EV_P_ ev_timer *w, int revents)
+{
+    edge_tick(container_of(w, struct edge, tick));
+}
+
+static void on_stats(EV_P_ ev_timer *w, int revents)
+{
+    struct edge *e = container_of(w, struct edge, stats);
+    for (struct emount *m = e->mounts; m; m = m->next)
+        log_info(&e->log,
+                 "stats mount=%s listeners=%u frames_out=%llu lost=%llu gaps=%llu switches=%llu "
+                 "buffer_bytes=%llu",
+                 m->name, m->n_listeners, (unsigned long long)m->frames_out,
+                 (unsigned long long)m->lost, (unsigned long long)m->gaps,
+                 (unsigned long long)m->switches, (unsigned long long)rewind_bytes_held(&m->rw));
+    for (int i = 0; i < e->opt.n_relays; i++) {
+        const struct erelay *r = &e->relays[i];
+        log_info(&e->log, "stats relay=%s up=%d frames=%llu first_copies=%llu bad_tags=%llu",
+                 r->addr.text, r->link.up, (unsigned long long)r->frames,
+                 (unsigned long long)r->first_copies, (unsigned long long)r->link.st.bad_tags);
+    }
+}
+
+static void on_signal(EV_P_ ev_signal *w, int revents)
+{
+    ev_break(EV_A_ EVBREAK_ALL);
+}
+
+enum fc_err edge_start(struct edge *e, struct ev_loop *loop)
+{
+    e->loop = loop;
+    e->listen_fd = e->spare_fd = -1;
+    ev_timer_init(&e->tick, on_tick, EDGE_TICK_S, EDGE_TICK_S);
+    ev_timer_start(loop, &e->tick);
+    ev_timer_init(&e->stats, on_stats, EDGE_STATS_EVERY_S, EDGE_STATS_EVERY_S);
+    ev_timer_start(loop, &e->stats);
+    ev_signal_init(&e->sigint, on_signal, SIGINT);
+    ev_signal_start(loop, &e->sigint);
+    ev_signal_init(&e->sigterm, on_signal, SIGTERM);
+    ev_signal_start(loop, &e->sigterm);
+    if (edge_http_start(e) != FC_OK)
+        return FC_IO;
+    return edge_relays_start(e);
+}
+
+void edge_free(struct edge *e)
+{
+    on_stats(e->loop, &e->stats, 0);
+    edge_http_free(e);
+    edge_relays_free(e);
+    edge_mounts_free(e);
+    mac_key_wipe(&e->key);
+}

@@ -1,0 +1,202 @@
+/*
+ * edge.h - framecast-edge: merge copies from several relays, reorder, keep a rewind buffer per
+ * mount, serve listeners over HTTP (DESIGN.md §5).
+ *
+ * One event loop. Frames from relay links go into a reorder buffer per stream
+ * (mount, encoder, session); the mount's active stream (lowest priority number among the alive
+ * ones) feeds the mount's rewind buffer, re-stamped from the sample count. Each listener is a
+ * position in that buffer, written with writev straight from the slabs.
+ */
+#ifndef FC_EDGE_H
+#define FC_EDGE_H
+
+#include <ev.h>
+#include <http_parser.h>
+#include <stdbool.h>
+#include "link.h"
+#include "log.h"
+#include "mac.h"
+#include "net.h"
+#include "reorder.h"
+#include "rewind.h"
+#include "wire.h"
+
+#define EDGE_MAX_RELAYS 16
+#define EDGE_MAX_MOUNTS 256
+#define EDGE_MAX_STREAMS_PER_MOUNT 16     /* issue 3: a flood of sessions is dropped */
+#define EDGE_TICK_S 0.02                  /* reorder deadlines and stream health, 20 ms */
+#define EDGE_REQ_MAX 8192                 /* request line + headers; past it: 431 */
+#define EDGE_REQ_TIMEOUT_S 10.0           /* an idle half-open request is closed */
+#define EDGE_WRITE_MAX (256 * 1024)       /* bytes per writev to one listener */
+#define EDGE_STATS_EVERY_S 60.0
+#define EDGE_RESYNC_US 1000000            /* output PTS re-based when off by more than 1 s */
+
+struct edge;
+struct emount;
+
+struct list_node {
+    struct list_node *prev, *next;
+};
+
+struct estream {
+    struct emount *mount;              /* owner */
+    char encoder[WIRE_ENCODER_MAX + 1];
+    uint64_t session;
+    uint32_t priority;
+    struct reorder ro;                 /* owned */
+    double first_rx;                   /* ev_now of the first frame */
+    double last_rx;                    /* ev_now of the latest frame (any copy) */
+    uint64_t last_pts_end_us;          /* PTS at which the last released frame ends */
+    uint64_t frames_out;               /* frames this stream gave the mount */
+    struct estream *next;
+};
+
+struct emount {
+    char name[WIRE_MOUNT_MAX + 1];
+    struct edge *edge;
+    struct estream *streams;
+    uint32_t n_streams;
+    struct estream *active;            /* feeding the buffer, or NULL */
+    struct rewind rw;                  /* owned */
+    bool has_audio;                    /* rw holds at least one frame */
+    enum fc_codec codec;               /* of the latest output frame */
+    uint32_t sample_rate;
+    uint8_t channels;
+    uint32_t bitrate;                  /* bits/s from the latest frame header */
+    uint64_t out_next_pts_us;          /* re-stamped PTS of the next output frame */
+    uint64_t src_pts_end_us;           /* source PTS where the last output frame ended */
+    bool aligning;                     /* just switched: skip frames already covered */
+    char title[WIRE_META_MAX + 1];
+    struct list_node listeners;        /* all listeners of the mount */
+    struct list_node waiting;          /* caught-up listeners, woken by the next append */
+    uint32_t n_listeners;
+    uint64_t frames_out, lost, gaps, switches;
+    struct emount *next;
+};
+
+struct erelay {
+    struct link link;                  /* owned; link.owner = this */
+    struct edge *edge;
+    struct net_addr addr;
+    uint64_t frames;                   /* FRAME messages received */
+    uint64_t first_copies;             /* of which were new to the edge */
+    bool was_up;
+};
+
+enum listener_state { L_REQUEST, L_RESPONSE, L_STREAM };
+
+struct elistener {
+    struct edge *edge;
+    int fd;
+    ev_io rio;                         /* request bytes */
+    ev_io wio;                         /* started only while output is pending */
+    ev_timer idle;                     /* request timeout */
+    enum listener_state state;
+    http_parser parser;
+    char *req;                         /* request bytes, EDGE_REQ_MAX, freed after parsing */
+    uint32_t req_len;
+    const char *url;                   /* in req */
+    size_t url_len;
+    bool head;                         /* HEAD request */
+    bool done;                         /* message complete */
+    char *out;                         /* response bytes pending (owned) */
+    uint32_t out_len, out_off;
+    struct emount *mount;              /* streaming: which mount */
+    uint64_t pos;                      /* streaming: abs position in mount->rw */
+    uint64_t bytes_sent;
+    bool in_waiting;                   /* linked in mount->waiting */
+    struct list_node mlink;            /* in mount->listeners */
+    struct list_node wlink;            /* in mount->waiting */
+    bool closing;                      /* reaped by the check watcher */
+    struct elistener *reap_next;
+    char peer[64];
+};
+
+struct edge_opts {
+    struct net_addr listen;
+    struct net_addr relays[EDGE_MAX_RELAYS];
+    int n_relays;
+    double burst_s;                    /* --burst */
+    uint64_t reorder_us;               /* --reorder-ms */
+    uint64_t rewind_us;                /* --rewind */
+    double stream_timeout_s;           /* --stream-timeout */
+    double max_skew_s;                 /* --max-skew */
+    double max_lag_s;                  /* --max-lag */
+    char node[WIRE_NODE_MAX + 1];
+    bool log_json;
+};
+
+struct edge_counters {
+    uint64_t frames_in, first_copies, skew_drops, stream_drops, listeners_total, http_errors;
+};
+
+struct edge {
+    struct ev_loop *loop;
+    struct log log;
+    struct mac_key key;
+    struct edge_opts opt;
+    struct erelay relays[EDGE_MAX_RELAYS];
+    struct emount *mounts;
+    uint32_t n_mounts;
+    int listen_fd;
+    int spare_fd;                      /* closed to accept-and-drop at EMFILE */
+    ev_io accept_w;
+    ev_timer tick;
+    ev_timer stats;
+    ev_check reap;
+    ev_signal sigint, sigterm;
+    struct elistener *reap_list;
+    uint32_t n_listeners;
+    struct log_limit ll;
+    struct edge_counters c;
+    http_parser_settings http;
+};
+
+/* list helpers (intrusive, circular, with a head node) */
+static inline void list_init(struct list_node *h)
+{
+    h->prev = h->next = h;
+}
+static inline void list_add(struct list_node *h, struct list_node *n)
+{
+    n->next = h->next;
+    n->prev = h;
+    h->next->prev = n;
+    h->next = n;
+}
+static inline void list_del(struct list_node *n)
+{
+    n->prev->next = n->next;
+    n->next->prev = n->prev;
+    n->prev = n->next = n;
+}
+static inline bool list_empty(const struct list_node *h)
+{
+    return h->next == h;
+}
+
+/* edge.c: start listening, connecting, timers (after opts are set); free after ev_run. */
+enum fc_err edge_start(struct edge *e, struct ev_loop *loop);
+void edge_free(struct edge *e);
+
+/* relays.c: connect to every --relay. */
+enum fc_err edge_relays_start(struct edge *e);
+void edge_relays_free(struct edge *e);
+
+/* mount.c */
+void edge_frame_in(struct edge *e, const struct wire_frame *f, struct erelay *from);
+void edge_tick(struct edge *e);                 /* release due frames, stream health */
+struct emount *edge_mount_find(struct edge *e, const char *name, size_t len);
+void edge_mounts_free(struct edge *e);
+void edge_fill_resume(struct edge *e, struct wire_subscribe *s);
+
+/* listener.c */
+enum fc_err edge_http_start(struct edge *e);
+void edge_http_free(struct edge *e);
+void edge_wake_listeners(struct emount *m);     /* new audio appended */
+void listener_close(struct elistener *l, const char *why);
+
+/* api.c: JSON for GET / ; returns malloc'd text. */
+char *edge_api_mounts_json(struct edge *e);
+
+#endif

@@ -1,0 +1,417 @@
+/* listener.c - HTTP/1.x listeners: requests parsed with http-parser, audio written with writev
+ * straight from the mount's rewind buffer (DESIGN.md §5 "Listeners"). */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+#include "edge.h"
+
+#define CORS_HEADERS                                                                               \
+    "Access-Control-Allow-Origin: *\r\n"                                                           \
+    "Access-Control-Allow-Headers: Origin, Accept, X-Requested-With, Content-Type, Icy-MetaData, " \
+    "Range\r\n"                                                                                    \
+    "Access-Control-Allow-Methods: GET, HEAD, OPTIONS\r\n"                                         \
+    "Access-Control-Expose-Headers: Icy-Br, Icy-Description, Icy-Genre, Icy-MetaInt, Icy-Name, "  \
+    "Ice-Audio-Info, Icy-Url, Icy-Pub, X-Framecast-Start\r\n"
+#define SERVER_HEADER "Server: framecast/1\r\n"
+
+static void on_read(EV_P_ ev_io *w, int revents);
+static void on_write(EV_P_ ev_io *w, int revents);
+static void on_idle(EV_P_ ev_timer *w, int revents);
+
+static const char *status_text(int status)
+{
+    switch (status) {
+    case 200: return "OK";
+    case 204: return "No Content";
+    case 400: return "Bad Request";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 431: return "Request Header Fields Too Large";
+    case 503: return "Service Unavailable";
+    default: return "Error";
+    }
+}
+
+void listener_close(struct elistener *l, const char *why)
+{
+    struct edge *e = l->edge;
+    if (l->closing)
+        return;
+    l->closing = true;
+    ev_io_stop(e->loop, &l->rio);
+    ev_io_stop(e->loop, &l->wio);
+    ev_timer_stop(e->loop, &l->idle);
+    close(l->fd);
+    l->fd = -1;
+    if (l->mount) {
+        log_info(&e->log, "listener=%s mount=%s closed bytes=%llu reason=\"%s\"", l->peer,
+                 l->mount->name, (unsigned long long)l->bytes_sent, why);
+        list_del(&l->mlink);
+        if (l->in_waiting)
+            list_del(&l->wlink);
+        l->in_waiting = false;
+        l->mount->n_listeners--;
+    }
+    e->n_listeners--;
+    l->reap_next = e->reap_list;
+    e->reap_list = l;
+}
+
+static void listener_free(struct elistener *l)
+{
+    free(l->req);
+    free(l->out);
+    free(l);
+}
+
+static void start_write(struct elistener *l)
+{
+    if (!ev_is_active(&l->wio))
+        ev_io_start(l->edge->loop, &l->wio);
+}
+
+/* Queue a whole response (headers + body); the connection closes once it is written. */
+static void respond(struct elistener *l, int status, const char *ctype, const char *body,
+                    size_t body_len, const char *extra)
+{
+    char head[1024];
+    int n = snprintf(head, sizeof(head),
+                     "HTTP/1.0 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+                     "Cache-Control: no-cache\r\n" CORS_HEADERS SERVER_HEADER
+                     "%sConnection: close\r\n\r\n",
+                     status, status_text(status), ctype, body_len, extra ? extra : "");
+    if (n < 0 || (size_t)n >= sizeof(head))
+        n = 0;
+    size_t send_body = l->head ? 0 : body_len;
+    free(l->out);
+    l->out = malloc((size_t)n + send_body);
+    if (!l->out) {
+        listener_close(l, "out of memory");
+        return;
+    }
+    memcpy(l->out, head, (size_t)n);
+    if (send_body)
+        memcpy(l->out + n, body, send_body);
+    l->out_len = (uint32_t)((size_t)n + send_body);
+    l->out_off = 0;
+    l->state = L_RESPONSE;
+    if (status >= 400)
+        l->edge->c.http_errors++;
+    start_write(l);
+}
+
+static void respond_error(struct elistener *l, int status, const char *msg)
+{
+    char body[256];
+    int n = snprintf(body, sizeof(body), "{\"error\":\"%s\",\"status\":%d}\n", msg, status);
+    log_info(&l->edge->log, "listener=%s http=%d %s", l->peer, status, msg);
+    respond(l, status, "application/json", body, (size_t)n, NULL);
+}
+
+static const char *content_type(enum fc_codec codec)
+{
+    return codec == FC_CODEC_ADTS ? "audio/aac" : "audio/mpeg";
+}
+
+static void start_stream(struct elistener *l, struct emount *m)
+{
+    struct edge *e = l->edge;
+    char head[2048];
+    uint64_t found_pts = 0;
+    uint64_t burst_us = (uint64_t)(e->opt.burst_s * 1e6);
+    uint64_t from = m->rw.end_pts_us > burst_us ? m->rw.end_pts_us - burst_us : 0;
+    l->pos = rewind_seek(&m->rw, from, &found_pts);
+    int n = snprintf(head, sizeof(head),
+                     "HTTP/1.0 200 OK\r\nContent-Type: %s\r\nicy-name: %s\r\nicy-br: %u\r\n"
+                     "ice-audio-info: ice-samplerate=%u;ice-bitrate=%u;ice-channels=%u\r\n"
+                     "icy-pub: 0\r\nX-Framecast-Start: %llu\r\n"
+                     "Cache-Control: no-cache, no-store\r\nPragma: no-cache\r\n"
+                     "Expires: Mon, 26 Jul 1997 05:00:00 GMT\r\n" CORS_HEADERS SERVER_HEADER
+                     "Connection: close\r\n\r\n",
+                     content_type(m->codec), m->name, m->bitrate / 1000, m->sample_rate,
+                     m->bitrate / 1000, m->channels, (unsigned long long)found_pts);
+    l->out = malloc((size_t)n);
+    if (!l->out) {
+        listener_close(l, "out of memory");
+        return;
+    }
+    memcpy(l->out, head, (size_t)n);
+    l->out_len = (uint32_t)n;
+    l->out_off = 0;
+    l->state = L_RESPONSE;
+    if (l->head)
+        return start_write(l);
+    l->mount = m;
+    list_add(&m->listeners, &l->mlink);
+    list_init(&l->wlink);
+    m->n_listeners++;
+    e->c.listeners_total++;
+    log_info(&e->log, "listener=%s mount=%s start burst_s=%.1f", l->peer, m->name,
+             (m->rw.end_pts_us - found_pts) / 1e6);
+    start_write(l);
+}
+
+static void route(struct elistener *l)
+{
+    struct edge *e = l->edge;
+    struct http_parser_url u;
+    const char *path = l->url;
+    size_t path_len = l->url_len;
+    http_parser_url_init(&u);
+    if (l->url_len == 0 || http_parser_parse_url(l->url, l->url_len, 0, &u) != 0 ||
+        !(u.field_set & (1 << UF_PATH)))
+        return respond_error(l, 400, "malformed URL");
+    path = l->url + u.field_data[UF_PATH].off;
+    path_len = u.field_data[UF_PATH].len;
+    if (l->parser.method == HTTP_OPTIONS)
+        return respond(l, 204, "text/plain", "", 0, NULL);
+    if (l->parser.method != HTTP_GET && l->parser.method != HTTP_HEAD)
+        return respond_error(l, 405, "method not allowed");
+    if (path_len == 1) {
+        char *json = edge_api_mounts_json(e);
+        if (!json)
+            return respond_error(l, 503, "out of memory");
+        respond(l, 200, "application/json", json, strlen(json), NULL);
+        free(json);
+        return;
+    }
+    struct emount *m = edge_mount_find(e, path + 1, path_len - 1);
+    if (!m || !m->has_audio)
+        return respond_error(l, 404, "no such mount");
+    start_stream(l, m);
+}
+
+static int on_url(http_parser *p, const char *at, size_t len)
+{
+    struct elistener *l = p->data;
+    if (!l->url)
+        l->url = at;
+    l->url_len += len; /* pieces are contiguous: they all live in l->req */
+    return 0;
+}
+
+static int on_message_complete(http_parser *p)
+{
+    struct elistener *l = p->data;
+    l->done = true;
+    l->head = p->method == HTTP_HEAD;
+    http_parser_pause(p, 1); /* one request per connection */
+    return 0;
+}
+
+/* Streaming listeners send nothing more; a read tells us they left. */
+static void drain_input(struct elistener *l)
+{
+    char buf[512];
+    ssize_t n = read(l->fd, buf, sizeof(buf));
+    if (n == 0)
+        listener_close(l, "listener disconnected");
+    else if (n < 0 && errno != EAGAIN && errno != EINTR)
+        listener_close(l, strerror(errno));
+}
+
+static void on_read(EV_P_ ev_io *w, int revents)
+{
+    struct elistener *l = container_of(w, struct elistener, rio);
+    if (l->state != L_REQUEST)
+        return drain_input(l);
+    if (l->req_len == EDGE_REQ_MAX)
+        return respond_error(l, 431, "request headers too large");
+    ssize_t n = read(l->fd, l->req + l->req_len, EDGE_REQ_MAX - l->req_len);
+    if (n == 0)
+        return listener_close(l, "closed before completing the request");
+    if (n < 0) {
+        if (errno != EAGAIN && errno != EINTR)
+            listener_close(l, strerror(errno));
+        return;
+    }
+    size_t parsed = http_parser_execute(&l->parser, &l->edge->http, l->req + l->req_len,
+                                        (size_t)n);
+    l->req_len += (uint32_t)n;
+    enum http_errno err = HTTP_PARSER_ERRNO(&l->parser);
+    if (l->done) {
+        ev_timer_stop(EV_A_ & l->idle);
+        return route(l);
+    }
+    if (err != HPE_OK || parsed != (size_t)n)
+        return respond_error(l, 400, http_errno_description(err));
+    if (l->req_len == EDGE_REQ_MAX)
+        return respond_error(l, 431, "request headers too large");
+}
+
+static void on_idle(EV_P_ ev_timer *w, int revents)
+{
+    struct elistener *l = container_of(w, struct elistener, idle);
+    listener_close(l, "request not completed within 10 s");
+}
+
+/* Write audio from the rewind buffer; park the listener when it has caught up. */
+static void write_audio(struct elistener *l)
+{
+    struct emount *m = l->mount;
+    struct edge *e = l->edge;
+    struct iovec iov[8];
+    if (l->pos < m->rw.abs_start)
+        return listener_close(l, "fell behind the rewind buffer");
+    uint64_t lag_bytes = m->rw.abs_end - l->pos;
+    if (m->bitrate && lag_bytes > (uint64_t)(e->opt.max_lag_s * m->bitrate / 8) &&
+        lag_bytes > (uint64_t)(e->opt.burst_s * m->bitrate / 8) * 2)
+        return listener_close(l, "lagging more than --max-lag behind live");
+    for (int round = 0; round < 4; round++) {
+        int n = rewind_iov(&m->rw, l->pos, iov, 8, EDGE_WRITE_MAX);
+        if (n == 0) {
+            ev_io_stop(e->loop, &l->wio);
+            if (!l->in_waiting) {
+                list_add(&m->waiting, &l->wlink);
+                l->in_waiting = true;
+            }
+            return;
+        }
+        ssize_t w = writev(l->fd, iov, n);
+        if (w < 0) {
+            if (errno != EAGAIN && errno != EINTR)
+                listener_close(l, strerror(errno));
+            return;
+        }
+        l->pos += (uint64_t)w;
+        l->bytes_sent += (uint64_t)w;
+        size_t want = 0;
+        for (int i = 0; i < n; i++)
+            want += iov[i].iov_len;
+        if ((size_t)w < want)
+            return; /* socket full: wait for writability */
+    }
+}
+
+static void on_write(EV_P_ ev_io *w, int revents)
+{
+    struct elistener *l = container_of(w, struct elistener, wio);
+    if (l->out) {
+        ssize_t n = write(l->fd, l->out + l->out_off, l->out_len - l->out_off);
+        if (n < 0) {
+            if (errno != EAGAIN && errno != EINTR)
+                listener_close(l, strerror(errno));
+            return;
+        }
+        l->out_off += (uint32_t)n;
+        if (l->out_off < l->out_len)
+            return;
+        free(l->out);
+        l->out = NULL;
+        if (!l->mount)
+            return listener_close(l, "response sent");
+        l->state = L_STREAM;
+        free(l->req);
+        l->req = NULL;
+        l->url = NULL;
+    }
+    write_audio(l);
+}
+
+void edge_wake_listeners(struct emount *m)
+{
+    struct ev_loop *loop = m->edge->loop;
+    while (!list_empty(&m->waiting)) {
+        struct list_node *n = m->waiting.next;
+        struct elistener *l = container_of(n, struct elistener, wlink);
+        list_del(n);
+        l->in_waiting = false;
+        ev_io_start(loop, &l->wio);
+    }
+}
+
+static void accept_one(struct edge *e, int fd, const struct sockaddr *sa)
+{
+    struct elistener *l = calloc(1, sizeof(*l));
+    if (l)
+        l->req = malloc(EDGE_REQ_MAX);
+    if (!l || !l->req) {
+        free(l);
+        close(fd);
+        return;
+    }
+    l->edge = e;
+    l->fd = fd;
+    net_sockaddr_str(sa, l->peer, sizeof(l->peer));
+    http_parser_init(&l->parser, HTTP_REQUEST);
+    l->parser.data = l;
+    list_init(&l->mlink);
+    list_init(&l->wlink);
+    ev_io_init(&l->rio, on_read, fd, EV_READ);
+    ev_io_init(&l->wio, on_write, fd, EV_WRITE);
+    ev_timer_init(&l->idle, on_idle, EDGE_REQ_TIMEOUT_S, 0);
+    ev_io_start(e->loop, &l->rio);
+    ev_timer_start(e->loop, &l->idle);
+    e->n_listeners++;
+}
+
+static void on_accept(EV_P_ ev_io *w, int revents)
+{
+    struct edge *e = container_of(w, struct edge, accept_w);
+    for (int i = 0; i < 256; i++) {
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof(ss);
+        int fd = accept4(e->listen_fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd >= 0) {
+            accept_one(e, fd, (struct sockaddr *)&ss);
+            continue;
+        }
+        if ((errno == EMFILE || errno == ENFILE) && e->spare_fd >= 0) {
+            /* Out of descriptors: accept with the spare and close, so the loop doesn't spin. */
+            close(e->spare_fd);
+            fd = accept(e->listen_fd, NULL, NULL);
+            if (fd >= 0)
+                close(fd);
+            e->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+            log_warn(&e->log, "accept: out of file descriptors, connection refused");
+        }
+        return;
+    }
+}
+
+static void on_reap(EV_P_ ev_check *w, int revents)
+{
+    struct edge *e = container_of(w, struct edge, reap);
+    while (e->reap_list) {
+        struct elistener *l = e->reap_list;
+        e->reap_list = l->reap_next;
+        listener_free(l);
+    }
+}
+
+enum fc_err edge_http_start(struct edge *e)
+{
+    memset(&e->http, 0, sizeof(e->http));
+    e->http.on_url = on_url;
+    e->http.on_message_complete = on_message_complete;
+    e->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    e->listen_fd = net_tcp_listen(&e->opt.listen);
+    if (e->listen_fd < 0) {
+        log_error(&e->log, "listen %s: %s", e->opt.listen.text, strerror(errno));
+        return FC_IO;
+    }
+    ev_io_init(&e->accept_w, on_accept, e->listen_fd, EV_READ);
+    ev_io_start(e->loop, &e->accept_w);
+    ev_check_init(&e->reap, on_reap);
+    ev_check_start(e->loop, &e->reap);
+    log_info(&e->log, "listening http=%s", e->opt.listen.text);
+    return FC_OK;
+}
+
+void edge_http_free(struct edge *e)
+{
+    for (struct emount *m = e->mounts; m; m = m->next)
+        while (!list_empty(&m->listeners))
+            listener_close(container_of(m->listeners.next, struct elistener, mlink), "shutdown");
+    on_reap(e->loop, &e->reap, 0);
+    ev_io_stop(e->loop, &e->accept_w);
+    if (e->listen_fd >= 0)
+        close(e->listen_fd);
+    if (e->spare_fd >= 0)
+        close(e->spare_fd);
+}

@@ -1,0 +1,134 @@
+/* main.c - framecast-edge: flags and config, then the event loop. */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "cli.h"
+#include "edge.h"
+
+static const char *const prog = "framecast-edge";
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: %s --listen HOST:PORT --relay HOST:PORT... --key FILE [options]\n"
+            "  --listen HOST:PORT    HTTP for listeners\n"
+            "  --relay HOST:PORT     a relay to subscribe to (repeatable)\n"
+            "  --key FILE            mesh key, 64 hex characters\n"
+            "  --burst S             seconds of audio sent at once on connect (default 4)\n"
+            "  --reorder-ms MS       wait for a missing frame this long (default 300)\n"
+            "  --rewind S            seconds of audio kept per mount (default 14400)\n"
+            "  --stream-timeout S    a stream silent this long is down (default 1)\n"
+            "  --max-skew S          drop frames whose PTS is further than S from now (default 60)\n"
+            "  --max-lag S           disconnect listeners further behind live (default 30)\n"
+            "  --node NAME           name in HELLO and logs (default: hostname)\n"
+            "  --log-json            JSON log lines\n"
+            "  --config FILE         JSON object of the same options\n",
+            prog);
+}
+
+static void parse_args(struct edge *e, int argc, char **argv)
+{
+    enum { O_LISTEN = 1, O_RELAY, O_KEY, O_BURST, O_REORDER, O_REWIND, O_TIMEOUT, O_SKEW,
+           O_LAG, O_NODE, O_JSON };
+    static const struct option opts[] = {
+        {"listen", required_argument, 0, O_LISTEN},   {"relay", required_argument, 0, O_RELAY},
+        {"key", required_argument, 0, O_KEY},         {"burst", required_argument, 0, O_BURST},
+        {"reorder-ms", required_argument, 0, O_REORDER}, {"rewind", required_argument, 0, O_REWIND},
+        {"stream-timeout", required_argument, 0, O_TIMEOUT},
+        {"max-skew", required_argument, 0, O_SKEW},   {"max-lag", required_argument, 0, O_LAG},
+        {"node", required_argument, 0, O_NODE},       {"log-json", no_argument, 0, O_JSON},
+        {"help", no_argument, 0, 'h'},                {0, 0, 0, 0}};
+    const char *key_path = NULL;
+    bool have_listen = false;
+    int c;
+    e->opt.burst_s = 4;
+    e->opt.reorder_us = 300000;
+    e->opt.rewind_us = 14400ull * 1000000;
+    e->opt.stream_timeout_s = 1;
+    e->opt.max_skew_s = 60;
+    e->opt.max_lag_s = 30;
+    gethostname(e->opt.node, sizeof(e->opt.node) - 1);
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case O_LISTEN:
+            if (net_addr_parse(optarg, &e->opt.listen) != FC_OK || e->opt.listen.proto != NET_TCP)
+                cli_fail(prog, "--listen", "\"%s\": expected HOST:PORT", optarg);
+            have_listen = true;
+            break;
+        case O_RELAY:
+            if (e->opt.n_relays >= EDGE_MAX_RELAYS)
+                cli_fail(prog, "--relay", "at most %d relays", EDGE_MAX_RELAYS);
+            if (net_addr_parse(optarg, &e->opt.relays[e->opt.n_relays]) != FC_OK ||
+                e->opt.relays[e->opt.n_relays].proto != NET_TCP)
+                cli_fail(prog, "--relay", "\"%s\": expected HOST:PORT", optarg);
+            e->opt.n_relays++;
+            break;
+        case O_KEY:
+            key_path = optarg;
+            break;
+        case O_BURST:
+            e->opt.burst_s = cli_double(prog, "--burst", optarg, 0, 600);
+            break;
+        case O_REORDER:
+            e->opt.reorder_us = (uint64_t)(cli_double(prog, "--reorder-ms", optarg, 1, 10000) * 1000);
+            break;
+        case O_REWIND:
+            e->opt.rewind_us = (uint64_t)(cli_double(prog, "--rewind", optarg, 10, 7 * 86400) * 1e6);
+            break;
+        case O_TIMEOUT:
+            e->opt.stream_timeout_s = cli_double(prog, "--stream-timeout", optarg, 0.05, 60);
+            break;
+        case O_SKEW:
+            e->opt.max_skew_s = cli_double(prog, "--max-skew", optarg, 1, 86400);
+            break;
+        case O_LAG:
+            e->opt.max_lag_s = cli_double(prog, "--max-lag", optarg, 1, 86400);
+            break;
+        case O_NODE:
+            snprintf(e->opt.node, sizeof(e->opt.node), "%s", optarg);
+            break;
+        case O_JSON:
+            e->opt.log_json = true;
+            break;
+        case 'h':
+            usage(stdout);
+            exit(0);
+        default:
+            cli_fail(prog, argv[optind - 1], "unknown option or missing value (see --help)");
+        }
+    }
+    if (optind < argc)
+        cli_fail(prog, argv[optind], "unexpected argument");
+    if (!have_listen)
+        cli_fail(prog, "--listen", "required");
+    if (e->opt.n_relays == 0)
+        cli_fail(prog, "--relay", "give at least one relay");
+    if (!key_path)
+        cli_fail(prog, "--key", "required");
+    cli_key(prog, key_path, &e->key);
+}
+
+int main(int argc, char **argv)
+{
+    static struct edge edge;
+    signal(SIGPIPE, SIG_IGN);
+    if (mac_global_init() != FC_OK) {
+        fprintf(stderr, "%s: libsodium failed to initialise\n", prog);
+        return CLI_EXIT_RUNTIME;
+    }
+    cli_expand(prog, &argc, &argv);
+    parse_args(&edge, argc, argv);
+    log_init(&edge.log, "edge", edge.opt.log_json);
+    struct ev_loop *loop = ev_default_loop(0);
+    int rc = 0;
+    if (edge_start(&edge, loop) != FC_OK)
+        rc = CLI_EXIT_RUNTIME;
+    else
+        ev_run(loop, 0);
+    edge_free(&edge);
+    return rc;
+}

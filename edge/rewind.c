@@ -1,0 +1,238 @@
+/* rewind.c - see rewind.h. */
+#include "rewind.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include "clock.h"
+#include "framer.h"
+
+static struct rewind_slab *slab_at(const struct rewind *rw, uint32_t i)
+{
+    return &rw->slabs[(rw->slab_head + i) % rw->slab_cap];
+}
+
+static struct rewind_point *point_at(const struct rewind *rw, uint32_t i)
+{
+    return &rw->index[(rw->index_head + i) % rw->index_cap];
+}
+
+enum fc_err rewind_init(struct rewind *rw, enum fc_codec codec, uint64_t keep_us)
+{
+    memset(rw, 0, sizeof(*rw));
+    rw->codec = codec;
+    rw->keep_us = keep_us;
+    rw->slab_cap = 16;
+    rw->index_cap = 1024;
+    rw->slabs = calloc(rw->slab_cap, sizeof(*rw->slabs));
+    rw->index = calloc(rw->index_cap, sizeof(*rw->index));
+    if (!rw->slabs || !rw->index) {
+        rewind_free(rw);
+        return FC_NOMEM;
+    }
+    return FC_OK;
+}
+
+void rewind_free(struct rewind *rw)
+{
+    for (uint32_t i = 0; rw->slabs && i < rw->n_slabs; i++)
+        free(slab_at(rw, i)->data);
+    free(rw->slabs);
+    free(rw->index);
+    free(rw->spare);
+    memset(rw, 0, sizeof(*rw));
+}
+
+/* Grow a ring to twice its capacity, unrolling it so the head is at 0. */
+static void *grow_ring(void *ring, uint32_t *cap, uint32_t *head, uint32_t n, size_t elem)
+{
+    uint8_t *bigger = malloc((size_t)*cap * 2 * elem);
+    if (!bigger)
+        return NULL;
+    for (uint32_t i = 0; i < n; i++)
+        memcpy(bigger + i * elem, (uint8_t *)ring + ((*head + i) % *cap) * elem, elem);
+    free(ring);
+    *cap *= 2;
+    *head = 0;
+    return bigger;
+}
+
+static void evict_oldest_slab(struct rewind *rw)
+{
+    struct rewind_slab *old = slab_at(rw, 0);
+    uint64_t end = old->abs_start + old->used;
+    rw->evicted_bytes += old->used;
+    if (!rw->spare)
+        rw->spare = old->data;
+    else
+        free(old->data);
+    rw->slab_head = (rw->slab_head + 1) % rw->slab_cap;
+    rw->n_slabs--;
+    rw->abs_start = end;
+    while (rw->n_index > 0 && point_at(rw, 0)->abs < end) {
+        rw->index_head = (rw->index_head + 1) % rw->index_cap;
+        rw->n_index--;
+    }
+}
+
+static enum fc_err new_slab(struct rewind *rw)
+{
+    if (rw->n_slabs == rw->slab_cap) {
+        void *r = grow_ring(rw->slabs, &rw->slab_cap, &rw->slab_head, rw->n_slabs,
+                            sizeof(*rw->slabs));
+        if (!r)
+            return FC_NOMEM;
+        rw->slabs = r;
+    }
+    uint8_t *data = rw->spare ? rw->spare : malloc(REWIND_SLAB_BYTES);
+    if (!data)
+        return FC_NOMEM;
+    rw->spare = NULL;
+    struct rewind_slab *s = slab_at(rw, rw->n_slabs++);
+    s->abs_start = rw->abs_end;
+    s->used = 0;
+    s->data = data;
+    return FC_OK;
+}
+
+static enum fc_err add_point(struct rewind *rw, uint64_t pts_us)
+{
+    if (rw->n_index > 0 && pts_us < point_at(rw, rw->n_index - 1)->pts_us + REWIND_INDEX_US)
+        return FC_OK;
+    if (rw->n_index == rw->index_cap) {
+        void *r = grow_ring(rw->index, &rw->index_cap, &rw->index_head, rw->n_index,
+                            sizeof(*rw->index));
+        if (!r)
+            return FC_NOMEM;
+        rw->index = r;
+    }
+    struct rewind_point *p = point_at(rw, rw->n_index++);
+    p->pts_us = pts_us;
+    p->abs = rw->abs_end;
+    return FC_OK;
+}
+
+enum fc_err rewind_append(struct rewind *rw, const uint8_t *frame, uint32_t len, uint64_t pts_us,
+                          uint64_t dur_us)
+{
+    if (len > REWIND_SLAB_BYTES)
+        return FC_LIMIT;
+    struct rewind_slab *last = rw->n_slabs ? slab_at(rw, rw->n_slabs - 1) : NULL;
+    if (!last || REWIND_SLAB_BYTES - last->used < len) {
+        enum fc_err err = new_slab(rw);
+        if (err != FC_OK)
+            return err;
+        last = slab_at(rw, rw->n_slabs - 1);
+    }
+    /* Index first: a seek must land on this frame's first byte. */
+    enum fc_err err = add_point(rw, pts_us);
+    if (err != FC_OK)
+        return err;
+    memcpy(last->data + last->used, frame, len);
+    last->used += len;
+    rw->abs_end += len;
+    rw->end_pts_us = pts_us + dur_us;
+    rw->frames++;
+    /* Evict whole slabs while the remainder still covers keep_us. */
+    while (rw->n_slabs > 1 && rw->n_index > 0) {
+        uint64_t next_start = slab_at(rw, 1)->abs_start;
+        uint32_t lo = 0, hi = rw->n_index; /* first index point in the next slab */
+        while (lo < hi) {
+            uint32_t mid = (lo + hi) / 2;
+            if (point_at(rw, mid)->abs < next_start)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        uint64_t next_pts = lo < rw->n_index ? point_at(rw, lo)->pts_us : 0;
+        if (next_pts == 0 || rw->end_pts_us - next_pts < rw->keep_us)
+            break;
+        evict_oldest_slab(rw);
+    }
+    return FC_OK;
+}
+
+uint64_t rewind_first_pts(const struct rewind *rw)
+{
+    return rw->n_index ? point_at(rw, 0)->pts_us : 0;
+}
+
+/* The slab holding `abs` (binary search), or NULL. */
+static const struct rewind_slab *find_slab(const struct rewind *rw, uint64_t abs)
+{
+    uint32_t lo = 0, hi = rw->n_slabs;
+    while (lo < hi) {
+        uint32_t mid = (lo + hi) / 2;
+        const struct rewind_slab *s = slab_at(rw, mid);
+        if (abs < s->abs_start)
+            hi = mid;
+        else if (abs >= s->abs_start + s->used)
+            lo = mid + 1;
+        else
+            return s;
+    }
+    return NULL;
+}
+
+uint64_t rewind_seek(const struct rewind *rw, uint64_t pts_us, uint64_t *found_pts)
+{
+    *found_pts = rw->end_pts_us;
+    if (rw->n_index == 0)
+        return rw->abs_end;
+    /* Last index point at or before pts_us. */
+    uint32_t lo = 0, hi = rw->n_index;
+    while (hi - lo > 1) {
+        uint32_t mid = (lo + hi) / 2;
+        if (point_at(rw, mid)->pts_us <= pts_us)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    const struct rewind_point *p = point_at(rw, lo);
+    uint64_t abs = p->abs, pts = p->pts_us;
+    while (pts < pts_us && abs < rw->abs_end) {
+        const struct rewind_slab *s = find_slab(rw, abs);
+        struct frame_info info;
+        if (!s || frame_header_parse(rw->codec, s->data + (abs - s->abs_start),
+                                     s->abs_start + s->used - abs, &info) != FC_OK)
+            break;
+        abs += info.len;
+        pts += clock_samples_to_us(info.samples, info.sample_rate);
+    }
+    *found_pts = pts;
+    return abs;
+}
+
+int rewind_iov(const struct rewind *rw, uint64_t abs, struct iovec *iov, int max_iov,
+               size_t max_bytes)
+{
+    int n = 0;
+    const struct rewind_slab *s = find_slab(rw, abs);
+    if (!s)
+        return 0;
+    uint32_t i = (uint32_t)((s - rw->slabs + rw->slab_cap - rw->slab_head) % rw->slab_cap);
+    for (; i < rw->n_slabs && n < max_iov && max_bytes > 0; i++) {
+        s = slab_at(rw, i);
+        uint64_t off = abs > s->abs_start ? abs - s->abs_start : 0;
+        size_t len = s->used - off;
+        if (len > max_bytes)
+            len = max_bytes;
+        if (len == 0)
+            continue;
+        iov[n].iov_base = s->data + off;
+        iov[n].iov_len = len;
+        n++;
+        max_bytes -= len;
+    }
+    return n;
+}
+
+uint64_t rewind_bytes_held(const struct rewind *rw)
+{
+    return rw->abs_end - rw->abs_start;
+}
+
+uint64_t rewind_mem_bytes(const struct rewind *rw)
+{
+    return (uint64_t)rw->n_slabs * REWIND_SLAB_BYTES + (rw->spare ? REWIND_SLAB_BYTES : 0) +
+           (uint64_t)rw->index_cap * sizeof(*rw->index) + (uint64_t)rw->slab_cap * sizeof(*rw->slabs);
+}
