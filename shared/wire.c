@@ -70,7 +70,7 @@ enum fc_err wire_encode_frame(const struct mac_key *key, const struct wire_frame
         !wire_valid_name(f->encoder, strlen(f->encoder), WIRE_ENCODER_MAX) ||
         f->payload_len == 0 || f->payload_len > WIRE_MAX_PAYLOAD)
         return FC_PROTO;
-    PACKER_START(fb, pk, out, cap, 16, WIRE_FRAME);
+    PACKER_START(fb, pk, out, cap, 15, WIRE_FRAME);
     pack_str(&pk, f->mount);
     pack_str(&pk, f->encoder);
     msgpack_pack_uint32(&pk, f->priority);
@@ -251,7 +251,7 @@ static enum fc_err decode_frame(const msgpack_object_array *a, struct wire_frame
 {
     uint64_t v;
     const msgpack_object *p = a->ptr;
-    if (a->size < 16)
+    if (a->size < 15)
         FAIL("frame arity");
     if (!get_name(&p[2], f->mount, WIRE_MOUNT_MAX))
         FAIL("mount");
