@@ -247,7 +247,10 @@ static void hand_default(struct hand *h)
 static void pack_item(msgpack_packer *pk, const struct hand *h, uint32_t i)
 {
     if ((int)i == h->wrong_type_at) {
-        msgpack_pack_str_with_body(pk, "x", 1);
+        if (i == 2 || i == 3)
+            msgpack_pack_int(pk, 1); /* a number where a string belongs */
+        else
+            msgpack_pack_str_with_body(pk, "x", 1);
         return;
     }
     switch (i) {
@@ -870,8 +873,8 @@ static void test_frame_ranges(void **state)
 static void test_frame_wrong_types(void **state)
 {
     static const char *fields[] = {
-        "version", "type",     "mount",       "encoder",  "priority", "session", "seq",     "pts",
-        "codec",   "sample_rate", "channels", "samples",  "level",    "payload", "meta",
+        "version", "type",        "mount",    "encoder", "priority", "session", "seq",  "pts",
+        "codec",   "sample_rate", "channels", "samples", "level",    "payload", "meta",
     };
     for (int i = 0; i < (int)FC_ARRAY_LEN(fields); i++) {
         struct hand h;
@@ -968,9 +971,15 @@ static void test_frame_payload_disagrees(void **state)
     expect_proto(buf, encode_frame_ok(&f), "codec");
 
     /* Payload length must be exactly the header's frame length. */
+    static uint8_t mp3_long[MP3_LEN + 1];
+    memcpy(mp3_long, mp3, MP3_LEN);
     frame_mp3(&f);
-    f.payload = mp3_pad; /* 418 bytes, header says 417 */
+    f.payload = mp3_long; /* 418 bytes, header says 417 */
     f.payload_len = MP3_LEN + 1;
+    expect_proto(buf, encode_frame_ok(&f), "payload");
+    frame_mp3(&f);
+    f.payload = mp3_pad; /* header says 418 (padding), 417 carried */
+    f.payload_len = MP3_LEN;
     expect_proto(buf, encode_frame_ok(&f), "payload");
     frame_mp3(&f);
     f.payload_len = MP3_LEN - 1;
