@@ -13,6 +13,7 @@
 #   FC_KEEP=1      keep the temp dir with logs and key after stopping
 #   FC_DEMO_SECONDS  stop by itself after this many seconds (for scripted checks)
 set -euo pipefail
+# shellcheck disable=SC2034  # read by lib.sh
 FC_NAME=demo
 . "$(dirname "$0")/../tests/integration/lib.sh"
 

@@ -130,8 +130,8 @@ void icy_parse_meta(const char *text, size_t len, char title[ICY_FIELD_MAX + 1],
     /* Fields are walked in order, so a value that happens to contain "StreamUrl='" is not
      * mistaken for a field. */
     while (i < len) {
-        while (i < len && (text[i] == ';' || text[i] == ' ' || text[i] == '\t' ||
-                           text[i] == '\r' || text[i] == '\n'))
+        while (i < len && (text[i] == ';' || text[i] == ' ' || text[i] == '\t' || text[i] == '\r' ||
+                           text[i] == '\n'))
             i++;
         size_t key = i;
         while (i < len && text[i] != '=' && text[i] != ';')

@@ -26,6 +26,8 @@ void msgref_put(struct msgref *m)
 enum fc_err outq_init(struct outq *q, uint32_t max_msgs, uint64_t max_bytes)
 {
     uint32_t cap = 16;
+    if (max_msgs > (1u << 24))
+        return FC_LIMIT;
     while (cap < max_msgs)
         cap <<= 1;
     q->ring = calloc(cap, sizeof(*q->ring));
@@ -93,6 +95,10 @@ enum fc_err outq_flush(struct outq *q, int fd)
             iov[n].iov_len = m->len - off;
         }
         ssize_t w = writev(fd, iov, n);
+        if (w == 0 && q->bytes == 0) {
+            outq_clear(q); /* only empty messages: nothing will ever be written */
+            return FC_OK;
+        }
         if (w < 0) {
             if (errno == EINTR)
                 continue;

@@ -178,7 +178,8 @@ static bool get_str(const msgpack_object *o, char *out, size_t max)
 {
     if (o->type != MSGPACK_OBJECT_STR || o->via.str.size > max)
         return false;
-    memcpy(out, o->via.str.ptr, o->via.str.size);
+    if (o->via.str.size) /* msgpack-c leaves ptr NULL for "" */
+        memcpy(out, o->via.str.ptr, o->via.str.size);
     out[o->via.str.size] = '\0';
     return memchr(out, '\0', o->via.str.size) == NULL;
 }
@@ -361,6 +362,67 @@ static enum fc_err decode_body(const msgpack_object *root, struct wire_msg *out,
     FAIL("type");
 }
 
+static uint32_t be(const uint8_t *p, int n)
+{
+    uint32_t v = 0;
+    for (int i = 0; i < n; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+/*
+ * Walk the msgpack tokens of `p` without allocating and check that every array or map claims no
+ * more items than bytes remain. msgpack-c reserves memory for the claimed count before reading
+ * the items, so a 5-byte body could otherwise ask for gigabytes.
+ */
+static bool msgpack_sane(const uint8_t *p, size_t len)
+{
+    uint64_t pending = 1; /* tokens still expected */
+    size_t i = 0;
+    while (pending > 0) {
+        if (i >= len || pending > len - i)
+            return false;
+        uint8_t c = p[i];
+        uint64_t hdr = 1, body = 0, items = 0;
+        if (c <= 0x7f || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3) {
+        } else if (c >= 0x80 && c <= 0x8f) {
+            items = 2u * (c & 0x0f);
+        } else if (c >= 0x90 && c <= 0x9f) {
+            items = c & 0x0f;
+        } else if (c >= 0xa0 && c <= 0xbf) {
+            body = c & 0x1f;
+        } else {
+            static const uint8_t fixed[] = {
+                /* c4..df: header bytes incl. the type byte; 0 = invalid */
+                2, 3, 5, 3, 4, 6, 5, 9, 2, 3, 5, 9, 2, 3, 5, 9, 3, 4, 6, 10, 18, 2, 3, 5, 3, 5, 3, 5};
+            if (c < 0xc4)
+                return false; /* 0xc1 is never used */
+            hdr = fixed[c - 0xc4];
+            if (len - i < hdr)
+                return false;
+            const uint8_t *q = p + i + 1;
+            switch (c) {
+            case 0xc4: case 0xd9: body = q[0]; break;
+            case 0xc5: case 0xda: body = be(q, 2); break;
+            case 0xc6: case 0xdb: body = be(q, 4); break;
+            case 0xc7: body = q[0]; break;
+            case 0xc8: body = be(q, 2); break;
+            case 0xc9: body = be(q, 4); break;
+            case 0xdc: items = be(q, 2); break;
+            case 0xdd: items = be(q, 4); break;
+            case 0xde: items = 2u * be(q, 2); break;
+            case 0xdf: items = 2u * be(q, 4); break;
+            default: break;
+            }
+        }
+        if (len - i < hdr || len - i - hdr < body)
+            return false;
+        i += hdr + body;
+        pending = pending - 1 + items;
+    }
+    return i == len;
+}
+
 enum fc_err wire_decode(struct wire_decoder *d, const struct mac_key *key, const uint8_t *msg,
                         size_t len, struct wire_msg *out, const char **why)
 {
@@ -379,6 +441,8 @@ enum fc_err wire_decode(struct wire_decoder *d, const struct mac_key *key, const
         *why = "bad tag";
         return err;
     }
+    if (!msgpack_sane(msg, len - MAC_TAG_BYTES))
+        FAIL("msgpack syntax");
     msgpack_object root;
     size_t off = 0;
     msgpack_zone_clear(&d->zone);

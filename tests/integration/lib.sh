@@ -1,4 +1,5 @@
 # shellcheck shell=bash
+# shellcheck disable=SC2034  # FC_* variables are set here for the scripts that source this file
 # Helpers for framecast integration tests and the demo. Source it, don't run it:
 #
 #   . "$(dirname "$0")/lib.sh"
@@ -93,7 +94,7 @@ fc_print_logs() {
     printf -- '----- %s (last %s lines) -----\n' "${f#"$FC_TMP"/}" "$FC_LOG_TAIL"
     tail -n "$FC_LOG_TAIL" "$f"
   done
-  printf -- '----- end of logs (%s) -----\n' "$FC_TMP"
+  printf -- '----- end of logs (%s; FC_KEEP=1 keeps it) -----\n' "$FC_TMP"
 }
 
 fc_cleanup() {

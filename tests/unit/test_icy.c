@@ -22,13 +22,13 @@
 
 /* A synthetic ICY stream and what the demultiplexer should make of it. */
 struct icy_stream {
-    uint8_t data[STREAM_CAP];  /* bytes as received */
-    size_t len;                /* bytes in data */
-    uint8_t audio[AUDIO_CAP];  /* the audio alone */
-    size_t audio_len;          /* bytes in audio */
+    uint8_t data[STREAM_CAP];                   /* bytes as received */
+    size_t len;                                 /* bytes in data */
+    uint8_t audio[AUDIO_CAP];                   /* the audio alone */
+    size_t audio_len;                           /* bytes in audio */
     char titles[TITLES_MAX][ICY_FIELD_MAX + 1]; /* titles of non-empty blocks, in order */
     char urls[TITLES_MAX][ICY_FIELD_MAX + 1];   /* urls of non-empty blocks, in order */
-    size_t n_titles;           /* entries in titles/urls */
+    size_t n_titles;                            /* entries in titles/urls */
 };
 
 /* What the callbacks received. */
@@ -131,8 +131,8 @@ static void stream_build(uint32_t metaint, size_t blocks, size_t tail, uint32_t 
             stream_meta(title, "http://example.org/now");
             break;
         default:
-            snprintf(title, sizeof(title), "Guns N' Roses - Sweet Child O' Mine (Live) \xC3\xA9 %zu",
-                     k);
+            snprintf(title, sizeof(title),
+                     "Guns N' Roses - Sweet Child O' Mine (Live) \xC3\xA9 %zu", k);
             stream_meta(title, "");
             break;
         }
@@ -259,8 +259,8 @@ static void test_demux_metaint_zero(void **state)
 static void test_demux_small_metaint(void **state)
 {
     /* metaint 1: a length byte after every audio byte. */
-    uint8_t data[] = {'x', 0, 'y', 1, 'S', 't', 'r', 'e', 'a', 'm', 'T', 'i', 't', 'l', 'e',
-                      '=', '\'', 'a', '\'', ';', 'z', 0};
+    uint8_t data[] = {'x', 0,   'y', 1,   'S', 't',  'r', 'e',  'a', 'm', 'T',
+                      'i', 't', 'l', 'e', '=', '\'', 'a', '\'', ';', 'z', 0};
     for (size_t chunk = 1; chunk <= sizeof(data); chunk++) {
         sink_reset();
         icy_demux_init(&demux, 1);

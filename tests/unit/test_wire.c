@@ -63,12 +63,12 @@ static void make_adts(uint8_t *out, size_t len)
 {
     memset(out, 0, len);
     out[0] = 0xFF;
-    out[1] = 0xF1;                                          /* sync, MPEG-4, layer 0, no CRC */
-    out[2] = (uint8_t)(1 << 6 | 3 << 2 | 0);                /* profile LC (1), index 3 */
-    out[3] = (uint8_t)(2 << 6 | (len >> 11));               /* channel_configuration 2 */
+    out[1] = 0xF1;                            /* sync, MPEG-4, layer 0, no CRC */
+    out[2] = (uint8_t)(1 << 6 | 3 << 2 | 0);  /* profile LC (1), index 3 */
+    out[3] = (uint8_t)(2 << 6 | (len >> 11)); /* channel_configuration 2 */
     out[4] = (uint8_t)(len >> 3);
-    out[5] = (uint8_t)((len & 7) << 5 | 0x1F);              /* buffer fullness 0x7FF (VBR) */
-    out[6] = 0xFC;                                          /* ...fullness, 1 raw data block */
+    out[5] = (uint8_t)((len & 7) << 5 | 0x1F); /* buffer fullness 0x7FF (VBR) */
+    out[6] = 0xFC;                             /* ...fullness, 1 raw data block */
 }
 
 static int group_setup(void **state)
@@ -195,8 +195,8 @@ enum meta_kind {
 };
 
 struct hand {
-    uint32_t n_items;       /* array size in the header */
-    uint32_t n_written;     /* items actually written */
+    uint32_t n_items;   /* array size in the header */
+    uint32_t n_written; /* items actually written */
     uint64_t version, type;
     const char *mount;
     size_t mount_len;
@@ -375,8 +375,8 @@ static void test_hello_round_trip(void **state)
     size_t len = 0;
     const char *roles[] = {"shim", "relay", "edge"};
     for (size_t i = 0; i < FC_ARRAY_LEN(roles); i++) {
-        assert_int_equal(wire_encode_hello(&key, roles[i], "node-1.example", buf, sizeof(buf), &len),
-                         FC_OK);
+        assert_int_equal(
+            wire_encode_hello(&key, roles[i], "node-1.example", buf, sizeof(buf), &len), FC_OK);
         expect_ok(buf, len);
         assert_int_equal(msg.type, WIRE_HELLO);
         assert_string_equal(msg.u.hello.role, roles[i]);
@@ -781,7 +781,7 @@ static void test_frame_mount_and_encoder(void **state)
         const char *s;
         size_t len;
     } bad_mounts[] = {
-        {"live/stream", 11}, {"/live", 5},   {"", 0},         {long_name, WIRE_MOUNT_MAX + 1},
+        {"live/stream", 11}, {"/live", 5},       {"", 0},     {long_name, WIRE_MOUNT_MAX + 1},
         {"a b", 3},          {"caf\xC3\xA9", 5}, {"a\0b", 3}, {"..%2f", 5},
     };
     for (size_t i = 0; i < FC_ARRAY_LEN(bad_mounts); i++) {
@@ -1062,7 +1062,10 @@ static void test_hello_fields(void **state)
         memcpy(b, sb.data, sb.size);
         n = sb.size;
         msgpack_sbuffer_destroy(&sb);
-        expect_proto(buf, tag_body(b, n, buf), which == 0 ? "role" : which == 1 ? "node" : "features");
+        expect_proto(buf, tag_body(b, n, buf),
+                     which == 0   ? "role"
+                     : which == 1 ? "node"
+                                  : "features");
     }
 }
 
