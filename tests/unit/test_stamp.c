@@ -130,9 +130,10 @@ static void test_burst_on_connect(void **state)
  * Icecast's 64 KiB burst-on-connect comes as several batches within milliseconds) is stamped
  * batch by batch: the first chunk is stamped as "now" and each later chunk pulls the anchor back,
  * so PTS jumps backwards at every chunk boundary. Input: 15 batches of 10 frames, 1 ms apart.
- * Expected: PTS increasing (each step one frame, as for the single-batch burst). Actual: at each
- * chunk boundary PTS goes back by 10 frames' duration − 1 ms (≈ 260 ms); only the last chunk
- * gets the anchor the single-batch burst would have had.
+ * Expected: PTS increasing (each step one frame, as for the single-batch burst). Actual: the
+ * first frame of every later chunk is stamped 234 ms before the previous chunk's last frame
+ * (260 ms = 10 frames − 1 ms behind a continuous timeline); only the last chunk gets the anchor
+ * the single-batch burst would have had, so earlier chunks' PTS overlap later ones.
  */
 static void test_bug_burst_in_chunks(void **state)
 {
