@@ -40,21 +40,30 @@ void reorder_free(struct reorder *r)
     r->storage = NULL;
 }
 
-/* Skip missing seqs up to (not including) `seq`, counting them lost. */
-static void skip_to(struct reorder *r, uint64_t seq)
+/* Declare next_seq lost: its slot remembers, so a later copy is counted late. */
+static void mark_lost(struct reorder *r)
+{
+    struct reorder_frame *s = &r->slots[r->next_seq & MASK];
+    if (s->used)
+        slot_clear(r, s); /* an older frame still held (far jump): dropped unplayed */
+    s->seq = r->next_seq;
+    s->lost_mark = true;
+    r->next_seq++;
+    r->lost++;
+}
+
+/* Skip missing seqs up to (not including) `seq`; returns how many were lost. */
+static uint64_t skip_to(struct reorder *r, uint64_t seq)
 {
     uint64_t n = 0;
     while (r->next_seq < seq) {
         struct reorder_frame *s = &r->slots[r->next_seq & MASK];
         if (s->used && s->seq == r->next_seq)
             break; /* present: not lost */
-        r->next_seq++;
+        mark_lost(r);
         n++;
     }
-    if (n) {
-        r->lost += n;
-        r->gaps++;
-    }
+    return n;
 }
 
 enum fc_err reorder_push(struct reorder *r, const struct wire_frame *f, uint64_t now_us)
@@ -65,24 +74,21 @@ enum fc_err reorder_push(struct reorder *r, const struct wire_frame *f, uint64_t
         r->max_seq = f->seq;
     }
     if (f->seq < r->next_seq) {
-        r->duplicates++;
+        const struct reorder_frame *old = &r->slots[f->seq & MASK];
+        if (!old->used && old->lost_mark && old->seq == f->seq)
+            r->late++;
+        else
+            r->duplicates++;
         return FC_AGAIN;
     }
     if (f->seq >= r->next_seq + REORDER_SLOTS) {
-        /* Far ahead: everything before the ring's new reach is gone for good. Frames still held
-         * below it are released first by the caller's next pops, so drop them only if in the way. */
+        /* Far ahead: everything before the ring's new reach is gone for good, held frames
+         * included (dropped unplayed, counted lost); the next pop reports them. */
         uint64_t floor = f->seq - REORDER_SLOTS + 1;
         while (r->next_seq < floor) {
-            struct reorder_frame *s = &r->slots[r->next_seq & MASK];
-            if (s->used && s->seq == r->next_seq) {
-                slot_clear(r, s);
-                r->lost++; /* dropped unplayed: counts as lost for the output */
-            } else {
-                r->lost++;
-            }
-            r->next_seq++;
+            mark_lost(r);
+            r->pending_lost++;
         }
-        r->gaps++;
     }
     struct reorder_frame *s = &r->slots[f->seq & MASK];
     if (s->used) {
@@ -94,6 +100,7 @@ enum fc_err reorder_push(struct reorder *r, const struct wire_frame *f, uint64_t
     }
     if (s->data && s->len > REORDER_SLOT_BYTES)
         free(s->data); /* a big frame released by a pop, kept readable until now */
+    s->lost_mark = false;
     s->data = f->payload_len <= REORDER_SLOT_BYTES
                   ? r->storage + (size_t)(f->seq & MASK) * REORDER_SLOT_BYTES
                   : malloc(f->payload_len);
@@ -138,8 +145,13 @@ uint64_t reorder_deadline(const struct reorder *r)
     return oldest ? oldest + r->reorder_us : 0;
 }
 
-static const struct reorder_frame *take(struct reorder *r, struct reorder_frame *s)
+static const struct reorder_frame *take(struct reorder *r, struct reorder_frame *s,
+                                        uint64_t lost, uint64_t *lost_before)
 {
+    *lost_before = lost + r->pending_lost;
+    r->pending_lost = 0;
+    if (*lost_before)
+        r->gaps++;
     /* Stays readable until the next call: only the flag and count change here. The storage is
      * reused only by a push to the same slot, which is REORDER_SLOTS seqs later. */
     s->used = false;
@@ -156,18 +168,18 @@ enum fc_err reorder_pop(struct reorder *r, uint64_t now_us, const struct reorder
         return FC_AGAIN;
     struct reorder_frame *s = &r->slots[r->next_seq & MASK];
     if (s->used && s->seq == r->next_seq) {
-        *out = take(r, s);
+        *out = take(r, s, 0, lost_before);
         return FC_OK;
     }
     uint64_t oldest = oldest_waiting(r);
     if (oldest == 0 || now_us < oldest + r->reorder_us)
         return FC_AGAIN;
-    uint64_t before = r->lost;
-    skip_to(r, r->max_seq + 1);
-    *lost_before = r->lost - before;
+    uint64_t lost = skip_to(r, r->max_seq + 1);
     s = &r->slots[r->next_seq & MASK];
-    if (!(s->used && s->seq == r->next_seq))
+    if (!(s->used && s->seq == r->next_seq)) {
+        r->pending_lost += lost;
         return FC_AGAIN;
-    *out = take(r, s);
+    }
+    *out = take(r, s, lost, lost_before);
     return FC_OK;
 }

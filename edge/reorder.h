@@ -31,6 +31,7 @@ struct reorder_frame {
     uint8_t *data;           /* payload: slot storage or heap (big frames) */
     bool used;
     bool has_meta;
+    bool lost_mark;          /* !used: seq was declared lost (a later copy counts as late) */
 };
 
 struct reorder {
@@ -47,6 +48,7 @@ struct reorder {
     uint64_t late;               /* arrived after their seq was declared lost */
     uint64_t lost;               /* seqs skipped: lost on every path */
     uint64_t gaps;               /* runs of lost seqs */
+    uint64_t pending_lost;       /* lost by a far jump in push, reported by the next pop */
 };
 
 /* Allocate the slots. FC_NOMEM on failure. `reorder_us` is --reorder-ms in µs. */

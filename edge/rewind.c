@@ -38,7 +38,6 @@ void rewind_free(struct rewind *rw)
         free(slab_at(rw, i)->data);
     free(rw->slabs);
     free(rw->index);
-    free(rw->spare);
     memset(rw, 0, sizeof(*rw));
 }
 
@@ -61,10 +60,7 @@ static void evict_oldest_slab(struct rewind *rw)
     struct rewind_slab *old = slab_at(rw, 0);
     uint64_t end = old->abs_start + old->used;
     rw->evicted_bytes += old->used;
-    if (!rw->spare)
-        rw->spare = old->data;
-    else
-        free(old->data);
+    free(old->data);
     rw->slab_head = (rw->slab_head + 1) % rw->slab_cap;
     rw->n_slabs--;
     rw->abs_start = end;
@@ -83,10 +79,9 @@ static enum fc_err new_slab(struct rewind *rw)
             return FC_NOMEM;
         rw->slabs = r;
     }
-    uint8_t *data = rw->spare ? rw->spare : malloc(REWIND_SLAB_BYTES);
+    uint8_t *data = malloc(REWIND_SLAB_BYTES);
     if (!data)
         return FC_NOMEM;
-    rw->spare = NULL;
     struct rewind_slab *s = slab_at(rw, rw->n_slabs++);
     s->abs_start = rw->abs_end;
     s->used = 0;
@@ -94,9 +89,10 @@ static enum fc_err new_slab(struct rewind *rw)
     return FC_OK;
 }
 
-static enum fc_err add_point(struct rewind *rw, uint64_t pts_us)
+static enum fc_err add_point(struct rewind *rw, uint64_t pts_us, bool force)
 {
-    if (rw->n_index > 0 && pts_us < point_at(rw, rw->n_index - 1)->pts_us + REWIND_INDEX_US)
+    if (!force && rw->n_index > 0 &&
+        pts_us < point_at(rw, rw->n_index - 1)->pts_us + REWIND_INDEX_US)
         return FC_OK;
     if (rw->n_index == rw->index_cap) {
         void *r = grow_ring(rw->index, &rw->index_cap, &rw->index_head, rw->n_index,
@@ -117,14 +113,17 @@ enum fc_err rewind_append(struct rewind *rw, const uint8_t *frame, uint32_t len,
     if (len > REWIND_SLAB_BYTES)
         return FC_LIMIT;
     struct rewind_slab *last = rw->n_slabs ? slab_at(rw, rw->n_slabs - 1) : NULL;
+    bool fresh = false;
     if (!last || REWIND_SLAB_BYTES - last->used < len) {
         enum fc_err err = new_slab(rw);
         if (err != FC_OK)
             return err;
         last = slab_at(rw, rw->n_slabs - 1);
+        fresh = true;
     }
-    /* Index first: a seek must land on this frame's first byte. */
-    enum fc_err err = add_point(rw, pts_us);
+    /* Index first: a seek must land on this frame's first byte. Every slab starts with an
+     * index point, so after an eviction the oldest frame is still reachable. */
+    enum fc_err err = add_point(rw, pts_us, fresh);
     if (err != FC_OK)
         return err;
     memcpy(last->data + last->used, frame, len);
@@ -233,6 +232,6 @@ uint64_t rewind_bytes_held(const struct rewind *rw)
 
 uint64_t rewind_mem_bytes(const struct rewind *rw)
 {
-    return (uint64_t)rw->n_slabs * REWIND_SLAB_BYTES + (rw->spare ? REWIND_SLAB_BYTES : 0) +
+    return (uint64_t)rw->n_slabs * REWIND_SLAB_BYTES +
            (uint64_t)rw->index_cap * sizeof(*rw->index) + (uint64_t)rw->slab_cap * sizeof(*rw->slabs);
 }

@@ -18,7 +18,7 @@
 #include <sys/uio.h>
 #include "fc.h"
 
-#define REWIND_SLAB_BYTES (4u << 20) /* 4 MiB: ~8.7 min of 64 kbps */
+#define REWIND_SLAB_BYTES (4u << 20) /* 4 MiB: ~8.7 min of 64 kbps; the open slab wastes < 4 MiB */
 #define REWIND_INDEX_US 500000       /* DESIGN.md §5: an index point every 0.5 s */
 
 struct rewind_slab {
@@ -37,7 +37,6 @@ struct rewind {
     uint64_t keep_us;             /* --rewind, µs */
     struct rewind_slab *slabs;    /* ring of n_slabs from slab_head, capacity slab_cap */
     uint32_t slab_cap, slab_head, n_slabs;
-    uint8_t *spare;               /* one evicted slab kept for reuse */
     struct rewind_point *index;   /* ring of n_index from index_head, capacity index_cap */
     uint32_t index_cap, index_head, n_index;
     uint64_t abs_start;           /* oldest byte held */
@@ -77,7 +76,7 @@ uint64_t rewind_first_pts(const struct rewind *rw);
 int rewind_iov(const struct rewind *rw, uint64_t abs, struct iovec *iov, int max_iov,
                size_t max_bytes);
 
-/* Bytes of audio held and bytes of memory used (slabs, index, spare). */
+/* Bytes of audio held and bytes of memory used (slabs and index). */
 uint64_t rewind_bytes_held(const struct rewind *rw);
 uint64_t rewind_mem_bytes(const struct rewind *rw);
 

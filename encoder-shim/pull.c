@@ -28,7 +28,8 @@ static void check_done(struct shim *s)
         long code = 0;
         curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &code);
         CURLcode rc = msg->data.result;
-        shim_flush_batch(s, clock_wall_us());
+        ev_timer_stop(s->loop, &s->pull_flush);
+        shim_flush_batch(s, s->batch_arrival_us);
         log_warn(&s->log, "upstream=%s ended: %s (HTTP %ld)", s->opt.pull_url,
                  rc == CURLE_OK ? "server closed the stream" : curl_easy_strerror(rc), code);
         curl_multi_remove_handle(s->multi, s->easy);
@@ -136,7 +137,12 @@ static size_t write_cb(char *data, size_t size, size_t n, void *userp)
     if (!s->got_body)
         start_body(s);
     icy_demux_feed(&s->icy, (const uint8_t *)data, size * n, on_icy_audio, on_icy_meta, s);
-    shim_flush_batch(s, clock_wall_us());
+    /* Chunks of a burst arrive back to back: stamp them as one batch, so the whole burst lands
+     * in the past instead of each chunk pulling the anchor back (stamp.c). */
+    s->batch_arrival_us = clock_wall_us();
+    ev_timer_stop(s->loop, &s->pull_flush);
+    ev_timer_set(&s->pull_flush, SHIM_COALESCE_S, 0);
+    ev_timer_start(s->loop, &s->pull_flush);
     return size * n;
 }
 
@@ -202,6 +208,12 @@ static void pull_connect(struct shim *s)
     curl_multi_add_handle(s->multi, s->easy);
 }
 
+static void on_pull_flush(EV_P_ ev_timer *w, int revents)
+{
+    struct shim *s = container_of(w, struct shim, pull_flush);
+    shim_flush_batch(s, s->batch_arrival_us);
+}
+
 static void on_pull_retry(EV_P_ ev_timer *w, int revents)
 {
     pull_connect(container_of(w, struct shim, pull_retry));
@@ -221,6 +233,7 @@ enum fc_err shim_pull_start(struct shim *s)
     curl_multi_setopt(s->multi, CURLMOPT_TIMERDATA, s);
     ev_init(&s->curl_timer, on_curl_timer);
     ev_init(&s->pull_retry, on_pull_retry);
+    ev_init(&s->pull_flush, on_pull_flush);
     backoff_reset(&s->pull_bo);
     pull_connect(s);
     return FC_OK;
@@ -232,6 +245,7 @@ void shim_pull_free(struct shim *s)
         return;
     ev_timer_stop(s->loop, &s->curl_timer);
     ev_timer_stop(s->loop, &s->pull_retry);
+    ev_timer_stop(s->loop, &s->pull_flush);
     if (s->easy) {
         curl_multi_remove_handle(s->multi, s->easy);
         curl_easy_cleanup(s->easy);

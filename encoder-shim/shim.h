@@ -27,7 +27,8 @@
 #define SHIM_TCP_QUEUE_BYTES (4u << 20)
 #define SHIM_META_REPEAT_S 5.0          /* DESIGN.md §3: title repeated every 5 s */
 #define SHIM_REANCHOR_US 200000         /* DESIGN.md §2: re-anchor past 200 ms drift */
-#define SHIM_DRIFT_WINDOW_US 10000000   /* minimum lag is judged over this window */
+#define SHIM_DRIFT_WINDOW_US 5000000    /* late for this long without a break: re-anchor */
+#define SHIM_COALESCE_S 0.01            /* a burst's chunks closer than this are one batch */
 #define SHIM_HISTORY 4096               /* frame hashes kept to skip a reconnect's re-sent burst */
 #define SHIM_FILE_MAX (1u << 30)        /* --file is read into memory: at most 1 GiB */
 #define SHIM_PULL_STALL_S 10            /* no byte for this long: the upstream is stalled */
@@ -38,8 +39,8 @@ struct stamper {
     uint64_t anchor_us;      /* wall-clock µs of sample 0 */
     uint64_t samples;        /* samples stamped since the anchor */
     uint32_t sample_rate;    /* Hz of the samples counted */
-    int64_t window_min_lag;  /* smallest arrival lag seen in the current window, µs */
-    uint64_t window_start_us;/* arrival time the window opened */
+    int64_t window_min_lag;  /* smallest lag in the current run of late batches, µs */
+    uint64_t window_start_us;/* arrival time the run of late batches began, 0 = none */
     uint64_t reanchors;      /* times the anchor moved forward */
 };
 
@@ -115,6 +116,8 @@ struct shim {
     CURL *easy;
     struct curl_slist *pull_headers; /* Icy-MetaData: 1 */
     ev_timer curl_timer;   /* libcurl's timeout */
+    ev_timer pull_flush;   /* stamps the batch SHIM_COALESCE_S after the last chunk */
+    uint64_t batch_arrival_us; /* wall clock of the batch's last chunk */
     ev_timer pull_retry;   /* reconnect with backoff */
     struct backoff pull_bo;
     struct icy_demux icy;

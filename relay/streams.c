@@ -18,7 +18,7 @@ static enum seq_verdict classify(const struct rstream *s, uint64_t seq)
         return SEQ_DUP;
     if (slot->rx != 0 && slot->seq > seq)
         return SEQ_STALE;
-    if (s->frames > 0 && seq + RELAY_RING <= s->max_seq)
+    if (s->frames > 0 && seq < s->max_seq && s->max_seq - seq >= RELAY_RING)
         return SEQ_STALE;
     return SEQ_NEW;
 }

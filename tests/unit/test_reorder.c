@@ -332,7 +332,7 @@ static void test_late_after_loss(void **state)
  * lost" and `duplicates` as "copies of a frame already stored or released", but reorder_push()
  * counts every seq < next_seq as a duplicate; `late` is never incremented anywhere.
  */
-static void test_bug_late_counter(void **state)
+static void test_regress_late_counter(void **state)
 {
     assert_int_equal(push(0, T0_US), FC_OK);
     expect_pop(T0_US, 0, 0);
@@ -421,7 +421,7 @@ static void test_far_jump_drops_held(void **state)
  * count misses them. Input: push 0, pop, push 1025 (= 1 + REORDER_SLOTS), pop after reorder_us.
  * Expected lost_before 1024 (seqs 1..1024) and gaps 1; actual lost_before 1023, gaps 2.
  */
-static void test_bug_far_jump_lost_before(void **state)
+static void test_regress_far_jump_lost_before(void **state)
 {
     assert_int_equal(push(0, T0_US), FC_OK);
     expect_pop(T0_US, 0, 0);
@@ -573,12 +573,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_long_run_byte_exact, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deadline, setup, teardown),
         cmocka_unit_test_setup_teardown(test_zero_reorder, setup, teardown),
-        /* Known bugs, left out so the suite stays green (see the comments above them):
-        cmocka_unit_test_setup_teardown(test_bug_late_counter, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_bug_far_jump_lost_before, setup, teardown),
-        */
+        cmocka_unit_test_setup_teardown(test_regress_late_counter, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_regress_far_jump_lost_before, setup, teardown),
     };
-    (void)test_bug_late_counter;
-    (void)test_bug_far_jump_lost_before;
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

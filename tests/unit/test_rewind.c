@@ -396,7 +396,6 @@ static void test_eviction(void **state)
             assert_int_equal(rw.abs_start - last_start, SLAB_USED);
             last_start = rw.abs_start;
             evictions++;
-            assert_non_null(rw.spare); /* the evicted slab is kept for reuse */
             check_evicting_buffer(k + 1, keep_us);
             /* A seek older than the buffer clamps to what is left (an index point within
              * REWIND_INDEX_US of the oldest byte), on a frame boundary that reads right. */
@@ -443,15 +442,11 @@ static void test_eviction(void **state)
 }
 
 /*
- * BUG (not in the suite): once a slab is evicted, the oldest frame held (at abs_start) is not
- * on an index point: points fall every 20 frames, slabs hold 10058, so slab 1 starts at frame
- * 10058 but its first point is frame 10060. evict_oldest_slab() drops the points of the evicted
- * slab without adding one at the new abs_start, so rewind_first_pts() returns the PTS of frame
- * 10060 (header: "PTS of the oldest frame held") and rewind_seek() of anything older returns
- * 10060 * 417 (header: "clamped to the oldest frame"); frames 10058 and 10059 are unreachable
- * by seek although they are held and rewind_iov() can read them.
+ * Regression: once a slab is evicted, the oldest frame held (at abs_start) must be reachable by
+ * seek and be what rewind_first_pts() reports: every slab starts with an index point (index
+ * points otherwise fall every 20 frames, which need not coincide with a slab's first frame).
  */
-static void test_bug_first_pts_after_eviction(void **state)
+static void test_regress_first_pts_after_eviction(void **state)
 {
     const uint64_t keep_us = 300ull * 1000000;
     rewind_free(&rw);
@@ -466,13 +461,13 @@ static void test_bug_first_pts_after_eviction(void **state)
     uint64_t oldest_k = rw.abs_start / FRAME_LEN;
     assert_int_equal(oldest_k, FRAMES_PER_SLAB);
     uint64_t found;
-    assert_int_equal(rewind_first_pts(&rw), pts_of(oldest_k)); /* actual: pts_of(10060) */
-    assert_int_equal(rewind_seek(&rw, BASE_PTS, &found), rw.abs_start); /* actual: 10060*417 */
+    assert_int_equal(rewind_first_pts(&rw), pts_of(oldest_k));
+    assert_int_equal(rewind_seek(&rw, BASE_PTS, &found), rw.abs_start);
     assert_int_equal(found, pts_of(oldest_k));
     assert_int_equal(rewind_seek(&rw, pts_of(oldest_k + 1), &found), (oldest_k + 1) * FRAME_LEN);
 }
 
-/* Memory: slabs, spare, index and slab ring; within 5% of the audio once slabs are full. */
+/* Memory: slabs, index and slab ring; within 5% of the audio once slabs are full. */
 static void test_mem_ratio(void **state)
 {
     for (uint64_t slabs = 1; slabs <= 6; slabs++) {
@@ -483,7 +478,6 @@ static void test_mem_ratio(void **state)
         assert_int_equal(mem, slabs * REWIND_SLAB_BYTES +
                                   (uint64_t)rw.index_cap * sizeof(struct rewind_point) +
                                   (uint64_t)rw.slab_cap * sizeof(struct rewind_slab));
-        assert_null(rw.spare);
         if (slabs >= 3)
             assert_true((double)mem / (double)held <= 1.05);
     }
@@ -526,10 +520,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_eviction, setup_4h, teardown),
         cmocka_unit_test_setup_teardown(test_mem_ratio, setup_4h, teardown),
         cmocka_unit_test_setup_teardown(test_mem_bounded_with_eviction, setup_4h, teardown),
-        /* Known bugs, left out so the suite stays green (see the comments above them):
-        cmocka_unit_test_setup_teardown(test_bug_first_pts_after_eviction, setup_4h, teardown),
-        */
+        cmocka_unit_test_setup_teardown(test_regress_first_pts_after_eviction, setup_4h, teardown),
     };
-    (void)test_bug_first_pts_after_eviction;
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
