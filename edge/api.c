@@ -4,12 +4,14 @@
 
 static json_t *stream_json(const struct emount *m, const struct estream *s, double now)
 {
-    return json_pack("{s:s, s:s, s:I, s:b, s:f, s:{s:I, s:I, s:I, s:I, s:I}}", "encoder",
-                     s->encoder, "session", "", "priority", (json_int_t)s->priority, "active",
-                     m->active == s, "idle_s", now - s->last_rx, "counters", "received",
+    return json_pack("{s:s, s:s, s:I, s:b, s:f, s:f, s:s, s:f, s:{s:I, s:I, s:I, s:I, s:I, s:I}}",
+                     "encoder", s->encoder, "session", "", "priority", (json_int_t)s->priority,
+                     "active", m->active == s, "idle_s", now - s->last_rx, "offset_ms",
+                     s->off_us / 1000.0, "alignment", align_result_name(s->off_how),
+                     "alignment_corr", s->off_corr, "counters", "received",
                      (json_int_t)s->ro.received, "duplicates", (json_int_t)s->ro.duplicates,
                      "lost", (json_int_t)s->ro.lost, "late", (json_int_t)s->ro.late, "frames_out",
-                     (json_int_t)s->frames_out);
+                     (json_int_t)s->frames_out, "patched", (json_int_t)s->patched);
 }
 
 static json_t *mount_json(const struct emount *m, double now)
@@ -23,7 +25,7 @@ static json_t *mount_json(const struct emount *m, double now)
         json_array_append_new(streams, js);
     }
     uint64_t first = rewind_first_pts(&m->rw);
-    return json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:s, s:f, s:I, s:I, s:I, s:I, s:o}",
+    json_t *j = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:s, s:f, s:I, s:I, s:I, s:I, s:o}",
                      "mount", m->name, "url", "", "codec",
                      m->codec == FC_CODEC_ADTS ? "aac" : "mp3", "sample_rate",
                      (json_int_t)m->sample_rate, "channels", (json_int_t)m->channels, "bitrate",
@@ -32,6 +34,13 @@ static json_t *mount_json(const struct emount *m, double now)
                      first ? (m->rw.end_pts_us - first) / 1e6 : 0.0, "frames_out",
                      (json_int_t)m->frames_out, "lost", (json_int_t)m->lost, "gaps",
                      (json_int_t)m->gaps, "switches", (json_int_t)m->switches, "streams", streams);
+    if (j) {
+        json_object_set_new(j, "patched", json_integer((json_int_t)m->patched));
+        json_object_set_new(j, "failovers", json_integer((json_int_t)m->failovers));
+        json_object_set_new(j, "failbacks", json_integer((json_int_t)m->failbacks));
+        json_object_set_new(j, "active", json_string(m->active ? m->active->encoder : ""));
+    }
+    return j;
 }
 
 static json_t *relay_json(const struct erelay *r)
@@ -49,6 +58,8 @@ char *edge_api_mounts_json(struct edge *e)
     double now = ev_now(e->loop);
     json_t *mounts = json_array(), *relays = json_array();
     for (const struct emount *m = e->mounts; m; m = m->next) {
+        if (!m->has_audio)
+            continue; /* not playable yet: listed once it is */
         json_t *jm = mount_json(m, now);
         char url[WIRE_MOUNT_MAX + 2];
         snprintf(url, sizeof(url), "/%s", m->name);

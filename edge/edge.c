@@ -12,11 +12,21 @@ static void on_stats(EV_P_ ev_timer *w, int revents)
     struct edge *e = container_of(w, struct edge, stats);
     for (struct emount *m = e->mounts; m; m = m->next)
         log_info(&e->log,
-                 "stats mount=%s listeners=%u frames_out=%llu lost=%llu gaps=%llu switches=%llu "
-                 "buffer_bytes=%llu",
+                 "stats mount=%s listeners=%u frames_out=%llu lost=%llu gaps=%llu patched=%llu "
+                 "failovers=%llu failbacks=%llu buffer_bytes=%llu",
                  m->name, m->n_listeners, (unsigned long long)m->frames_out,
                  (unsigned long long)m->lost, (unsigned long long)m->gaps,
-                 (unsigned long long)m->switches, (unsigned long long)rewind_bytes_held(&m->rw));
+                 (unsigned long long)m->patched, (unsigned long long)m->failovers,
+                 (unsigned long long)m->failbacks, (unsigned long long)rewind_bytes_held(&m->rw));
+    for (struct emount *m = e->mounts; m; m = m->next)
+        for (struct estream *s = m->streams; s; s = s->next)
+            log_info(&e->log,
+                     "stats mount=%s encoder=%s priority=%u received=%llu duplicates=%llu "
+                     "late=%llu lost=%llu patched=%llu offset_ms=%.1f",
+                     m->name, s->encoder, s->priority, (unsigned long long)s->ro.received,
+                     (unsigned long long)s->ro.duplicates, (unsigned long long)s->ro.late,
+                     (unsigned long long)s->ro.lost, (unsigned long long)s->patched,
+                     s->off_us / 1000.0);
     for (int i = 0; i < e->opt.n_relays; i++) {
         const struct erelay *r = &e->relays[i];
         log_info(&e->log, "stats relay=%s up=%d frames=%llu first_copies=%llu bad_tags=%llu",
@@ -34,6 +44,9 @@ enum fc_err edge_start(struct edge *e, struct ev_loop *loop)
 {
     e->loop = loop;
     e->listen_fd = e->spare_fd = -1;
+    e->align = malloc(sizeof(*e->align));
+    if (!e->align)
+        return FC_NOMEM;
     ev_timer_init(&e->tick, on_tick, EDGE_TICK_S, EDGE_TICK_S);
     ev_timer_start(loop, &e->tick);
     ev_timer_init(&e->stats, on_stats, EDGE_STATS_EVERY_S, EDGE_STATS_EVERY_S);
@@ -53,5 +66,6 @@ void edge_free(struct edge *e)
     edge_http_free(e);
     edge_relays_free(e);
     edge_mounts_free(e);
+    free(e->align);
     mac_key_wipe(&e->key);
 }

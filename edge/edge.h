@@ -17,6 +17,8 @@
 #include "log.h"
 #include "mac.h"
 #include "net.h"
+#include "align.h"
+#include "lane.h"
 #include "reorder.h"
 #include "rewind.h"
 #include "wire.h"
@@ -30,6 +32,10 @@
 #define EDGE_WRITE_MAX (256 * 1024)       /* bytes per writev to one listener */
 #define EDGE_STATS_EVERY_S 60.0
 #define EDGE_RESYNC_US 1000000            /* output PTS re-based when off by more than 1 s */
+#define EDGE_ALIGN_EVERY_S 2.0            /* re-estimate encoder offsets */
+#define EDGE_PATCH_WAIT_S 2.0             /* wait this long for a backup to cover a gap */
+#define EDGE_START_GRACE_S 0.5            /* let every encoder's catch-up arrive before output */
+#define EDGE_LOUD_RECENT_S 2.0            /* "has sound" = a loud frame this recently */
 
 struct edge;
 struct emount;
@@ -44,10 +50,17 @@ struct estream {
     uint64_t session;
     uint32_t priority;
     struct reorder ro;                 /* owned */
+    struct lane lane;                  /* decided frames, owned */
     double first_rx;                   /* ev_now of the first frame */
     double last_rx;                    /* ev_now of the latest frame (any copy) */
-    uint64_t last_pts_end_us;          /* PTS at which the last released frame ends */
+    double healthy_since;              /* ev_now it became healthy, 0 = not healthy */
+    double silent_since;               /* ev_now its level fell below the threshold, 0 = sound */
+    double loud_last;                  /* ev_now of its last frame with sound */
+    int64_t off_us;                    /* content at the reference's PTS p is at p + off_us */
+    enum align_result off_how;         /* how off_us was last estimated */
+    double off_corr;                   /* correlation of that estimate */
     uint64_t frames_out;               /* frames this stream gave the mount */
+    uint64_t patched;                  /* frames it gave to patch another stream's gaps */
     struct estream *next;
 };
 
@@ -57,6 +70,13 @@ struct emount {
     struct estream *streams;
     uint32_t n_streams;
     struct estream *active;            /* feeding the buffer, or NULL */
+    uint64_t cur_seq;                  /* next seq of `active` to output */
+    uint64_t src_end_us;               /* active's PTS where the output so far ends */
+    uint64_t last_dur_us;              /* duration of the last output frame */
+    double gap_since;                  /* ev_now a gap began waiting for a backup, 0 = none */
+    double first_seen;                 /* ev_now the mount's first frame arrived */
+    double next_align;                 /* ev_now of the next offset estimate */
+    struct estream *ref;               /* offsets are relative to this stream */
     struct rewind rw;                  /* owned */
     bool has_audio;                    /* rw holds at least one frame */
     enum fc_codec codec;               /* of the latest output frame */
@@ -64,13 +84,11 @@ struct emount {
     uint8_t channels;
     uint32_t bitrate;                  /* bits/s from the latest frame header */
     uint64_t out_next_pts_us;          /* re-stamped PTS of the next output frame */
-    uint64_t src_pts_end_us;           /* source PTS where the last output frame ended */
-    bool aligning;                     /* just switched: skip frames already covered */
     char title[WIRE_META_MAX + 1];
     struct list_node listeners;        /* all listeners of the mount */
     struct list_node waiting;          /* caught-up listeners, woken by the next append */
     uint32_t n_listeners;
-    uint64_t frames_out, lost, gaps, switches;
+    uint64_t frames_out, lost, gaps, switches, patched, failovers, failbacks, discontinuities;
     struct emount *next;
 };
 
@@ -122,6 +140,9 @@ struct edge_opts {
     double stream_timeout_s;           /* --stream-timeout */
     double max_skew_s;                 /* --max-skew */
     double max_lag_s;                  /* --max-lag */
+    double failback_after_s;           /* --failback-after */
+    double silence_failover_s;         /* --silence-failover, 0 = off */
+    int silence_threshold_db;          /* --silence-threshold, dBFS */
     char node[WIRE_NODE_MAX + 1];
     bool log_json;
 };
@@ -150,6 +171,7 @@ struct edge {
     struct log_limit ll;
     struct edge_counters c;
     http_parser_settings http;
+    struct align_scratch *align;       /* owned scratch for align_estimate() */
 };
 
 /* list helpers (intrusive, circular, with a head node) */
@@ -186,6 +208,9 @@ void edge_relays_free(struct edge *e);
 /* mount.c */
 void edge_frame_in(struct edge *e, const struct wire_frame *f, struct erelay *from);
 void edge_tick(struct edge *e);                 /* release due frames, stream health */
+
+/* merge.c: move decided frames into lanes, choose the stream, splice, patch, output. */
+void merge_pump(struct edge *e, struct emount *m);
 struct emount *edge_mount_find(struct edge *e, const char *name, size_t len);
 void edge_mounts_free(struct edge *e);
 void edge_fill_resume(struct edge *e, struct wire_subscribe *s);

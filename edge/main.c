@@ -23,6 +23,10 @@ static void usage(FILE *out)
             "  --stream-timeout S    a stream silent this long is down (default 1)\n"
             "  --max-skew S          drop frames whose PTS is further than S from now (default 60)\n"
             "  --max-lag S           disconnect listeners further behind live (default 30)\n"
+            "  --failback-after S    primary healthy this long before output returns to it (default 10)\n"
+            "  --silence-failover S  dead air this long while a backup has sound: fail over\n"
+            "                        (default 15, 0 = off)\n"
+            "  --silence-threshold DB  level under which a frame is silent (default -50)\n"
             "  --node NAME           name in HELLO and logs (default: hostname)\n"
             "  --log-json            JSON log lines\n"
             "  --config FILE         JSON object of the same options\n",
@@ -32,7 +36,7 @@ static void usage(FILE *out)
 static void parse_args(struct edge *e, int argc, char **argv)
 {
     enum { O_LISTEN = 1, O_RELAY, O_KEY, O_BURST, O_REORDER, O_REWIND, O_TIMEOUT, O_SKEW,
-           O_LAG, O_NODE, O_JSON };
+           O_LAG, O_NODE, O_JSON, O_FAILBACK, O_SILENCE, O_SILENCE_DB };
     static const struct option opts[] = {
         {"listen", required_argument, 0, O_LISTEN},   {"relay", required_argument, 0, O_RELAY},
         {"key", required_argument, 0, O_KEY},         {"burst", required_argument, 0, O_BURST},
@@ -40,6 +44,9 @@ static void parse_args(struct edge *e, int argc, char **argv)
         {"stream-timeout", required_argument, 0, O_TIMEOUT},
         {"max-skew", required_argument, 0, O_SKEW},   {"max-lag", required_argument, 0, O_LAG},
         {"node", required_argument, 0, O_NODE},       {"log-json", no_argument, 0, O_JSON},
+        {"failback-after", required_argument, 0, O_FAILBACK},
+        {"silence-failover", required_argument, 0, O_SILENCE},
+        {"silence-threshold", required_argument, 0, O_SILENCE_DB},
         {"help", no_argument, 0, 'h'},                {0, 0, 0, 0}};
     const char *key_path = NULL;
     bool have_listen = false;
@@ -50,6 +57,9 @@ static void parse_args(struct edge *e, int argc, char **argv)
     e->opt.stream_timeout_s = 1;
     e->opt.max_skew_s = 60;
     e->opt.max_lag_s = 30;
+    e->opt.failback_after_s = 10;
+    e->opt.silence_failover_s = 15;
+    e->opt.silence_threshold_db = -50;
     gethostname(e->opt.node, sizeof(e->opt.node) - 1);
     opterr = 0;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -87,6 +97,15 @@ static void parse_args(struct edge *e, int argc, char **argv)
             break;
         case O_LAG:
             e->opt.max_lag_s = cli_double(prog, "--max-lag", optarg, 1, 86400);
+            break;
+        case O_FAILBACK:
+            e->opt.failback_after_s = cli_double(prog, "--failback-after", optarg, 0, 86400);
+            break;
+        case O_SILENCE:
+            e->opt.silence_failover_s = cli_double(prog, "--silence-failover", optarg, 0, 86400);
+            break;
+        case O_SILENCE_DB:
+            e->opt.silence_threshold_db = (int)cli_double(prog, "--silence-threshold", optarg, -127, 0);
             break;
         case O_NODE:
             snprintf(e->opt.node, sizeof(e->opt.node), "%s", optarg);

@@ -1,0 +1,127 @@
+/* align.c - see align.h. */
+#include "align.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include "clock.h"
+
+/* The sub-frame levels of `l` from PTS `from_us` to its end, on a uniform grid. */
+static bool envelope(const struct lane *l, uint64_t from_us, struct align_envelope *e)
+{
+    uint64_t seq;
+    if (!lane_seek_pts(l, from_us, &seq))
+        return false;
+    const struct lane_frame *f0 = lane_get(l, seq);
+    uint64_t dur = clock_samples_to_us(f0->samples, f0->sample_rate);
+    e->step_us = (uint32_t)(dur / 4);
+    e->t0_us = f0->pts_us;
+    e->n = 0;
+    if (e->step_us == 0)
+        return false;
+    for (; seq < l->end_seq && e->n + 4 <= ALIGN_MAX_SAMPLES; seq++) {
+        const struct lane_frame *f = lane_get(l, seq);
+        bool ok = f && f->state == LANE_PRESENT && f->samples == f0->samples &&
+                  f->sample_rate == f0->sample_rate;
+        for (int i = 0; i < 4; i++)
+            e->v[e->n++] = ok ? (float)f->level[i] : NAN;
+    }
+    return e->n >= 400; /* ~2.5 s at least */
+}
+
+static double stddev(const struct align_envelope *e)
+{
+    double s = 0, s2 = 0;
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < e->n; i++)
+        if (!isnan(e->v[i])) {
+            s += e->v[i];
+            s2 += (double)e->v[i] * e->v[i];
+            n++;
+        }
+    if (n < 2)
+        return 0;
+    double m = s / n;
+    return sqrt(fmax(0, s2 / n - m * m));
+}
+
+/* Pearson correlation of x[i] with y[i + k] over their overlap; -2 if too little overlap. */
+static double corr_at(const struct align_envelope *x, const struct align_envelope *y, long k)
+{
+    double sx = 0, sy = 0, sxx = 0, syy = 0, sxy = 0;
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < x->n; i++) {
+        long j = (long)i + k;
+        if (j < 0 || j >= (long)y->n || isnan(x->v[i]) || isnan(y->v[j]))
+            continue;
+        double a = x->v[i], b = y->v[j];
+        sx += a, sy += b, sxx += a * a, syy += b * b, sxy += a * b;
+        n++;
+    }
+    if (n < x->n / 2)
+        return -2;
+    double cov = sxy - sx * sy / n, vx = sxx - sx * sx / n, vy = syy - sy * sy / n;
+    if (vx <= 0 || vy <= 0)
+        return -2;
+    return cov / sqrt(vx * vy);
+}
+
+enum align_result align_estimate(const struct lane *x, const struct lane *y,
+                                 struct align_scratch *scratch, int64_t *off_us, double *corr)
+{
+    struct align_envelope *px = &scratch->x, *py = &scratch->y;
+    *corr = 0;
+    const struct lane_frame *xl = x->any ? lane_get(x, x->end_seq - 1) : NULL;
+    if (!xl || xl->pts_us < ALIGN_WINDOW_US + ALIGN_MAX_OFFSET_US)
+        return ALIGN_NODATA;
+    uint64_t from = xl->pts_us - ALIGN_WINDOW_US;
+    if (!envelope(x, from, px) || !envelope(y, from - ALIGN_MAX_OFFSET_US, py) ||
+        px->step_us != py->step_us)
+        return ALIGN_NODATA;
+    if (stddev(px) < ALIGN_MIN_STDDEV_DB || stddev(py) < ALIGN_MIN_STDDEV_DB)
+        return ALIGN_FLAT;
+    /* y[j] is at ey.t0 + j*step; x[i] at ex.t0 + i*step. With j = i + k the offset is
+     * d = ey.t0 - ex.t0 + k*step; search |d| <= ALIGN_MAX_OFFSET_US. */
+    double step = px->step_us, base = (double)py->t0_us - (double)px->t0_us;
+    long kmin = (long)ceil((-ALIGN_MAX_OFFSET_US - base) / step);
+    long kmax = (long)floor((ALIGN_MAX_OFFSET_US - base) / step);
+    double best = -2, prev = -2, next;
+    long bestk = 0;
+    double best_prev = -2, best_next = -2;
+    for (long k = kmin; k <= kmax; k++) {
+        double c = corr_at(px, py, k);
+        if (c > best) {
+            best = c;
+            bestk = k;
+            best_prev = prev;
+            best_next = -2;
+        } else if (k == bestk + 1) {
+            best_next = c;
+        }
+        prev = c;
+    }
+    next = best_next;
+    if (best < ALIGN_MIN_CORR) {
+        *corr = best;
+        return ALIGN_WEAK;
+    }
+    double frac = 0;
+    if (best_prev > -2 && next > -2) {
+        double den = best_prev - 2 * best + next;
+        if (den < 0)
+            frac = 0.5 * (best_prev - next) / den;
+    }
+    *corr = best;
+    *off_us = (int64_t)llround(base + ((double)bestk + frac) * step);
+    return ALIGN_OK;
+}
+
+const char *align_result_name(enum align_result r)
+{
+    switch (r) {
+    case ALIGN_OK: return "correlation";
+    case ALIGN_NODATA: return "no-data";
+    case ALIGN_FLAT: return "flat";
+    case ALIGN_WEAK: return "weak";
+    }
+    return "?";
+}
