@@ -106,6 +106,9 @@ enum fc_err shim_file_start(struct shim *s)
     }
     log_info(&s->log, "file=%s frames=%zu codec=%s rate=%u", s->opt.file, s->file_n,
              s->codec == FC_CODEC_ADTS ? "adts" : "mp3", s->file_frames[0].info.sample_rate);
+    level_free(&s->meter);
+    if (level_init(&s->meter, s->codec) != FC_OK)
+        return FC_NOMEM;
     s->file_start_us = clock_wall_us();
     ev_timer_init(&s->file_timer, on_file_tick, 0, FILE_TICK_S);
     ev_timer_start(s->loop, &s->file_timer);

@@ -155,6 +155,11 @@ int main(int argc, char **argv)
     s->loop = ev_default_loop(0);
     s->framer = &framer;
     randombytes_buf(&s->session, sizeof(s->session));
+    for (const char *p = getenv("FC_DEBUG_DROP_SEQ"); p && *p && s->n_debug_drop < 16;) {
+        char *end;
+        s->debug_drop[s->n_debug_drop++] = strtoull(p, &end, 10);
+        p = *end == ',' ? end + 1 : "";
+    }
     ev_signal_init(&s->sigint, on_signal, SIGINT);
     ev_signal_start(s->loop, &s->sigint);
     ev_signal_init(&s->sigterm, on_signal, SIGTERM);
@@ -175,6 +180,7 @@ out:
     shim_pull_free(s);
     shim_file_free(s);
     shim_targets_free(s);
+    level_free(&s->meter);
     mac_key_wipe(&s->key);
     return rc;
 }

@@ -16,6 +16,7 @@
 #include "backoff.h"
 #include "framer.h"
 #include "icy.h"
+#include "level.h"
 #include "link.h"
 #include "log.h"
 #include "mac.h"
@@ -90,6 +91,7 @@ struct shim {
     struct stamper stamp;
     struct framer *framer; /* owned */
     enum fc_codec codec;   /* of the current input */
+    struct level_meter meter; /* loudness of each frame sent */
     char title[WIRE_META_MAX + 1];
     char url[WIRE_META_MAX + 1];
     bool meta_dirty;       /* title changed: send with the next frame */
@@ -138,6 +140,8 @@ struct shim {
 
     ev_timer stats;
     ev_signal sigint, sigterm;
+    uint64_t debug_drop[16];  /* FC_DEBUG_DROP_SEQ: seqs never sent (tests) */
+    int n_debug_drop;
     uint64_t frames_sent;
     uint64_t frames_skipped;  /* re-sent burst frames skipped after reconnect */
 };
