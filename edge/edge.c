@@ -47,6 +47,8 @@ enum fc_err edge_start(struct edge *e, struct ev_loop *loop)
     e->align = malloc(sizeof(*e->align));
     if (!e->align)
         return FC_NOMEM;
+    if (alert_init(&e->alert, loop, &e->log, e->opt.node, e->opt.alert_webhook) != FC_OK)
+        return FC_NOMEM;
     ev_timer_init(&e->tick, on_tick, EDGE_TICK_S, EDGE_TICK_S);
     ev_timer_start(loop, &e->tick);
     ev_timer_init(&e->stats, on_stats, EDGE_STATS_EVERY_S, EDGE_STATS_EVERY_S);
@@ -67,5 +69,6 @@ void edge_free(struct edge *e)
     edge_relays_free(e);
     edge_mounts_free(e);
     free(e->align);
+    alert_free(&e->alert);
     mac_key_wipe(&e->key);
 }

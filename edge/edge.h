@@ -17,6 +17,7 @@
 #include "log.h"
 #include "mac.h"
 #include "net.h"
+#include "alert.h"
 #include "align.h"
 #include "lane.h"
 #include "reorder.h"
@@ -85,6 +86,8 @@ struct emount {
     uint32_t bitrate;                  /* bits/s from the latest frame header */
     uint64_t out_next_pts_us;          /* re-stamped PTS of the next output frame */
     char title[WIRE_META_MAX + 1];
+    double sourceless_since;           /* ev_now no stream was healthy since, 0 = has one */
+    bool sourceless_alerted;           /* the sourceless alert went out */
     struct list_node listeners;        /* all listeners of the mount */
     struct list_node waiting;          /* caught-up listeners, woken by the next append */
     uint32_t n_listeners;
@@ -143,6 +146,8 @@ struct edge_opts {
     double failback_after_s;           /* --failback-after */
     double silence_failover_s;         /* --silence-failover, 0 = off */
     int silence_threshold_db;          /* --silence-threshold, dBFS */
+    double sourceless_after_s;         /* --sourceless-after */
+    const char *alert_webhook;         /* --alert-webhook URL or NULL */
     char node[WIRE_NODE_MAX + 1];
     bool log_json;
 };
@@ -172,6 +177,7 @@ struct edge {
     struct edge_counters c;
     http_parser_settings http;
     struct align_scratch *align;       /* owned scratch for align_estimate() */
+    struct alerter alert;              /* log lines and webhook posts */
 };
 
 /* list helpers (intrusive, circular, with a head node) */
@@ -211,6 +217,8 @@ void edge_tick(struct edge *e);                 /* release due frames, stream he
 
 /* merge.c: move decided frames into lanes, choose the stream, splice, patch, output. */
 void merge_pump(struct edge *e, struct emount *m);
+/* merge.c: true if some stream of `m` is healthy (alive, not dead air). */
+bool merge_has_source(struct edge *e, struct emount *m);
 struct emount *edge_mount_find(struct edge *e, const char *name, size_t len);
 void edge_mounts_free(struct edge *e);
 void edge_fill_resume(struct edge *e, struct wire_subscribe *s);

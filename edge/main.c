@@ -27,6 +27,8 @@ static void usage(FILE *out)
             "  --silence-failover S  dead air this long while a backup has sound: fail over\n"
             "                        (default 15, 0 = off)\n"
             "  --silence-threshold DB  level under which a frame is silent (default -50)\n"
+            "  --sourceless-after S  alert when a mount has no healthy stream this long (default 30)\n"
+            "  --alert-webhook URL   POST each alert as JSON to URL\n"
             "  --node NAME           name in HELLO and logs (default: hostname)\n"
             "  --log-json            JSON log lines\n"
             "  --config FILE         JSON object of the same options\n",
@@ -36,7 +38,7 @@ static void usage(FILE *out)
 static void parse_args(struct edge *e, int argc, char **argv)
 {
     enum { O_LISTEN = 1, O_RELAY, O_KEY, O_BURST, O_REORDER, O_REWIND, O_TIMEOUT, O_SKEW,
-           O_LAG, O_NODE, O_JSON, O_FAILBACK, O_SILENCE, O_SILENCE_DB };
+           O_LAG, O_NODE, O_JSON, O_FAILBACK, O_SILENCE, O_SILENCE_DB, O_SOURCELESS, O_WEBHOOK };
     static const struct option opts[] = {
         {"listen", required_argument, 0, O_LISTEN},   {"relay", required_argument, 0, O_RELAY},
         {"key", required_argument, 0, O_KEY},         {"burst", required_argument, 0, O_BURST},
@@ -47,6 +49,8 @@ static void parse_args(struct edge *e, int argc, char **argv)
         {"failback-after", required_argument, 0, O_FAILBACK},
         {"silence-failover", required_argument, 0, O_SILENCE},
         {"silence-threshold", required_argument, 0, O_SILENCE_DB},
+        {"sourceless-after", required_argument, 0, O_SOURCELESS},
+        {"alert-webhook", required_argument, 0, O_WEBHOOK},
         {"help", no_argument, 0, 'h'},                {0, 0, 0, 0}};
     const char *key_path = NULL;
     bool have_listen = false;
@@ -60,6 +64,7 @@ static void parse_args(struct edge *e, int argc, char **argv)
     e->opt.failback_after_s = 10;
     e->opt.silence_failover_s = 15;
     e->opt.silence_threshold_db = -50;
+    e->opt.sourceless_after_s = 30;
     gethostname(e->opt.node, sizeof(e->opt.node) - 1);
     opterr = 0;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -106,6 +111,14 @@ static void parse_args(struct edge *e, int argc, char **argv)
             break;
         case O_SILENCE_DB:
             e->opt.silence_threshold_db = (int)cli_double(prog, "--silence-threshold", optarg, -127, 0);
+            break;
+        case O_SOURCELESS:
+            e->opt.sourceless_after_s = cli_double(prog, "--sourceless-after", optarg, 0, 86400);
+            break;
+        case O_WEBHOOK:
+            if (strncmp(optarg, "http://", 7) != 0 && strncmp(optarg, "https://", 8) != 0)
+                cli_fail(prog, "--alert-webhook", "\"%s\": expected an http(s):// URL", optarg);
+            e->opt.alert_webhook = optarg;
             break;
         case O_NODE:
             snprintf(e->opt.node, sizeof(e->opt.node), "%s", optarg);

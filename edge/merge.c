@@ -50,6 +50,14 @@ static bool healthy(const struct edge *e, const struct emount *m, const struct e
     return alive(e, s) && !dead_air(e, m, s);
 }
 
+bool merge_has_source(struct edge *e, struct emount *m)
+{
+    for (struct estream *s = m->streams; s; s = s->next)
+        if (healthy(e, m, s))
+            return true;
+    return false;
+}
+
 /* Content offset from stream a to stream b: content at a's PTS p is at b's PTS p + d. */
 static int64_t offset(const struct estream *a, const struct estream *b)
 {
@@ -257,6 +265,11 @@ static bool splice(struct edge *e, struct emount *m, struct estream *to)
              event, m->name, from->encoder, to->encoder, off / 1000.0,
              ((double)f->pts_us - (double)at) / 1000.0, align_result_name(to->off_how),
              to->off_corr, disc ? " discontinuity=1 (codec, rate or channels differ)" : "");
+    alert_emit(&e->alert, event,
+               json_pack("{s:s, s:s, s:s, s:f, s:f, s:s, s:b}", "mount", m->name, "from",
+                         from->encoder, "to", to->encoder, "splice_offset_ms", off / 1000.0,
+                         "splice_error_ms", ((double)f->pts_us - (double)at) / 1000.0,
+                         "alignment", align_result_name(to->off_how), "discontinuity", disc));
     m->active = to;
     m->cur_seq = seq;
     m->src_end_us = f->pts_us;

@@ -129,11 +129,33 @@ void edge_frame_in(struct edge *e, const struct wire_frame *f, struct erelay *fr
     merge_pump(e, m);
 }
 
+/* `sourceless`: a mount with no healthy stream for --sourceless-after. */
+static void check_sourceless(struct edge *e, struct emount *m, double now)
+{
+    if (merge_has_source(e, m)) {
+        if (m->sourceless_alerted)
+            alert_emit(&e->alert, "source_back",
+                       json_pack("{s:s, s:f}", "mount", m->name, "after_s",
+                                 now - m->sourceless_since));
+        m->sourceless_since = 0;
+        m->sourceless_alerted = false;
+        return;
+    }
+    if (m->sourceless_since == 0)
+        m->sourceless_since = now;
+    if (!m->sourceless_alerted && now - m->sourceless_since >= e->opt.sourceless_after_s) {
+        m->sourceless_alerted = true;
+        alert_emit(&e->alert, "sourceless",
+                   json_pack("{s:s, s:f}", "mount", m->name, "for_s", now - m->sourceless_since));
+    }
+}
+
 void edge_tick(struct edge *e)
 {
     double now = ev_now(e->loop);
     for (struct emount *m = e->mounts; m; m = m->next) {
         merge_pump(e, m);
+        check_sourceless(e, m, now);
         struct estream **pp = &m->streams;
         while (*pp) {
             struct estream *s = *pp;

@@ -19,14 +19,15 @@ static void relay_on_up(struct link *l)
 {
     struct erelay *r = l->owner;
     r->was_up = true;
-    log_info(&r->edge->log, "event=relay_up relay=%s", l->peer);
+    alert_emit(&r->edge->alert, "relay_up", json_pack("{s:s}", "relay", l->peer));
 }
 
 static void relay_on_down(struct link *l, const char *why)
 {
     struct erelay *r = l->owner;
     if (r->was_up)
-        log_warn(&r->edge->log, "event=relay_down relay=%s reason=\"%s\"", l->peer, why);
+        alert_emit(&r->edge->alert, "relay_down",
+                   json_pack("{s:s, s:s}", "relay", l->peer, "reason", why));
     r->was_up = false;
 }
 

@@ -10,93 +10,24 @@
 #include "clock.h"
 #include "shim.h"
 
-struct sock_watch {
-    ev_io io;
-    struct shim *shim;
-    curl_socket_t fd;
-};
-
 static void pull_connect(struct shim *s);
 
-static void check_done(struct shim *s)
+static void on_pull_done(struct httpc *h, CURL *easy, CURLcode rc)
 {
-    CURLMsg *msg;
-    int left;
-    while ((msg = curl_multi_info_read(s->multi, &left))) {
-        if (msg->msg != CURLMSG_DONE)
-            continue;
-        long code = 0;
-        curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &code);
-        CURLcode rc = msg->data.result;
-        ev_timer_stop(s->loop, &s->pull_flush);
-        shim_flush_batch(s, s->batch_arrival_us);
-        log_warn(&s->log, "upstream=%s ended: %s (HTTP %ld)", s->opt.pull_url,
-                 rc == CURLE_OK ? "server closed the stream" : curl_easy_strerror(rc), code);
-        curl_multi_remove_handle(s->multi, s->easy);
-        curl_easy_cleanup(s->easy);
-        s->easy = NULL;
-        double delay = backoff_next(&s->pull_bo);
-        log_info(&s->log, "upstream=%s reconnecting in %.1f s", s->opt.pull_url, delay);
-        ev_timer_set(&s->pull_retry, delay, 0);
-        ev_timer_start(s->loop, &s->pull_retry);
-    }
-}
-
-static void on_sock(EV_P_ ev_io *w, int revents)
-{
-    struct sock_watch *sw = container_of(w, struct sock_watch, io);
-    struct shim *s = sw->shim;
-    int running, action = (revents & EV_READ ? CURL_CSELECT_IN : 0) |
-                          (revents & EV_WRITE ? CURL_CSELECT_OUT : 0);
-    curl_multi_socket_action(s->multi, sw->fd, action, &running);
-    check_done(s);
-}
-
-static void on_curl_timer(EV_P_ ev_timer *w, int revents)
-{
-    struct shim *s = container_of(w, struct shim, curl_timer);
-    int running;
-    curl_multi_socket_action(s->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-    check_done(s);
-}
-
-static int sock_cb(CURL *e, curl_socket_t fd, int what, void *userp, void *socketp)
-{
-    struct shim *s = userp;
-    struct sock_watch *sw = socketp;
-    if (what == CURL_POLL_REMOVE) {
-        if (sw) {
-            ev_io_stop(s->loop, &sw->io);
-            free(sw);
-            curl_multi_assign(s->multi, fd, NULL);
-        }
-        return 0;
-    }
-    if (!sw) {
-        sw = calloc(1, sizeof(*sw));
-        if (!sw)
-            return -1;
-        sw->shim = s;
-        sw->fd = fd;
-        ev_init(&sw->io, on_sock);
-        curl_multi_assign(s->multi, fd, sw);
-    }
-    int events = (what & CURL_POLL_IN ? EV_READ : 0) | (what & CURL_POLL_OUT ? EV_WRITE : 0);
-    ev_io_stop(s->loop, &sw->io); /* libev: stop before changing */
-    ev_io_set(&sw->io, fd, events);
-    ev_io_start(s->loop, &sw->io);
-    return 0;
-}
-
-static int timer_cb(CURLM *m, long timeout_ms, void *userp)
-{
-    struct shim *s = userp;
-    ev_timer_stop(s->loop, &s->curl_timer);
-    if (timeout_ms >= 0) {
-        ev_timer_set(&s->curl_timer, timeout_ms / 1000.0, 0);
-        ev_timer_start(s->loop, &s->curl_timer);
-    }
-    return 0;
+    struct shim *s = h->owner;
+    long code = 0;
+    curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &code);
+    ev_timer_stop(s->loop, &s->pull_flush);
+    shim_flush_batch(s, s->batch_arrival_us);
+    log_warn(&s->log, "upstream=%s ended: %s (HTTP %ld)", s->opt.pull_url,
+             rc == CURLE_OK ? "server closed the stream" : curl_easy_strerror(rc), code);
+    httpc_remove(h, easy);
+    curl_easy_cleanup(easy);
+    s->easy = NULL;
+    double delay = backoff_next(&s->pull_bo);
+    log_info(&s->log, "upstream=%s reconnecting in %.1f s", s->opt.pull_url, delay);
+    ev_timer_set(&s->pull_retry, delay, 0);
+    ev_timer_start(s->loop, &s->pull_retry);
 }
 
 static void on_icy_audio(void *ctx, const uint8_t *data, size_t len)
@@ -205,7 +136,7 @@ static void pull_connect(struct shim *s)
     curl_easy_setopt(s->easy, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(s->easy, CURLOPT_TCP_NODELAY, 1L);
     curl_easy_setopt(s->easy, CURLOPT_HTTP09_ALLOWED, 1L); /* "ICY 200 OK" servers */
-    curl_multi_add_handle(s->multi, s->easy);
+    httpc_add(&s->http, s->easy);
 }
 
 static void on_pull_flush(EV_P_ ev_timer *w, int revents)
@@ -221,17 +152,9 @@ static void on_pull_retry(EV_P_ ev_timer *w, int revents)
 
 enum fc_err shim_pull_start(struct shim *s)
 {
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-        return FC_IO;
-    s->multi = curl_multi_init();
     s->pull_headers = curl_slist_append(NULL, "Icy-MetaData: 1");
-    if (!s->multi || !s->pull_headers)
+    if (!s->pull_headers || httpc_init(&s->http, s->loop, on_pull_done, s) != FC_OK)
         return FC_NOMEM;
-    curl_multi_setopt(s->multi, CURLMOPT_SOCKETFUNCTION, sock_cb);
-    curl_multi_setopt(s->multi, CURLMOPT_SOCKETDATA, s);
-    curl_multi_setopt(s->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
-    curl_multi_setopt(s->multi, CURLMOPT_TIMERDATA, s);
-    ev_init(&s->curl_timer, on_curl_timer);
     ev_init(&s->pull_retry, on_pull_retry);
     ev_init(&s->pull_flush, on_pull_flush);
     backoff_reset(&s->pull_bo);
@@ -241,17 +164,16 @@ enum fc_err shim_pull_start(struct shim *s)
 
 void shim_pull_free(struct shim *s)
 {
-    if (!s->multi)
+    if (!s->http.multi)
         return;
-    ev_timer_stop(s->loop, &s->curl_timer);
     ev_timer_stop(s->loop, &s->pull_retry);
     ev_timer_stop(s->loop, &s->pull_flush);
     if (s->easy) {
-        curl_multi_remove_handle(s->multi, s->easy);
+        httpc_remove(&s->http, s->easy);
         curl_easy_cleanup(s->easy);
+        s->easy = NULL;
     }
-    curl_multi_cleanup(s->multi);
+    httpc_free(&s->http);
     curl_slist_free_all(s->pull_headers);
-    curl_global_cleanup();
-    s->multi = NULL;
+    s->pull_headers = NULL;
 }

@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include "backoff.h"
 #include "framer.h"
+#include "httpc.h"
 #include "icy.h"
 #include "level.h"
 #include "link.h"
@@ -114,10 +115,9 @@ struct shim {
     uint32_t resync_seen;  /* frames examined while resyncing */
 
     /* --pull */
-    CURLM *multi;
+    struct httpc http;     /* libcurl on our loop */
     CURL *easy;
     struct curl_slist *pull_headers; /* Icy-MetaData: 1 */
-    ev_timer curl_timer;   /* libcurl's timeout */
     ev_timer pull_flush;   /* stamps the batch SHIM_COALESCE_S after the last chunk */
     uint64_t batch_arrival_us; /* wall clock of the batch's last chunk */
     ev_timer pull_retry;   /* reconnect with backoff */

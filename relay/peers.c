@@ -16,8 +16,24 @@ static const struct link_ops inbound_ops = {
     .on_down = peer_on_down,
 };
 
+static void upstream_on_up(struct link *l)
+{
+    struct rpeer *p = l->owner;
+    alert_emit(&p->relay->alert, "relay_up", json_pack("{s:s}", "relay", l->peer));
+}
+
+static void upstream_on_down(struct link *l, const char *why)
+{
+    struct rpeer *p = l->owner;
+    if (l->st.msgs_rx > 0)
+        alert_emit(&p->relay->alert, "relay_down",
+                   json_pack("{s:s, s:s}", "relay", l->peer, "reason", why));
+}
+
 static const struct link_ops upstream_ops = {
     .on_msg = peer_on_msg,
+    .on_up = upstream_on_up,
+    .on_down = upstream_on_down,
     .fill_subscribe = upstream_fill_subscribe,
 };
 

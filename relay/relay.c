@@ -24,6 +24,14 @@ static void on_stats(EV_P_ ev_timer *w, int revents)
              (unsigned long long)c->bad_tags, (unsigned long long)c->bad_msgs,
              (unsigned long long)c->skew_drops, (unsigned long long)c->session_drops,
              (unsigned long long)c->backlog_kicks);
+    for (struct rpeer *p = r->peers; p; p = p->next)
+        log_info(&r->log,
+                 "stats peer=%s%s up=%d frames_in=%llu frames_out=%llu bad_tags=%llu bad_msgs=%llu "
+                 "queue_drops=%llu",
+                 p->link.peer, p->upstream ? " upstream=1" : "", p->link.up,
+                 (unsigned long long)p->frames_in, (unsigned long long)p->frames_out,
+                 (unsigned long long)p->link.st.bad_tags, (unsigned long long)p->link.st.bad_msgs,
+                 (unsigned long long)p->link.st.queue_drops);
 }
 
 static void on_signal(EV_P_ ev_signal *w, int revents)
@@ -43,6 +51,8 @@ enum fc_err relay_start(struct relay *r, struct ev_loop *loop)
         return FC_NOMEM;
     for (int i = 0; i < r->n_listen; i++)
         r->listen[i].fd = -1;
+    if (alert_init(&r->alert, loop, &r->log, r->opt.node, r->opt.alert_webhook) != FC_OK)
+        return FC_NOMEM;
     ev_timer_init(&r->tick, on_tick, 1.0, 1.0);
     ev_timer_start(loop, &r->tick);
     ev_timer_init(&r->stats, on_stats, RELAY_STATS_EVERY_S, RELAY_STATS_EVERY_S);
@@ -59,6 +69,7 @@ void relay_free(struct relay *r)
     on_stats(r->loop, &r->stats, 0);
     relay_peers_free(r);
     relay_streams_free(r);
+    alert_free(&r->alert);
     wire_decoder_free(&r->udp_dec);
     free(r->udp_msg);
     free(r->udp_bufs);

@@ -12,6 +12,7 @@
 
 #include <ev.h>
 #include <stdbool.h>
+#include "alert.h"
 #include "link.h"
 #include "log.h"
 #include "mac.h"
@@ -80,6 +81,7 @@ struct relay_opts {
     uint64_t max_backlog_bytes;/* --max-backlog */
     double max_skew_s;         /* --max-skew: PTS replay guard */
     bool log_json;
+    const char *alert_webhook;    /* --alert-webhook URL or NULL */
 };
 
 struct relay_counters {
@@ -115,6 +117,7 @@ struct relay {
     uint8_t *udp_bufs;            /* RELAY_UDP_BATCH * RELAY_UDP_DGRAM_MAX, owned */
     struct log_limit udp_ll;
     struct relay_counters c;
+    struct alerter alert;         /* relay_up / relay_down of --upstream links */
 };
 
 /* Set up sockets and timers (after opts, listen[] and upstream_addr[] are filled). Exit-worthy
