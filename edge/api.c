@@ -1,5 +1,6 @@
 /* api.c - JSON answers: GET / lists mounts, their streams and relay links. */
 #include <jansson.h>
+#include <time.h>
 #include "edge.h"
 
 static json_t *stream_json(const struct emount *m, const struct estream *s, double now)
@@ -74,6 +75,35 @@ char *edge_api_mounts_json(struct edge *e)
                              (json_int_t)e->c.first_copies, "skew_drops",
                              (json_int_t)e->c.skew_drops, "stream_drops",
                              (json_int_t)e->c.stream_drops);
+    if (!root)
+        return NULL;
+    char *text = json_dumps(root, JSON_INDENT(2));
+    json_decref(root);
+    return text;
+}
+
+static void iso_time(uint64_t pts_us, char *buf, size_t n)
+{
+    time_t t = (time_t)(pts_us / 1000000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    size_t k = strftime(buf, n, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(buf + k, n - k, ".%03uZ", (unsigned)(pts_us % 1000000 / 1000));
+}
+
+char *edge_api_rewind_json(struct emount *m)
+{
+    char first[40], last[40];
+    uint64_t f = rewind_first_pts(&m->rw), l = m->rw.end_pts_us;
+    iso_time(f, first, sizeof(first));
+    iso_time(l, last, sizeof(last));
+    json_t *root = json_pack("{s:s, s:I, s:I, s:s, s:s, s:f, s:I, s:I, s:I, s:f}", "mount",
+                             m->name, "first_pts_us", (json_int_t)f, "last_pts_us", (json_int_t)l,
+                             "first", first, "last", last, "seconds", f ? (l - f) / 1e6 : 0.0,
+                             "bytes", (json_int_t)rewind_bytes_held(&m->rw), "frames",
+                             (json_int_t)m->rw.frames_held, "memory_bytes",
+                             (json_int_t)rewind_mem_bytes(&m->rw), "keep_seconds",
+                             m->rw.keep_us / 1e6);
     if (!root)
         return NULL;
     char *text = json_dumps(root, JSON_INDENT(2));

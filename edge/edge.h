@@ -90,6 +90,7 @@ struct emount {
     bool sourceless_alerted;           /* the sourceless alert went out */
     struct list_node listeners;        /* all listeners of the mount */
     struct list_node waiting;          /* caught-up listeners, woken by the next append */
+    struct list_node paced;            /* time-shifted listeners at their real-time limit */
     uint32_t n_listeners;
     uint64_t frames_out, lost, gaps, switches, patched, failovers, failbacks, discontinuities;
     struct emount *next;
@@ -124,8 +125,13 @@ struct elistener {
     uint32_t out_len, out_off;
     struct emount *mount;              /* streaming: which mount */
     uint64_t pos;                      /* streaming: abs position in mount->rw */
+    uint64_t end_abs;                  /* download: stop here; 0 = no end */
+    bool paced;                        /* time-shifted: real time after the burst */
+    uint64_t start_pts_us;             /* PTS of the first frame served */
+    double start_wall;                 /* ev_now when it started */
+    double next_lag_check;             /* ev_now of the next --max-lag check */
     uint64_t bytes_sent;
-    bool in_waiting;                   /* linked in mount->waiting */
+    bool in_waiting;                   /* linked (wlink) in mount->waiting or mount->paced */
     struct list_node mlink;            /* in mount->listeners */
     struct list_node wlink;            /* in mount->waiting */
     bool closing;                      /* reaped by the check watcher */
@@ -227,9 +233,11 @@ void edge_fill_resume(struct edge *e, struct wire_subscribe *s);
 enum fc_err edge_http_start(struct edge *e);
 void edge_http_free(struct edge *e);
 void edge_wake_listeners(struct emount *m);     /* new audio appended */
+void edge_wake_paced(struct emount *m);         /* time passed: paced listeners may go on */
 void listener_close(struct elistener *l, const char *why);
 
-/* api.c: JSON for GET / ; returns malloc'd text. */
+/* api.c: JSON for GET / and GET /<mount>/rewind; return malloc'd text. */
 char *edge_api_mounts_json(struct edge *e);
+char *edge_api_rewind_json(struct emount *m);
 
 #endif

@@ -9,6 +9,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 #include "edge.h"
+#include "request.h"
 
 #define CORS_HEADERS                                                                               \
     "Access-Control-Allow-Origin: *\r\n"                                                           \
@@ -31,6 +32,7 @@ static const char *status_text(int status)
     case 400: return "Bad Request";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
+    case 416: return "Range Not Satisfiable";
     case 431: return "Request Header Fields Too Large";
     case 503: return "Service Unavailable";
     default: return "Error";
@@ -118,23 +120,81 @@ static const char *content_type(enum fc_codec codec)
     return codec == FC_CODEC_ADTS ? "audio/aac" : "audio/mpeg";
 }
 
-static void start_stream(struct elistener *l, struct emount *m)
+/* 416 with the range held, as JSON. */
+static void respond_range(struct elistener *l, struct emount *m, const char *why)
+{
+    char body[320];
+    uint64_t first = rewind_first_pts(&m->rw), last = m->rw.end_pts_us;
+    int n = snprintf(body, sizeof(body),
+                     "{\"error\":\"%s\",\"status\":416,\"first\":%.3f,\"last\":%.3f,"
+                     "\"seconds\":%.3f}\n",
+                     why, first / 1e6, last / 1e6, first ? (last - first) / 1e6 : 0.0);
+    respond(l, 416, "application/json", body, (size_t)n, NULL);
+}
+
+/*
+ * Where the listener starts: live minus --burst, or ?offset / ?at; with &duration, where it
+ * stops. Answers 416 (and returns false) when the time is not in the buffer.
+ */
+static bool choose_span(struct elistener *l, struct emount *m, const struct stream_req *rq,
+                        uint64_t *found_pts)
 {
     struct edge *e = l->edge;
-    char head[2048];
+    uint64_t first = rewind_first_pts(&m->rw), last = m->rw.end_pts_us, target;
+    if (rq->has_at || rq->has_offset) {
+        double t = rq->has_at ? rq->at_s * 1e6 : (double)last - rq->offset_s * 1e6;
+        if (t < (double)first || t >= (double)last) {
+            respond_range(l, m, "time outside the rewind buffer");
+            return false;
+        }
+        target = (uint64_t)t;
+        l->paced = !rq->has_duration;
+    } else {
+        uint64_t burst_us = (uint64_t)(e->opt.burst_s * 1e6);
+        target = last > burst_us ? last - burst_us : 0;
+    }
+    l->pos = rewind_seek(&m->rw, target, found_pts);
+    l->start_pts_us = *found_pts;
+    l->start_wall = ev_now(e->loop);
+    if (rq->has_duration) {
+        uint64_t end_pts = *found_pts + (uint64_t)(rq->duration_s * 1e6), end_found;
+        if (end_pts > last) {
+            respond_range(l, m, "span reaches past live");
+            return false;
+        }
+        l->end_abs = rewind_seek(&m->rw, end_pts, &end_found);
+    }
+    return true;
+}
+
+static void start_stream(struct elistener *l, struct emount *m, const struct stream_req *rq)
+{
+    struct edge *e = l->edge;
+    char head[2048], extra[256] = "";
     uint64_t found_pts = 0;
-    uint64_t burst_us = (uint64_t)(e->opt.burst_s * 1e6);
-    uint64_t from = m->rw.end_pts_us > burst_us ? m->rw.end_pts_us - burst_us : 0;
-    l->pos = rewind_seek(&m->rw, from, &found_pts);
+    if (!choose_span(l, m, rq, &found_pts))
+        return;
+    if (l->end_abs) {
+        time_t t = (time_t)(found_pts / 1000000);
+        struct tm tm;
+        char when[32];
+        gmtime_r(&t, &tm);
+        strftime(when, sizeof(when), "%Y%m%dT%H%M%SZ", &tm);
+        snprintf(extra, sizeof(extra),
+                 "Content-Length: %llu\r\nContent-Disposition: attachment; "
+                 "filename=\"%s-%s.%s\"\r\n",
+                 (unsigned long long)(l->end_abs - l->pos), m->name, when,
+                 m->codec == FC_CODEC_ADTS ? "aac" : "mp3");
+    }
     int n = snprintf(head, sizeof(head),
-                     "HTTP/1.0 200 OK\r\nContent-Type: %s\r\nicy-name: %s\r\nicy-br: %u\r\n"
+                     "HTTP/1.0 200 OK\r\nContent-Type: %s\r\n%sicy-name: %s\r\nicy-br: %u\r\n"
                      "ice-audio-info: ice-samplerate=%u;ice-bitrate=%u;ice-channels=%u\r\n"
-                     "icy-pub: 0\r\nX-Framecast-Start: %llu\r\n"
+                     "icy-pub: 0\r\nX-Framecast-Start: %.6f\r\n"
                      "Cache-Control: no-cache, no-store\r\nPragma: no-cache\r\n"
                      "Expires: Mon, 26 Jul 1997 05:00:00 GMT\r\n" CORS_HEADERS SERVER_HEADER
                      "Connection: close\r\n\r\n",
-                     content_type(m->codec), m->name, m->bitrate / 1000, m->sample_rate,
-                     m->bitrate / 1000, m->channels, (unsigned long long)found_pts);
+                     content_type(m->codec), extra, m->name, m->bitrate / 1000, m->sample_rate,
+                     m->bitrate / 1000, m->channels, found_pts / 1e6);
     l->out = malloc((size_t)n);
     if (!l->out) {
         listener_close(l, "out of memory");
@@ -151,39 +211,55 @@ static void start_stream(struct elistener *l, struct emount *m)
     list_init(&l->wlink);
     m->n_listeners++;
     e->c.listeners_total++;
-    log_info(&e->log, "listener=%s mount=%s start burst_s=%.1f", l->peer, m->name,
-             (m->rw.end_pts_us - found_pts) / 1e6);
+    l->next_lag_check = ev_now(e->loop) + 1;
+    log_info(&e->log, "listener=%s mount=%s start behind_live_s=%.1f%s%s", l->peer, m->name,
+             (m->rw.end_pts_us - found_pts) / 1e6, l->paced ? " time-shifted" : "",
+             l->end_abs ? " download" : "");
     start_write(l);
+}
+
+static void send_json(struct elistener *l, char *json)
+{
+    if (!json)
+        return respond_error(l, 503, "out of memory");
+    respond(l, 200, "application/json", json, strlen(json), NULL);
+    free(json);
 }
 
 static void route(struct elistener *l)
 {
     struct edge *e = l->edge;
     struct http_parser_url u;
-    const char *path = l->url;
-    size_t path_len = l->url_len;
+    struct stream_req rq;
+    const char *why = "";
     http_parser_url_init(&u);
     if (l->url_len == 0 || http_parser_parse_url(l->url, l->url_len, 0, &u) != 0 ||
         !(u.field_set & (1 << UF_PATH)))
         return respond_error(l, 400, "malformed URL");
-    path = l->url + u.field_data[UF_PATH].off;
-    path_len = u.field_data[UF_PATH].len;
+    const char *path = l->url + u.field_data[UF_PATH].off;
+    size_t path_len = u.field_data[UF_PATH].len;
+    bool has_query = u.field_set & (1 << UF_QUERY);
+    const char *query = has_query ? l->url + u.field_data[UF_QUERY].off : "";
+    size_t query_len = has_query ? u.field_data[UF_QUERY].len : 0;
     if (l->parser.method == HTTP_OPTIONS)
         return respond(l, 204, "text/plain", "", 0, NULL);
     if (l->parser.method != HTTP_GET && l->parser.method != HTTP_HEAD)
         return respond_error(l, 405, "method not allowed");
-    if (path_len == 1) {
-        char *json = edge_api_mounts_json(e);
-        if (!json)
-            return respond_error(l, 503, "out of memory");
-        respond(l, 200, "application/json", json, strlen(json), NULL);
-        free(json);
-        return;
-    }
-    struct emount *m = edge_mount_find(e, path + 1, path_len - 1);
+    if (request_parse_query(query, query_len, &rq, &why) != FC_OK)
+        return respond_error(l, 400, why);
+    if (path_len == 1)
+        return send_json(l, edge_api_mounts_json(e));
+    const char *name = path + 1;
+    size_t name_len = path_len - 1;
+    bool rewind_info = name_len > 7 && memcmp(name + name_len - 7, "/rewind", 7) == 0;
+    if (rewind_info)
+        name_len -= 7;
+    struct emount *m = edge_mount_find(e, name, name_len);
     if (!m || !m->has_audio)
         return respond_error(l, 404, "no such mount");
-    start_stream(l, m);
+    if (rewind_info)
+        return send_json(l, edge_api_rewind_json(m));
+    start_stream(l, m, &rq);
 }
 
 static int on_url(http_parser *p, const char *at, size_t len)
@@ -250,28 +326,67 @@ static void on_idle(EV_P_ ev_timer *w, int revents)
     listener_close(l, "request not completed within 10 s");
 }
 
+/* --max-lag: a listener further behind where real-time playback would be is dropped. */
+static bool lagging(struct elistener *l)
+{
+    struct emount *m = l->mount;
+    struct edge *e = l->edge;
+    double now = ev_now(e->loop);
+    if (l->end_abs || now < l->next_lag_check)
+        return false;
+    l->next_lag_check = now + 1;
+    uint64_t at = rewind_pts_at(&m->rw, l->pos);
+    uint64_t should = l->paced ? l->start_pts_us + (uint64_t)((now - l->start_wall) * 1e6)
+                               : m->rw.end_pts_us;
+    double lag = should > at ? (should - at) / 1e6 : 0;
+    return lag > e->opt.max_lag_s + e->opt.burst_s;
+}
+
+/* How far this listener may be written now: live end, download end, or real time. */
+static uint64_t write_limit(struct elistener *l)
+{
+    struct emount *m = l->mount;
+    struct edge *e = l->edge;
+    if (l->end_abs)
+        return l->end_abs;
+    if (!l->paced)
+        return m->rw.abs_end;
+    double ahead_s = e->opt.burst_s + ev_now(e->loop) - l->start_wall;
+    uint64_t until = l->start_pts_us + (uint64_t)(ahead_s * 1e6), found;
+    if (until >= m->rw.end_pts_us)
+        return m->rw.abs_end;
+    return rewind_seek(&m->rw, until, &found);
+}
+
+static void park(struct elistener *l, struct list_node *list)
+{
+    ev_io_stop(l->edge->loop, &l->wio);
+    if (!l->in_waiting) {
+        list_add(list, &l->wlink);
+        l->in_waiting = true;
+    }
+}
+
 /* Write audio from the rewind buffer; park the listener when it has caught up. */
 static void write_audio(struct elistener *l)
 {
     struct emount *m = l->mount;
-    struct edge *e = l->edge;
     struct iovec iov[8];
     if (l->pos < m->rw.abs_start)
         return listener_close(l, "fell behind the rewind buffer");
-    uint64_t lag_bytes = m->rw.abs_end - l->pos;
-    if (m->bitrate && lag_bytes > (uint64_t)(e->opt.max_lag_s * m->bitrate / 8) &&
-        lag_bytes > (uint64_t)(e->opt.burst_s * m->bitrate / 8) * 2)
-        return listener_close(l, "lagging more than --max-lag behind live");
+    if (lagging(l))
+        return listener_close(l, "lagging more than --max-lag behind real time");
     for (int round = 0; round < 4; round++) {
-        int n = rewind_iov(&m->rw, l->pos, iov, 8, EDGE_WRITE_MAX);
-        if (n == 0) {
-            ev_io_stop(e->loop, &l->wio);
-            if (!l->in_waiting) {
-                list_add(&m->waiting, &l->wlink);
-                l->in_waiting = true;
-            }
-            return;
+        uint64_t limit = write_limit(l);
+        if (l->pos >= limit) {
+            if (l->end_abs)
+                return listener_close(l, "download complete");
+            return park(l, l->paced && limit < m->rw.abs_end ? &m->paced : &m->waiting);
         }
+        uint64_t room = limit - l->pos;
+        int n = rewind_iov(&m->rw, l->pos, iov, 8, room < EDGE_WRITE_MAX ? room : EDGE_WRITE_MAX);
+        if (n == 0)
+            return park(l, &m->waiting);
         ssize_t w = writev(l->fd, iov, n);
         if (w < 0) {
             if (errno != EAGAIN && errno != EINTR)
@@ -313,16 +428,26 @@ static void on_write(EV_P_ ev_io *w, int revents)
     write_audio(l);
 }
 
-void edge_wake_listeners(struct emount *m)
+static void wake_list(struct emount *m, struct list_node *list)
 {
     struct ev_loop *loop = m->edge->loop;
-    while (!list_empty(&m->waiting)) {
-        struct list_node *n = m->waiting.next;
+    while (!list_empty(list)) {
+        struct list_node *n = list->next;
         struct elistener *l = container_of(n, struct elistener, wlink);
         list_del(n);
         l->in_waiting = false;
         ev_io_start(loop, &l->wio);
     }
+}
+
+void edge_wake_listeners(struct emount *m)
+{
+    wake_list(m, &m->waiting);
+}
+
+void edge_wake_paced(struct emount *m)
+{
+    wake_list(m, &m->paced);
 }
 
 static void accept_one(struct edge *e, int fd, const struct sockaddr *sa)

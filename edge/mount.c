@@ -26,6 +26,7 @@ static struct emount *mount_new(struct edge *e, const char *name, enum fc_codec 
     m->codec = codec;
     list_init(&m->listeners);
     list_init(&m->waiting);
+    list_init(&m->paced);
     m->next = e->mounts;
     e->mounts = m;
     e->n_mounts++;
@@ -155,6 +156,7 @@ void edge_tick(struct edge *e)
     double now = ev_now(e->loop);
     for (struct emount *m = e->mounts; m; m = m->next) {
         merge_pump(e, m);
+        edge_wake_paced(m);
         check_sourceless(e, m, now);
         struct estream **pp = &m->streams;
         while (*pp) {

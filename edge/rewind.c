@@ -1,8 +1,11 @@
 /* rewind.c - see rewind.h. */
 #include "rewind.h"
 
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 #include "clock.h"
 #include "framer.h"
 
@@ -23,11 +26,13 @@ enum fc_err rewind_init(struct rewind *rw, enum fc_codec codec, uint64_t keep_us
     rw->keep_us = keep_us;
     rw->slab_cap = 16;
     rw->index_cap = 1024;
+    rw->fd = memfd_create("framecast-rewind", MFD_CLOEXEC);
     rw->slabs = calloc(rw->slab_cap, sizeof(*rw->slabs));
     rw->index = calloc(rw->index_cap, sizeof(*rw->index));
-    if (!rw->slabs || !rw->index) {
+    if (rw->fd < 0 || !rw->slabs || !rw->index) {
+        enum fc_err err = rw->fd < 0 ? FC_IO : FC_NOMEM;
         rewind_free(rw);
-        return FC_NOMEM;
+        return err;
     }
     return FC_OK;
 }
@@ -35,7 +40,9 @@ enum fc_err rewind_init(struct rewind *rw, enum fc_codec codec, uint64_t keep_us
 void rewind_free(struct rewind *rw)
 {
     for (uint32_t i = 0; rw->slabs && i < rw->n_slabs; i++)
-        free(slab_at(rw, i)->data);
+        munmap(slab_at(rw, i)->data, REWIND_SLAB_BYTES);
+    if (rw->fd > 0)
+        close(rw->fd);
     free(rw->slabs);
     free(rw->index);
     memset(rw, 0, sizeof(*rw));
@@ -60,7 +67,13 @@ static void evict_oldest_slab(struct rewind *rw)
     struct rewind_slab *old = slab_at(rw, 0);
     uint64_t end = old->abs_start + old->used;
     rw->evicted_bytes += old->used;
-    free(old->data);
+    rw->frames_held -= old->frames;
+    munmap(old->data, REWIND_SLAB_BYTES);
+    if (rw->punch_to == rw->punch_from)
+        rw->punch_from = old->file_slab;
+    rw->punch_to = old->file_slab + 1;
+    if (!rw->defer_punch)
+        rewind_defer_punch(rw, false);
     rw->slab_head = (rw->slab_head + 1) % rw->slab_cap;
     rw->n_slabs--;
     rw->abs_start = end;
@@ -79,12 +92,20 @@ static enum fc_err new_slab(struct rewind *rw)
             return FC_NOMEM;
         rw->slabs = r;
     }
-    uint8_t *data = malloc(REWIND_SLAB_BYTES);
-    if (!data)
+    uint64_t k = rw->next_file_slab;
+    off_t end = (off_t)((k + 1) * REWIND_SLAB_BYTES);
+    if (ftruncate(rw->fd, end) < 0)
         return FC_NOMEM;
+    uint8_t *data = mmap(NULL, REWIND_SLAB_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, rw->fd,
+                         (off_t)(k * REWIND_SLAB_BYTES));
+    if (data == MAP_FAILED)
+        return FC_NOMEM;
+    rw->next_file_slab++;
     struct rewind_slab *s = slab_at(rw, rw->n_slabs++);
     s->abs_start = rw->abs_end;
     s->used = 0;
+    s->file_slab = k;
+    s->frames = 0;
     s->data = data;
     return FC_OK;
 }
@@ -128,6 +149,8 @@ enum fc_err rewind_append(struct rewind *rw, const uint8_t *frame, uint32_t len,
         return err;
     memcpy(last->data + last->used, frame, len);
     last->used += len;
+    last->frames++;
+    rw->frames_held++;
     rw->abs_end += len;
     rw->end_pts_us = pts_us + dur_us;
     rw->frames++;
@@ -223,6 +246,60 @@ int rewind_iov(const struct rewind *rw, uint64_t abs, struct iovec *iov, int max
         max_bytes -= len;
     }
     return n;
+}
+
+void rewind_defer_punch(struct rewind *rw, bool defer)
+{
+    rw->defer_punch = defer;
+    if (defer || rw->punch_to == rw->punch_from)
+        return;
+    /* Give the evicted range's pages back; the file keeps its size (sparse). */
+    fallocate(rw->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+              (off_t)(rw->punch_from * REWIND_SLAB_BYTES),
+              (off_t)((rw->punch_to - rw->punch_from) * REWIND_SLAB_BYTES));
+    rw->punch_from = rw->punch_to;
+}
+
+uint64_t rewind_frame_at(const struct rewind *rw, uint64_t abs, uint64_t pts_us,
+                         const uint8_t **frame, uint32_t *len, uint64_t *dur_us)
+{
+    (void)pts_us;
+    const struct rewind_slab *s = abs < rw->abs_end ? find_slab(rw, abs) : NULL;
+    struct frame_info info;
+    if (!s || frame_header_parse(rw->codec, s->data + (abs - s->abs_start),
+                                 s->abs_start + s->used - abs, &info) != FC_OK ||
+        abs + info.len > s->abs_start + s->used)
+        return 0;
+    *frame = s->data + (abs - s->abs_start);
+    *len = info.len;
+    *dur_us = clock_samples_to_us(info.samples, info.sample_rate);
+    return abs + info.len;
+}
+
+uint64_t rewind_pts_at(const struct rewind *rw, uint64_t abs)
+{
+    if (rw->n_index == 0)
+        return 0;
+    uint32_t lo = 0, hi = rw->n_index;
+    while (hi - lo > 1) {
+        uint32_t mid = (lo + hi) / 2;
+        if (point_at(rw, mid)->abs <= abs)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    const struct rewind_point *p = point_at(rw, lo);
+    uint64_t at = p->abs, pts = p->pts_us, dur;
+    const uint8_t *frame;
+    uint32_t len;
+    while (at < abs) {
+        uint64_t next = rewind_frame_at(rw, at, pts, &frame, &len, &dur);
+        if (!next || next > abs)
+            break;
+        at = next;
+        pts += dur;
+    }
+    return pts;
 }
 
 uint64_t rewind_bytes_held(const struct rewind *rw)

@@ -2,7 +2,10 @@
  * rewind.h - a mount's audio in memory (DESIGN.md §5 "Rewind buffer").
  *
  * Frames are appended in output order into large slabs (REWIND_SLAB_BYTES; a frame never
- * straddles two slabs, so at most one frame's worth is wasted per slab). Every byte has an
+ * straddles two slabs, so at most one frame's worth is wasted per slab). Slabs are shared
+ * mappings of one memfd per mount (slab k at file offset k * REWIND_SLAB_BYTES); an evicted
+ * slab is unmapped and its range punched out of the file, so memory follows what is held and a
+ * forked child (persist.c) or another process can read the same bytes. Every byte has an
  * absolute position (`abs`, counting from the first byte ever appended) that never changes, so a
  * listener is just a position: no per-listener queue, no copy. A time index holds one
  * (PTS, abs) point every REWIND_INDEX_US, at frame boundaries, for O(log n) seeks; from an index
@@ -24,7 +27,9 @@
 struct rewind_slab {
     uint64_t abs_start; /* abs of data[0] */
     uint32_t used;      /* bytes filled */
-    uint8_t *data;      /* REWIND_SLAB_BYTES, owned */
+    uint64_t file_slab; /* slab number in the memfd (offset / REWIND_SLAB_BYTES) */
+    uint32_t frames;    /* frames in this slab */
+    uint8_t *data;      /* REWIND_SLAB_BYTES mapped, owned */
 };
 
 struct rewind_point {
@@ -34,6 +39,10 @@ struct rewind_point {
 
 struct rewind {
     enum fc_codec codec;          /* of the frames (for walking headers) */
+    int fd;                       /* the memfd holding the slabs, owned */
+    uint64_t next_file_slab;      /* file slab number for the next new slab */
+    bool defer_punch;             /* a reader (fork) is using evicted ranges: punch later */
+    uint64_t punch_from, punch_to;/* file slab range waiting to be punched */
     uint64_t keep_us;             /* --rewind, µs */
     struct rewind_slab *slabs;    /* ring of n_slabs from slab_head, capacity slab_cap */
     uint32_t slab_cap, slab_head, n_slabs;
@@ -43,11 +52,11 @@ struct rewind {
     uint64_t abs_end;             /* one past the newest byte */
     uint64_t end_pts_us;          /* PTS at which the newest frame ends */
     uint64_t frames;              /* frames appended, ever */
-    uint64_t frames_held;         /* approximate: frames appended minus frames evicted */
+    uint64_t frames_held;         /* frames held now */
     uint64_t evicted_bytes;       /* bytes dropped by eviction, ever */
 };
 
-/* Set up an empty buffer keeping `keep_us` of audio. FC_NOMEM on failure. */
+/* Set up an empty buffer keeping `keep_us` of audio. FC_NOMEM / FC_IO (memfd) on failure. */
 enum fc_err rewind_init(struct rewind *rw, enum fc_codec codec, uint64_t keep_us);
 void rewind_free(struct rewind *rw);
 
@@ -75,6 +84,21 @@ uint64_t rewind_first_pts(const struct rewind *rw);
  */
 int rewind_iov(const struct rewind *rw, uint64_t abs, struct iovec *iov, int max_iov,
                size_t max_bytes);
+
+/* PTS of the frame starting at or before `abs` (index point plus header walking). */
+uint64_t rewind_pts_at(const struct rewind *rw, uint64_t abs);
+
+/*
+ * Walk frames: from the frame boundary `abs`, set `*frame`, `*len`, `*pts_us` and `*dur_us` of
+ * the frame there and return the abs of the next one, or 0 at the end (or on a bad header).
+ * Start with rewind_seek() or abs_start (oldest frame, always a boundary).
+ */
+uint64_t rewind_frame_at(const struct rewind *rw, uint64_t abs, uint64_t pts_us,
+                         const uint8_t **frame, uint32_t *len, uint64_t *dur_us);
+
+/* While true, evicted slabs stay in the memfd (a forked reader may still read them); set false
+ * to punch what accumulated. */
+void rewind_defer_punch(struct rewind *rw, bool defer);
 
 /* Bytes of audio held and bytes of memory used (slabs and index). */
 uint64_t rewind_bytes_held(const struct rewind *rw);

@@ -1,0 +1,309 @@
+#!/usr/bin/env bash
+# Fault test (issue 3): loss on every path, in a private network namespace.
+#
+# Everything (icecast2 + ffmpeg source, shim, three relays, edge, listeners) runs inside a network
+# namespace this test creates (netns.sh), so the nftables rules below only touch its loopback:
+#   shim --UDP--> relay A   30% of datagrams to A's ingest port dropped (numgen random mod 10 < 3)
+#   shim --UDP--> relay B   30% dropped, independently (its own rule, its own random number)
+#   shim --TCP--> relay C   cut (both directions, by port) for 5 s in every 15: t=5..10, t=20..25
+#   edge subscribes to A, B and C (those TCP links are not filtered); a listener records 35 s.
+# Rules sit on the input hook: a datagram is lost "on the wire", the sender's send() still succeeds
+# (on the output hook the sender would get EPERM).
+# Passes only if the listener's frames are byte-identical to a contiguous run of the frames icecast2
+# served directly to a reference recorder, no frame missing (framecmp), the edge's GET / shows
+# lost == 0 and gaps == 0 for the mount, and the listener never ran dry (a player starting with the
+# 4 s burst as its buffer). Prints frames checked, the largest arrival gap, per-relay
+# frames/first_copies, the edge counters, the shim's per-target counts and what nftables dropped.
+#
+# Env: FC_KEEP=1 keeps the temp dir; FC_LOSS_A / FC_LOSS_B (percent dropped, multiples of 10,
+# default 30); FC_CUT ("START:END,..." seconds after the listener starts during which the TCP path
+# is cut, default "5:10,20:25"; e.g. "5:60" cuts it for good); FC_REORDER_MS (edge --reorder-ms,
+# default: the edge's own default).
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/netns.sh"
+fc_netns_enter "$@"
+# ---- from here on we are inside the namespace ------------------------------------------------
+
+SHIM="$FC_BUILD/framecast-shim"
+RELAY="$FC_BUILD/framecast-relay"
+EDGE="$FC_BUILD/framecast-edge"
+FRAMECMP="$FC_BUILD/tools/framecmp"
+fc_need_bin "$SHIM" "$RELAY" "$EDGE" "$FRAMECMP"
+for t in icecast2 ffmpeg curl python3 ss nft; do
+  command -v "$t" >/dev/null || fc_fail "missing tool $t (scripts/install-deps.sh)"
+done
+
+LISTEN_S=35
+LOSS_A=${FC_LOSS_A:-30}
+LOSS_B=${FC_LOSS_B:-30}
+CUT=${FC_CUT-5:10,20:25}
+for v in "$LOSS_A" "$LOSS_B"; do
+  case "$v" in 0|10|20|30|40|50|60|70|80|90|100) ;; *) fc_fail "FC_LOSS_A/B must be a multiple of 10 in 0..100, got $v" ;; esac
+done
+# 90% of 35 s of MP3 (38.28 frames/s); the 4 s burst comes on top.
+MIN_FRAMES=1200
+NFT_TABLE="fc_loss_$$"
+
+ICE=$(free_port)
+A_IN=$(free_port); A_SRV=$(free_port)
+B_IN=$(free_port); B_SRV=$(free_port)
+C_IN=$(free_port); C_SRV=$(free_port)
+EDGE_PORT=$(free_port)
+KEY="$FC_TMP/mesh.key"
+T=$FC_TMP
+fc_log "netns=$FC_NETNS ports: icecast=$ICE A=udp:$A_IN/serve:$A_SRV B=udp:$B_IN/serve:$B_SRV C=tcp:$C_IN/serve:$C_SRV edge=$EDGE_PORT"
+fc_log "faults: udp->A ${LOSS_A}% dropped, udp->B ${LOSS_B}% dropped, tcp->C cut during t=$CUT s"
+
+# The namespace (and with it this table) is deleted by the outer run; drop the table ourselves too.
+# lib.sh's EXIT handler reads $? on entry: hand it the status the script is exiting with.
+fc_loss_on_exit() {
+  local rc=$?
+  set +e
+  [ "$BASHPID" = "$FC_MAIN_PID" ] && nft delete table inet "$NFT_TABLE" 2>/dev/null
+  fc__rc() { return "$1"; }
+  fc__rc "$rc"
+  fc__on_exit
+}
+trap fc_loss_on_exit EXIT
+
+# --- upstream: icecast2, real-time ffmpeg source, reference recorder --------------------------
+start_icecast "$ICE"
+start_source_mp3 "$ICE" live.mp3
+record "http://127.0.0.1:$ICE/live.mp3" "$T/ref.mp3"; REF=$FC_LAST_PID
+sleep 2
+fc_alive "$REF" || fc_fail "reference recorder died (see ref.mp3.curl.log)"
+
+# --- framecast ---------------------------------------------------------------------------------
+bash "$FC_ROOT/scripts/keygen.sh" "$KEY" 2>/dev/null
+
+# wait_log FILE REGEX TIMEOUT_S: bounded wait for a line in a log.
+wait_log() { wait_until "$3" grep -qE -- "$2" "$1"; }
+
+fc_start relayA "$RELAY" --ingest "udp://127.0.0.1:$A_IN" --serve "127.0.0.1:$A_SRV" \
+  --key "$KEY" --catchup 30 --node relayA
+PID_A=$FC_LAST_PID
+fc_start relayB "$RELAY" --ingest "udp://127.0.0.1:$B_IN" --serve "127.0.0.1:$B_SRV" \
+  --key "$KEY" --catchup 30 --node relayB
+PID_B=$FC_LAST_PID
+fc_start relayC "$RELAY" --ingest "tcp://127.0.0.1:$C_IN" --serve "127.0.0.1:$C_SRV" \
+  --key "$KEY" --catchup 30 --node relayC
+PID_C=$FC_LAST_PID
+for r in A B C; do
+  pid_var=PID_$r; srv_var=${r}_SRV
+  wait_until 5 port_listening "${!srv_var}" || {
+    fc_alive "${!pid_var}" || fc_fail "relay$r exited at start (see relay$r.log)"
+    fc_fail "relay$r not listening on :${!srv_var} after 5 s"
+  }
+done
+wait_log "$T/relayA.log" "listening udp://127.0.0.1:$A_IN" 5 || fc_fail "relayA has no UDP ingest"
+wait_log "$T/relayB.log" "listening udp://127.0.0.1:$B_IN" 5 || fc_fail "relayB has no UDP ingest"
+port_listening "$C_IN" || fc_fail "relayC not listening on tcp :$C_IN"
+
+# --- nftables: loss on the UDP paths from the start; the TCP cut chain is filled on a timer ----
+rule() {  # rule PERCENT PORT: nft rule text dropping PERCENT% of UDP datagrams to PORT
+  case "$1" in
+    0) echo "udp dport $2 counter" ;;
+    100) echo "udp dport $2 counter drop" ;;
+    *) echo "udp dport $2 numgen random mod 10 < $(( $1 / 10 )) counter drop" ;;
+  esac
+}
+nft -f - <<EOF || fc_fail "nft: cannot create table inet $NFT_TABLE"
+table inet $NFT_TABLE {
+  chain cut {
+  }
+  chain input {
+    type filter hook input priority 0; policy accept;
+    udp dport { $A_IN, $B_IN } counter
+    $(rule "$LOSS_A" "$A_IN")
+    $(rule "$LOSS_B" "$B_IN")
+    jump cut
+  }
+}
+EOF
+CUT_ON=0
+cut_on() {
+  nft add rule inet "$NFT_TABLE" cut tcp dport "$C_IN" counter drop &&
+    nft add rule inet "$NFT_TABLE" cut tcp sport "$C_IN" counter drop || fc_fail "nft: cannot cut tcp :$C_IN"
+  CUT_ON=1
+}
+cut_off() {
+  nft flush chain inet "$NFT_TABLE" cut || fc_fail "nft: cannot restore tcp :$C_IN"
+  CUT_ON=0
+}
+
+fc_start edge "$EDGE" --listen "127.0.0.1:$EDGE_PORT" --relay "127.0.0.1:$A_SRV" \
+  --relay "127.0.0.1:$B_SRV" --relay "127.0.0.1:$C_SRV" --key "$KEY" --burst 4 --node edge \
+  ${FC_REORDER_MS:+--reorder-ms "$FC_REORDER_MS"}
+EDGE_PID=$FC_LAST_PID
+wait_until 5 port_listening "$EDGE_PORT" || {
+  fc_alive "$EDGE_PID" || fc_fail "edge exited at start (see edge.log)"
+  fc_fail "edge not listening on :$EDGE_PORT after 5 s"
+}
+
+fc_start shim "$SHIM" --mount live.mp3 --encoder a --pull "http://127.0.0.1:$ICE/live.mp3" \
+  --to "udp://127.0.0.1:$A_IN" --to "udp://127.0.0.1:$B_IN" --to "tcp://127.0.0.1:$C_IN" \
+  --key "$KEY" --node shim
+SHIM_PID=$FC_LAST_PID
+
+edge_json() { curl -s --max-time 2 "http://127.0.0.1:$EDGE_PORT/"; }
+edge_lists_mount() { edge_json | grep -q '"live.mp3"'; }
+if ! wait_until 15 edge_lists_mount; then
+  for p in "$EDGE_PID" "$PID_A" "$PID_B" "$PID_C" "$SHIM_PID"; do
+    fc_alive "$p" || fc_fail "${FC_PID_NAME[$p]} died before the edge listed the mount"
+  done
+  fc_fail "edge GET / did not list live.mp3 within 15 s"
+fi
+
+alive_or_fail() {
+  local when=$1 p; shift
+  for p in "$@"; do
+    fc_alive "$p" || fc_fail "${FC_PID_NAME[$p]} (pid $p) died $when (see ${FC_PID_NAME[$p]}.log)"
+  done
+}
+
+# --- timed listener: like record(), but also logs when each chunk arrived, so the largest stall can
+# be reported. timed_record URL FILE SECONDS: FILE gets the body, FILE.timeline "ms_since_start
+# bytes" per read; exits 0 after SECONDS. Tracked, PID in FC_LAST_PID.
+cat >"$FC_TMP/timed_listen.py" <<'PY'
+import socket, sys, time
+from urllib.parse import urlsplit
+url, out, secs = sys.argv[1], sys.argv[2], float(sys.argv[3])
+u = urlsplit(url)
+s = socket.create_connection((u.hostname, u.port), timeout=5)
+s.sendall(("GET %s HTTP/1.0\r\nHost: %s\r\nUser-Agent: fc-timed-listener\r\n\r\n" % (u.path, u.netloc)).encode())
+t0 = time.monotonic(); end = t0 + secs
+head = b""
+while b"\r\n\r\n" not in head:
+    c = s.recv(4096)
+    if not c:
+        sys.exit("connection closed in the response head")
+    head += c
+head, body = head.split(b"\r\n\r\n", 1)
+status = head.split(b"\r\n")[0]
+if b" 200 " not in status or b"chunked" in head.lower():
+    sys.exit("unexpected response: %r" % status)
+with open(out, "wb", buffering=0) as f, open(out + ".timeline", "w", buffering=1) as tl:
+    def got(b):
+        f.write(b); tl.write("%d %d\n" % ((time.monotonic() - t0) * 1000, len(b)))
+    if body:
+        got(body)
+    while True:
+        left = end - time.monotonic()
+        if left <= 0:
+            break
+        s.settimeout(left)
+        try:
+            b = s.recv(65536)
+        except socket.timeout:
+            break
+        if not b:
+            sys.exit("server closed the stream after %.1f s" % (time.monotonic() - t0))
+        got(b)
+PY
+timed_record() { fc_start "$(basename "$2").listener" python3 "$FC_TMP/timed_listen.py" "$1" "$2" "$3"; }
+# stall_report TIMELINE BYTES_PER_S: "max_arrival_gap_ms=G stalls=N max_stall_ms=M total_stall_ms=T"
+# where the stalls are those of a player that starts at the first byte and plays in real time at
+# BYTES_PER_S (CBR), with whatever the burst gave it as buffer: each time it runs dry is a gap heard.
+stall_report() {
+  python3 - "$1" "$2" <<'PY'
+import sys
+ev = [tuple(map(int, l.split())) for l in open(sys.argv[1]) if l.strip()]
+rate = float(sys.argv[2])
+gap = max((b[0] - a[0] for a, b in zip(ev, ev[1:])), default=0)
+now, buf, stalls = ev[0][0] / 1000.0, 0.0, []
+for t, n in ev:
+    dt = t / 1000.0 - now
+    if dt > buf:
+        stalls.append(dt - buf); buf = 0.0
+    else:
+        buf -= dt
+    buf += n / rate; now = t / 1000.0
+print("max_arrival_gap_ms=%d stalls=%d max_stall_ms=%d total_stall_ms=%d" % (
+    gap, len(stalls), max(stalls, default=0) * 1000, sum(stalls) * 1000))
+PY
+}
+
+# --- listener and the TCP cut timer ----------------------------------------------------------
+T0=$(now_ms)
+timed_record "http://127.0.0.1:$EDGE_PORT/live.mp3" "$T/got.mp3" "$LISTEN_S"; L=$FC_LAST_PID
+fc_log "t=0: listener started"
+IFS=, read -r -a WINDOWS <<<"$CUT"
+for w in "${WINDOWS[@]}"; do     # bounded: one pass over the configured windows
+  s=${w%%:*}; e=${w##*:}
+  [[ "$s" =~ ^[0-9]+$ && "$e" =~ ^[0-9]+$ && "$e" -gt "$s" ]] || fc_fail "bad FC_CUT window '$w'"
+  [ "$s" -ge "$LISTEN_S" ] && break
+  sleep_until "$T0" "$s"
+  alive_or_fail "before the TCP cut at t=$s" "$EDGE_PID" "$PID_A" "$PID_B" "$PID_C" "$SHIM_PID" "$L"
+  cut_on; fc_log "t=$s: tcp :$C_IN cut (both directions)"
+  [ "$e" -gt "$LISTEN_S" ] && e=$LISTEN_S
+  sleep_until "$T0" "$e"
+  cut_off; fc_log "t=$e: tcp :$C_IN restored"
+done
+
+wait_exit "$L" $(( LISTEN_S + 5 )) || fc_fail "listener still running after $((LISTEN_S + 5)) s"
+[ "$FC_WAIT_RC" = 0 ] || fc_fail "listener failed: exit $FC_WAIT_RC (see got.mp3.listener.log)"
+[ "$CUT_ON" = 1 ] && cut_off
+alive_or_fail "during the test" "$EDGE_PID" "$PID_A" "$PID_B" "$PID_C" "$SHIM_PID"
+JSON=$(edge_json) || fc_fail "edge GET / did not answer after the test"
+echo "$JSON" >"$T/edge.json"
+NFT=$(nft list table inet "$NFT_TABLE")
+fc_stop "$SHIM_PID" "$REF"
+fc_log "listening done after $(( ($(now_ms) - T0) / 1000 )) s; checking"
+
+# --- figures -----------------------------------------------------------------------------------
+# nft counters: dropped / total datagrams per UDP path.
+nft_count() { echo "$NFT" | grep -F "$1" | sed -n 's/.*counter packets \([0-9]*\).*/\1/p' | head -n1; }
+udp_total=$(nft_count "udp dport { ")
+drops_a=$(nft_count "udp dport $A_IN ")
+drops_b=$(nft_count "udp dport $B_IN ")
+echo "fault_loss_netns: nft: udp datagrams to A+B=${udp_total:-?} dropped A=${drops_a:-?} B=${drops_b:-?}"
+grep -h 'stats target=' "$T/shim.log" | sed 's/^.*stats /fault_loss_netns: shim: /' || true
+
+python3 - "$T/edge.json" "$A_SRV" "$B_SRV" "$C_SRV" >"$T/figures.txt" <<'PY' || fc_fail "cannot read edge GET / JSON: $(head -c 300 "$T/edge.json")"
+import json, sys
+d = json.load(open(sys.argv[1]))
+names = {f"127.0.0.1:{sys.argv[2]}": "A", f"127.0.0.1:{sys.argv[3]}": "B", f"127.0.0.1:{sys.argv[4]}": "C"}
+m = [x for x in d["mounts"] if x["mount"] == "live.mp3"][0]
+print("MOUNT lost=%d gaps=%d patched=%d failovers=%d switches=%d frames_out=%d" % (
+    m["lost"], m["gaps"], m.get("patched", 0), m.get("failovers", 0), m["switches"], m["frames_out"]))
+for s in m["streams"]:
+    c = s["counters"]
+    print("STREAM encoder=%s received=%d duplicates=%d late=%d lost=%d" % (
+        s["encoder"], c["received"], c["duplicates"], c["late"], c["lost"]))
+for r in d["relays"]:
+    print("RELAY %s up=%s frames=%d first_copies=%d connects=%d disconnects=%d" % (
+        names.get(r["relay"], r["relay"]), r["up"], r["frames"], r["first_copies"],
+        r["connects"], r["disconnects"]))
+PY
+sed 's/^/fault_loss_netns: edge: /' "$T/figures.txt"
+read -r LOST GAPS < <(sed -n 's/^MOUNT lost=\([0-9]*\) gaps=\([0-9]*\).*/\1 \2/p' "$T/figures.txt")
+grep -hE 'event=(lost|gap|patched|failover)|lost_frames=' "$T/edge.log" | head -n 10 |
+  sed 's/^/fault_loss_netns: edge.log: /' || true
+
+# --- verdict -----------------------------------------------------------------------------------
+failed=0
+[ -s "$T/got.mp3" ] || fc_fail "listener received nothing"
+STALL=$(stall_report "$T/got.mp3.timeline" 16000) || fc_fail "cannot read the listener timeline"
+echo "fault_loss_netns: listener: $STALL (128 kbit/s player, the 4 s burst as its buffer)"
+read -r MAXGAP TOTALSTALL < <(echo "$STALL" | sed -n 's/^max_arrival_gap_ms=\([0-9]*\) .* total_stall_ms=\([0-9]*\)$/\1 \2/p')
+if [ "${TOTALSTALL:-x}" != 0 ]; then
+  echo "fault_loss_netns: the listener ran dry: $STALL"
+  failed=1
+fi
+python3 "$FC_LIB_DIR/frametrim.py" --codec mp3 "$T/got.mp3" "$T/got.whole.mp3" >/dev/null
+if out=$("$FRAMECMP" --codec mp3 --min-frames "$MIN_FRAMES" "$T/ref.mp3" "$T/got.whole.mp3" 2>&1); then
+  echo "fault_loss_netns: $out"
+else
+  echo "fault_loss_netns: $out"
+  echo "fault_loss_netns: framecmp failed: listener frames are not a contiguous run of icecast's (or fewer than $MIN_FRAMES)"
+  failed=1
+fi
+NFRAMES=$(echo "$out" | sed -n 's/^framecmp: \(MISMATCH \)\{0,1\}frames=\([0-9]*\).*/\2/p' | head -n1)
+if [ "${LOST:-x}" != 0 ] || [ "${GAPS:-x}" != 0 ]; then
+  echo "fault_loss_netns: edge counted lost=${LOST:-?} gaps=${GAPS:-?} for live.mp3 (want 0)"
+  failed=1
+fi
+summary="frames=${NFRAMES:-?} lost=${LOST:-?} gaps=${GAPS:-?} max_arrival_gap_ms=${MAXGAP:-?} stall_ms=${TOTALSTALL:-?} udp_drops=A:${drops_a:-?},B:${drops_b:-?} tcp_cut=$CUT"
+[ "$failed" -eq 0 ] || fc_fail "$summary"
+echo "fault_loss_netns: PASS $summary"
