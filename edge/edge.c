@@ -1,6 +1,7 @@
 /* edge.c - start-up, timers and counters of framecast-edge. */
 #include <stdlib.h>
 #include "edge.h"
+#include "persist.h"
 
 static void on_tick(EV_P_ ev_timer *w, int revents)
 {
@@ -57,6 +58,10 @@ enum fc_err edge_start(struct edge *e, struct ev_loop *loop)
     ev_signal_start(loop, &e->sigint);
     ev_signal_init(&e->sigterm, on_signal, SIGTERM);
     ev_signal_start(loop, &e->sigterm);
+    if (e->opt.rewind_dir) {
+        persist_load_all(e);
+        persist_start(e);
+    }
     if (edge_http_start(e) != FC_OK)
         return FC_IO;
     return edge_relays_start(e);
@@ -65,6 +70,11 @@ enum fc_err edge_start(struct edge *e, struct ev_loop *loop)
 void edge_free(struct edge *e)
 {
     on_stats(e->loop, &e->stats, 0);
+    if (e->opt.rewind_dir) {
+        persist_stop(e);
+        persist_save_all(e);
+        log_info(&e->log, "rewind saved to %s", e->opt.rewind_dir);
+    }
     edge_http_free(e);
     edge_relays_free(e);
     edge_mounts_free(e);

@@ -13,6 +13,7 @@
 #include <ev.h>
 #include <http_parser.h>
 #include <stdbool.h>
+#include <sys/types.h>
 #include "link.h"
 #include "log.h"
 #include "mac.h"
@@ -154,6 +155,8 @@ struct edge_opts {
     int silence_threshold_db;          /* --silence-threshold, dBFS */
     double sourceless_after_s;         /* --sourceless-after */
     const char *alert_webhook;         /* --alert-webhook URL or NULL */
+    const char *rewind_dir;            /* --rewind-dir or NULL */
+    double rewind_save_every_s;        /* --rewind-save-every */
     char node[WIRE_NODE_MAX + 1];
     bool log_json;
 };
@@ -184,6 +187,9 @@ struct edge {
     http_parser_settings http;
     struct align_scratch *align;       /* owned scratch for align_estimate() */
     struct alerter alert;              /* log lines and webhook posts */
+    ev_timer save_timer;               /* periodic rewind save (persist.c) */
+    ev_child save_child;               /* the forked saver */
+    pid_t save_pid;                    /* 0 when no save runs */
 };
 
 /* list helpers (intrusive, circular, with a head node) */
@@ -226,6 +232,9 @@ void merge_pump(struct edge *e, struct emount *m);
 /* merge.c: true if some stream of `m` is healthy (alive, not dead air). */
 bool merge_has_source(struct edge *e, struct emount *m);
 struct emount *edge_mount_find(struct edge *e, const char *name, size_t len);
+struct emount *edge_mount_new(struct edge *e, const char *name, enum fc_codec codec);
+struct estream *edge_stream_new(struct edge *e, struct emount *m, const char *encoder,
+                                uint64_t session, uint32_t priority);
 void edge_mounts_free(struct edge *e);
 void edge_fill_resume(struct edge *e, struct wire_subscribe *s);
 

@@ -1,4 +1,5 @@
 /* main.c - framecast-edge: flags and config, then the event loop. */
+#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -29,6 +30,8 @@ static void usage(FILE *out)
             "  --silence-threshold DB  level under which a frame is silent (default -50)\n"
             "  --sourceless-after S  alert when a mount has no healthy stream this long (default 30)\n"
             "  --alert-webhook URL   POST each alert as JSON to URL\n"
+            "  --rewind-dir DIR      keep each mount's rewind buffer there across restarts\n"
+            "  --rewind-save-every S save it this often (default 60; also on clean shutdown)\n"
             "  --node NAME           name in HELLO and logs (default: hostname)\n"
             "  --log-json            JSON log lines\n"
             "  --config FILE         JSON object of the same options\n",
@@ -38,7 +41,7 @@ static void usage(FILE *out)
 static void parse_args(struct edge *e, int argc, char **argv)
 {
     enum { O_LISTEN = 1, O_RELAY, O_KEY, O_BURST, O_REORDER, O_REWIND, O_TIMEOUT, O_SKEW,
-           O_LAG, O_NODE, O_JSON, O_FAILBACK, O_SILENCE, O_SILENCE_DB, O_SOURCELESS, O_WEBHOOK };
+           O_LAG, O_NODE, O_JSON, O_FAILBACK, O_SILENCE, O_SILENCE_DB, O_SOURCELESS, O_WEBHOOK, O_RWDIR, O_RWEVERY };
     static const struct option opts[] = {
         {"listen", required_argument, 0, O_LISTEN},   {"relay", required_argument, 0, O_RELAY},
         {"key", required_argument, 0, O_KEY},         {"burst", required_argument, 0, O_BURST},
@@ -51,6 +54,8 @@ static void parse_args(struct edge *e, int argc, char **argv)
         {"silence-threshold", required_argument, 0, O_SILENCE_DB},
         {"sourceless-after", required_argument, 0, O_SOURCELESS},
         {"alert-webhook", required_argument, 0, O_WEBHOOK},
+        {"rewind-dir", required_argument, 0, O_RWDIR},
+        {"rewind-save-every", required_argument, 0, O_RWEVERY},
         {"help", no_argument, 0, 'h'},                {0, 0, 0, 0}};
     const char *key_path = NULL;
     bool have_listen = false;
@@ -65,6 +70,7 @@ static void parse_args(struct edge *e, int argc, char **argv)
     e->opt.silence_failover_s = 15;
     e->opt.silence_threshold_db = -50;
     e->opt.sourceless_after_s = 30;
+    e->opt.rewind_save_every_s = 60;
     gethostname(e->opt.node, sizeof(e->opt.node) - 1);
     opterr = 0;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -112,6 +118,12 @@ static void parse_args(struct edge *e, int argc, char **argv)
         case O_SILENCE_DB:
             e->opt.silence_threshold_db = (int)cli_double(prog, "--silence-threshold", optarg, -127, 0);
             break;
+        case O_RWDIR:
+            e->opt.rewind_dir = optarg;
+            break;
+        case O_RWEVERY:
+            e->opt.rewind_save_every_s = cli_double(prog, "--rewind-save-every", optarg, 1, 86400);
+            break;
         case O_SOURCELESS:
             e->opt.sourceless_after_s = cli_double(prog, "--sourceless-after", optarg, 0, 86400);
             break;
@@ -142,6 +154,8 @@ static void parse_args(struct edge *e, int argc, char **argv)
     if (!key_path)
         cli_fail(prog, "--key", "required");
     cli_key(prog, key_path, &e->key);
+    if (e->opt.rewind_dir && access(e->opt.rewind_dir, W_OK | X_OK) != 0)
+        cli_fail(prog, "--rewind-dir", "%s: %s", e->opt.rewind_dir, strerror(errno));
 }
 
 int main(int argc, char **argv)

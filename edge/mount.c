@@ -12,7 +12,7 @@ struct emount *edge_mount_find(struct edge *e, const char *name, size_t len)
     return NULL;
 }
 
-static struct emount *mount_new(struct edge *e, const char *name, enum fc_codec codec)
+struct emount *edge_mount_new(struct edge *e, const char *name, enum fc_codec codec)
 {
     struct emount *m = calloc(1, sizeof(*m));
     if (!m)
@@ -43,7 +43,8 @@ static struct estream *stream_find(struct emount *m, const struct wire_frame *f)
     return NULL;
 }
 
-static struct estream *stream_new(struct edge *e, struct emount *m, const struct wire_frame *f)
+struct estream *edge_stream_new(struct edge *e, struct emount *m, const char *encoder,
+                                uint64_t session, uint32_t priority)
 {
     struct estream *s = calloc(1, sizeof(*s));
     if (!s)
@@ -58,9 +59,9 @@ static struct estream *stream_new(struct edge *e, struct emount *m, const struct
         return NULL;
     }
     s->mount = m;
-    memcpy(s->encoder, f->encoder, sizeof(s->encoder));
-    s->session = f->session;
-    s->priority = f->priority;
+    snprintf(s->encoder, sizeof(s->encoder), "%s", encoder);
+    s->session = session;
+    s->priority = priority;
     s->first_rx = ev_now(e->loop);
     s->next = m->streams;
     m->streams = s;
@@ -103,7 +104,7 @@ void edge_frame_in(struct edge *e, const struct wire_frame *f, struct erelay *fr
     }
     struct emount *m = edge_mount_find(e, f->mount, strlen(f->mount));
     if (!m) {
-        if (e->n_mounts >= EDGE_MAX_MOUNTS || !(m = mount_new(e, f->mount, f->codec))) {
+        if (e->n_mounts >= EDGE_MAX_MOUNTS || !(m = edge_mount_new(e, f->mount, f->codec))) {
             e->c.stream_drops++;
             drop_warn(e, from, "too many mounts", f);
             return;
@@ -111,7 +112,7 @@ void edge_frame_in(struct edge *e, const struct wire_frame *f, struct erelay *fr
     }
     struct estream *s = stream_find(m, f);
     if (!s) {
-        if (m->n_streams >= EDGE_MAX_STREAMS_PER_MOUNT || !(s = stream_new(e, m, f))) {
+        if (m->n_streams >= EDGE_MAX_STREAMS_PER_MOUNT || !(s = edge_stream_new(e, m, f->encoder, f->session, f->priority))) {
             e->c.stream_drops++;
             drop_warn(e, from, "too many sessions for mount", f);
             return;

@@ -183,3 +183,10 @@ enum fc_err reorder_pop(struct reorder *r, uint64_t now_us, const struct reorder
     *out = take(r, s, lost, lost_before);
     return FC_OK;
 }
+
+void reorder_resume(struct reorder *r, uint64_t next_seq)
+{
+    r->started = true;
+    r->next_seq = next_seq;
+    r->max_seq = next_seq ? next_seq - 1 : 0;
+}

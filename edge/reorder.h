@@ -55,6 +55,9 @@ struct reorder {
 enum fc_err reorder_init(struct reorder *r, uint64_t reorder_us);
 void reorder_free(struct reorder *r);
 
+/* Start at `next_seq` (a restarted edge resuming where it stopped): older seqs are duplicates. */
+void reorder_resume(struct reorder *r, uint64_t next_seq);
+
 /*
  * Store one frame (copied) that arrived at monotonic `now_us`. Returns FC_OK if stored,
  * FC_AGAIN if it was a duplicate or late (counted), FC_NOMEM if a big frame could not be stored.

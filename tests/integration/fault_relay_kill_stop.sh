@@ -274,7 +274,7 @@ if [ "$d1" = none ]; then
   failed=1
 fi
 if [ "$u1" = none ] || [ "$u2" = none ]; then
-  echo "fault_relay_kill_stop: the edge did not log relay_up again for relay 1 (${u1}) / relay 2 (${u2})"
+  echo "fault_relay_kill_stop: the edge did not log relay_up again after the restart / SIGCONT (relay 1: ${u1} ms, relay 2: ${u2} ms)"
   failed=1
 fi
 summary="frames=${NFRAMES:-?} lost=${LOST:-?} gaps=${GAPS:-?} max_arrival_gap_ms=${MAXGAP:-?} stall_ms=${TOTALSTALL:-?} kill_detect_ms=$d1 stop_detect_ms=$d2 relay1_up_after_restart_ms=$u1 relay2_up_after_cont_ms=$u2"

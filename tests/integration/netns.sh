@@ -64,12 +64,26 @@ fc__netns_on_exit() {
   exit "$rc"
 }
 
+# Inner run's SIGTERM handler. Like lib.sh's, except that it ignores further SIGTERMs instead of
+# restoring the default action: timeout(1) (run-all.sh) signals the whole process group, so the
+# inner run gets one SIGTERM from timeout and another from the outer run's cleanup a few ms later,
+# which with the default action would kill it in the middle of stopping its processes.
+fc__netns_inner_on_signal() {
+  local rc=143
+  if [ "$BASHPID" != "$FC_MAIN_PID" ]; then trap - EXIT; exec 2>/dev/null; exit "$rc"; fi
+  set +e
+  trap '' TERM
+  fc_log "caught SIG$1, cleaning up"
+  exit "$rc"      # runs the EXIT trap
+}
+
 # fc_netns_enter ARGS...: see the top of this file.
 fc_netns_enter() {
   if [ -n "$FC_NETNS" ]; then
     # Inner run: make sure we really are in the namespace before touching nftables.
     [ "$(ip netns identify "$$" 2>/dev/null)" = "$FC_NETNS" ] ||
       fc_fail "FC_NETNS=$FC_NETNS is set but this process is not in that namespace"
+    trap 'fc__netns_inner_on_signal TERM' TERM
     return 0
   fi
   [ "$(id -u)" -eq 0 ] || fc_fail "needs root (ip netns, nft)"
