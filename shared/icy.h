@@ -17,7 +17,7 @@
 
 #define ICY_META_MAX (255 * 16)  /* largest metadata block body, bytes */
 #define ICY_METAINT_MAX 1048576   /* we refuse larger icy-metaint values */
-#define ICY_FIELD_MAX 255         /* bytes kept of a title or url */
+#define ICY_FIELD_MAX 4080        /* bytes kept of a title or url (a whole ICY block body) */
 
 /* Called with runs of audio bytes (borrowed, valid during the call). */
 typedef void (*icy_audio_fn)(void *ctx, const uint8_t *data, size_t len);

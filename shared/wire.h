@@ -26,7 +26,7 @@
 #define WIRE_MOUNT_MAX 64         /* bytes, [A-Za-z0-9._-] */
 #define WIRE_ENCODER_MAX 32       /* bytes, same charset */
 #define WIRE_NODE_MAX 64          /* HELLO node name */
-#define WIRE_META_MAX 255         /* title / url bytes carried in FRAME meta */
+#define WIRE_META_MAX 4080        /* title / url bytes carried in FRAME meta (an ICY block body) */
 #define WIRE_MAX_PAYLOAD 8192     /* one MP3 or ADTS frame (framer.h FRAMER_MAX_FRAME) */
 #define WIRE_SUB_MOUNTS_MAX 64    /* mounts in one SUBSCRIBE */
 #define WIRE_SUB_RESUME_MAX 256   /* resume entries in one SUBSCRIBE */

@@ -233,11 +233,11 @@ for w in "${WINDOWS[@]}"; do     # bounded: one pass over the configured windows
   s=${w%%:*}; e=${w##*:}
   [[ "$s" =~ ^[0-9]+$ && "$e" =~ ^[0-9]+$ && "$e" -gt "$s" ]] || fc_fail "bad FC_CUT window '$w'"
   [ "$s" -ge "$LISTEN_S" ] && break
-  sleep_until "$T0" "$s"
+  fc_netns_sleep_until "$T0" "$s"
   alive_or_fail "before the TCP cut at t=$s" "$EDGE_PID" "$PID_A" "$PID_B" "$PID_C" "$SHIM_PID" "$L"
   cut_on; fc_log "t=$s: tcp :$C_IN cut (both directions)"
   [ "$e" -gt "$LISTEN_S" ] && e=$LISTEN_S
-  sleep_until "$T0" "$e"
+  fc_netns_sleep_until "$T0" "$e"
   cut_off; fc_log "t=$e: tcp :$C_IN restored"
 done
 

@@ -74,7 +74,27 @@ fc__netns_inner_on_signal() {
   set +e
   trap '' TERM
   fc_log "caught SIG$1, cleaning up"
+  if [ -n "$FC_NETNS_SLEEP_PID" ]; then
+    kill -TERM "$FC_NETNS_SLEEP_PID" 2>/dev/null
+    { wait "$FC_NETNS_SLEEP_PID"; } 2>/dev/null
+    FC_NETNS_SLEEP_PID=""
+  fi
   exit "$rc"      # runs the EXIT trap
+}
+
+# fc_netns_sleep_until T0_MS OFFSET_S: lib.sh's sleep_until, but interruptible. bash runs a trap
+# only once its foreground child has ended, so a SIGTERM from the outer run (which, unlike
+# timeout(1), signals the inner run alone) would wait for a long `sleep`; a background sleep and
+# `wait` let the trap run at once (it then stops that sleep by its PID).
+FC_NETNS_SLEEP_PID=""
+fc_netns_sleep_until() {
+  local target=$(( $1 + $(awk -v s="$2" 'BEGIN{printf "%d", s*1000}') )) now
+  now=$(now_ms)
+  [ "$target" -gt "$now" ] || return 0
+  sleep "$(awk -v d=$(( target - now )) 'BEGIN{printf "%.3f", d/1000}')" &
+  FC_NETNS_SLEEP_PID=$!
+  wait "$FC_NETNS_SLEEP_PID" || true
+  FC_NETNS_SLEEP_PID=""
 }
 
 # fc_netns_enter ARGS...: see the top of this file.

@@ -155,7 +155,13 @@ sp_field() {
   printf '%s\n' "$st" | tr ' ' '\n' | sed -n "s/^$1=//p" | head -n1
 }
 
-sp__aligned() { [ "$(sp_field b.alignment)" = correlation ]; }
+# A real estimate: "correlation" with a correlation above 0 (a stream never estimated also reads
+# "correlation", with corr 0).
+sp__aligned() {
+  local st; st=$(sp_state)
+  [ "$(sp_field b.alignment "$st")" = correlation ] &&
+    awk -v c="$(sp_field b.corr "$st")" 'BEGIN{exit !(c > 0)}'
+}
 
 # sp_wait_alignment TIMEOUT_S: wait until the backup stream (encoder b) reads
 # alignment=correlation. Returns 1 on timeout. Sets SP_ALIGN_WAIT_S (seconds waited).

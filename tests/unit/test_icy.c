@@ -357,7 +357,7 @@ static void test_parse_nul_padding(void **state)
 
 static void test_parse_truncation(void **state)
 {
-    char text[1024], want[ICY_FIELD_MAX + 1];
+    char text[2 * ICY_FIELD_MAX + 64], want[ICY_FIELD_MAX + 1];
     char title[ICY_FIELD_MAX + 1], url[ICY_FIELD_MAX + 1];
 
     memset(want, 'a', ICY_FIELD_MAX);
@@ -368,7 +368,7 @@ static void test_parse_truncation(void **state)
     assert_string_equal(url, "u");
 
     /* A two-byte UTF-8 character straddling the cut is dropped whole. */
-    char body[300];
+    char body[ICY_FIELD_MAX + 16];
     memset(body, 'a', ICY_FIELD_MAX - 1);
     body[ICY_FIELD_MAX - 1] = '\xC3';
     body[ICY_FIELD_MAX] = '\xA9';
@@ -455,7 +455,8 @@ static void test_block_cut(void **state)
     assert_true(text >= 2);
     assert_memory_equal(block + 1 + text - 2, "';", 2);
     icy_parse_meta((char *)block + 1, ICY_META_MAX, title, url_out);
-    assert_int_equal(strlen(title), ICY_FIELD_MAX);
+    /* The title was cut to fit the block beside the url and the field syntax. */
+    assert_true(strlen(title) > ICY_META_MAX - 200 && strlen(title) <= ICY_FIELD_MAX);
 }
 
 static void test_block_round_trip(void **state)
