@@ -38,6 +38,8 @@
 #define EDGE_PATCH_WAIT_S 2.0             /* wait this long for a backup to cover a gap */
 #define EDGE_START_GRACE_S 0.5            /* let every encoder's catch-up arrive before output */
 #define EDGE_LOUD_RECENT_S 2.0            /* "has sound" = a loud frame this recently */
+#define EDGE_TITLES_MAX 256               /* title changes remembered per mount */
+#define EDGE_METAINT_DEFAULT 16000        /* icy-metaint, as Icecast sends it */
 
 struct edge;
 struct emount;
@@ -66,6 +68,13 @@ struct estream {
     struct estream *next;
 };
 
+/* A title and where in the rewind buffer it starts (out_icy.c). */
+struct title_change {
+    uint64_t abs;             /* buffer position from which it applies */
+    uint64_t id;              /* increasing per mount */
+    struct msgref *block;     /* ICY metadata block (length byte + text), reference-counted */
+};
+
 struct emount {
     char name[WIRE_MOUNT_MAX + 1];
     struct edge *edge;
@@ -87,6 +96,9 @@ struct emount {
     uint32_t bitrate;                  /* bits/s from the latest frame header */
     uint64_t out_next_pts_us;          /* re-stamped PTS of the next output frame */
     char title[WIRE_META_MAX + 1];
+    struct title_change titles[EDGE_TITLES_MAX]; /* ring of recent title changes */
+    uint32_t titles_head, n_titles;
+    uint64_t title_ids;
     double sourceless_since;           /* ev_now no stream was healthy since, 0 = has one */
     bool sourceless_alerted;           /* the sourceless alert went out */
     struct list_node listeners;        /* all listeners of the mount */
@@ -121,6 +133,16 @@ struct elistener {
     const char *url;                   /* in req */
     size_t url_len;
     bool head;                         /* HEAD request */
+    bool icy;                          /* sent Icy-MetaData: 1 */
+    const char *hfield;                /* header being parsed (in req) */
+    size_t hfield_len;
+    const char *hvalue;
+    size_t hvalue_len;
+    uint32_t metaint_left;             /* audio bytes until the next ICY block */
+    struct msgref *meta;               /* ICY block being sent (reference), or NULL */
+    const uint8_t *meta_ptr;           /* bytes of the block being sent, NULL = none */
+    uint32_t meta_len, meta_off;
+    uint64_t title_sent;               /* id of the last title sent */
     bool done;                         /* message complete */
     char *out;                         /* response bytes pending (owned) */
     uint32_t out_len, out_off;
@@ -153,6 +175,7 @@ struct edge_opts {
     double failback_after_s;           /* --failback-after */
     double silence_failover_s;         /* --silence-failover, 0 = off */
     int silence_threshold_db;          /* --silence-threshold, dBFS */
+    uint32_t metaint;                  /* --metaint: audio bytes between ICY blocks */
     double sourceless_after_s;         /* --sourceless-after */
     const char *alert_webhook;         /* --alert-webhook URL or NULL */
     const char *rewind_dir;            /* --rewind-dir or NULL */
@@ -244,6 +267,13 @@ void edge_http_free(struct edge *e);
 void edge_wake_listeners(struct emount *m);     /* new audio appended */
 void edge_wake_paced(struct emount *m);         /* time passed: paced listeners may go on */
 void listener_close(struct elistener *l, const char *why);
+
+/* out_icy.c */
+void icy_title_changed(struct emount *m, const char *title, const char *url);
+void icy_titles_free(struct emount *m);
+/* Send (the rest of) the ICY block due at the listener's position; false if blocked/closed. */
+bool icy_send_meta(struct elistener *l);
+void icy_release(struct elistener *l);
 
 /* api.c: JSON for GET / and GET /<mount>/rewind; return malloc'd text. */
 char *edge_api_mounts_json(struct edge *e);

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -66,6 +67,7 @@ void listener_close(struct elistener *l, const char *why)
 
 static void listener_free(struct elistener *l)
 {
+    icy_release(l);
     free(l->req);
     free(l->out);
     free(l);
@@ -174,6 +176,11 @@ static void start_stream(struct elistener *l, struct emount *m, const struct str
     uint64_t found_pts = 0;
     if (!choose_span(l, m, rq, &found_pts))
         return;
+    l->icy = l->icy && !l->end_abs; /* a download is a file: no ICY blocks in it */
+    if (l->icy) {
+        snprintf(extra, sizeof(extra), "icy-metaint: %u\r\n", e->opt.metaint);
+        l->metaint_left = e->opt.metaint;
+    }
     if (l->end_abs) {
         time_t t = (time_t)(found_pts / 1000000);
         struct tm tm;
@@ -268,6 +275,42 @@ static int on_url(http_parser *p, const char *at, size_t len)
     if (!l->url)
         l->url = at;
     l->url_len += len; /* pieces are contiguous: they all live in l->req */
+    return 0;
+}
+
+/* Header pieces are contiguous in l->req, so a field or value is one (pointer, length). */
+static void header_done(struct elistener *l)
+{
+    if (l->hfield && l->hfield_len == 12 && strncasecmp(l->hfield, "icy-metadata", 12) == 0 &&
+        l->hvalue && l->hvalue_len >= 1 && l->hvalue[0] == '1')
+        l->icy = true;
+    l->hfield = l->hvalue = NULL;
+    l->hfield_len = l->hvalue_len = 0;
+}
+
+static int on_header_field(http_parser *p, const char *at, size_t len)
+{
+    struct elistener *l = p->data;
+    if (l->hvalue)
+        header_done(l);
+    if (!l->hfield)
+        l->hfield = at;
+    l->hfield_len += len;
+    return 0;
+}
+
+static int on_header_value(http_parser *p, const char *at, size_t len)
+{
+    struct elistener *l = p->data;
+    if (!l->hvalue)
+        l->hvalue = at;
+    l->hvalue_len += len;
+    return 0;
+}
+
+static int on_headers_complete(http_parser *p)
+{
+    header_done(p->data);
     return 0;
 }
 
@@ -372,6 +415,8 @@ static void write_audio(struct elistener *l)
 {
     struct emount *m = l->mount;
     struct iovec iov[8];
+    if (l->meta_ptr && !icy_send_meta(l))
+        return; /* finish the ICY block first */
     if (l->pos < m->rw.abs_start)
         return listener_close(l, "fell behind the rewind buffer");
     if (lagging(l))
@@ -384,7 +429,11 @@ static void write_audio(struct elistener *l)
             return park(l, l->paced && limit < m->rw.abs_end ? &m->paced : &m->waiting);
         }
         uint64_t room = limit - l->pos;
-        int n = rewind_iov(&m->rw, l->pos, iov, 8, room < EDGE_WRITE_MAX ? room : EDGE_WRITE_MAX);
+        if (room > EDGE_WRITE_MAX)
+            room = EDGE_WRITE_MAX;
+        if (l->icy && room > l->metaint_left)
+            room = l->metaint_left;
+        int n = rewind_iov(&m->rw, l->pos, iov, 8, room);
         if (n == 0)
             return park(l, &m->waiting);
         ssize_t w = writev(l->fd, iov, n);
@@ -395,6 +444,11 @@ static void write_audio(struct elistener *l)
         }
         l->pos += (uint64_t)w;
         l->bytes_sent += (uint64_t)w;
+        if (l->icy) {
+            l->metaint_left -= (uint32_t)w;
+            if (l->metaint_left == 0 && !icy_send_meta(l))
+                return; /* blocked mid-block (wio stays on) or closed */
+        }
         size_t want = 0;
         for (int i = 0; i < n; i++)
             want += iov[i].iov_len;
@@ -514,6 +568,9 @@ enum fc_err edge_http_start(struct edge *e)
     memset(&e->http, 0, sizeof(e->http));
     e->http.on_url = on_url;
     e->http.on_message_complete = on_message_complete;
+    e->http.on_header_field = on_header_field;
+    e->http.on_header_value = on_header_value;
+    e->http.on_headers_complete = on_headers_complete;
     e->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     e->listen_fd = net_tcp_listen(&e->opt.listen);
     if (e->listen_fd < 0) {

@@ -30,6 +30,7 @@ static void usage(FILE *out)
             "  --silence-threshold DB  level under which a frame is silent (default -50)\n"
             "  --sourceless-after S  alert when a mount has no healthy stream this long (default 30)\n"
             "  --alert-webhook URL   POST each alert as JSON to URL\n"
+            "  --metaint BYTES       audio bytes between ICY blocks (default 16000)\n"
             "  --rewind-dir DIR      keep each mount's rewind buffer there across restarts\n"
             "  --rewind-save-every S save it this often (default 60; also on clean shutdown)\n"
             "  --node NAME           name in HELLO and logs (default: hostname)\n"
@@ -41,7 +42,7 @@ static void usage(FILE *out)
 static void parse_args(struct edge *e, int argc, char **argv)
 {
     enum { O_LISTEN = 1, O_RELAY, O_KEY, O_BURST, O_REORDER, O_REWIND, O_TIMEOUT, O_SKEW,
-           O_LAG, O_NODE, O_JSON, O_FAILBACK, O_SILENCE, O_SILENCE_DB, O_SOURCELESS, O_WEBHOOK, O_RWDIR, O_RWEVERY };
+           O_LAG, O_NODE, O_JSON, O_FAILBACK, O_SILENCE, O_SILENCE_DB, O_SOURCELESS, O_WEBHOOK, O_RWDIR, O_RWEVERY, O_METAINT };
     static const struct option opts[] = {
         {"listen", required_argument, 0, O_LISTEN},   {"relay", required_argument, 0, O_RELAY},
         {"key", required_argument, 0, O_KEY},         {"burst", required_argument, 0, O_BURST},
@@ -55,6 +56,7 @@ static void parse_args(struct edge *e, int argc, char **argv)
         {"sourceless-after", required_argument, 0, O_SOURCELESS},
         {"alert-webhook", required_argument, 0, O_WEBHOOK},
         {"rewind-dir", required_argument, 0, O_RWDIR},
+        {"metaint", required_argument, 0, O_METAINT},
         {"rewind-save-every", required_argument, 0, O_RWEVERY},
         {"help", no_argument, 0, 'h'},                {0, 0, 0, 0}};
     const char *key_path = NULL;
@@ -71,6 +73,7 @@ static void parse_args(struct edge *e, int argc, char **argv)
     e->opt.silence_threshold_db = -50;
     e->opt.sourceless_after_s = 30;
     e->opt.rewind_save_every_s = 60;
+    e->opt.metaint = EDGE_METAINT_DEFAULT;
     gethostname(e->opt.node, sizeof(e->opt.node) - 1);
     opterr = 0;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -117,6 +120,9 @@ static void parse_args(struct edge *e, int argc, char **argv)
             break;
         case O_SILENCE_DB:
             e->opt.silence_threshold_db = (int)cli_double(prog, "--silence-threshold", optarg, -127, 0);
+            break;
+        case O_METAINT:
+            e->opt.metaint = (uint32_t)cli_double(prog, "--metaint", optarg, 256, 1 << 20);
             break;
         case O_RWDIR:
             e->opt.rewind_dir = optarg;

@@ -126,6 +126,7 @@ void edge_frame_in(struct edge *e, const struct wire_frame *f, struct erelay *fr
     s->last_rx = ev_now(e->loop);
     if (f->has_meta && strcmp(m->title, f->title) != 0 && (!m->active || m->active == s)) {
         memcpy(m->title, f->title, sizeof(m->title));
+        icy_title_changed(m, f->title, f->url);
         log_info(&e->log, "mount=%s title=\"%s\"", m->name, m->title);
     }
     merge_pump(e, m);
@@ -204,6 +205,7 @@ void edge_mounts_free(struct edge *e)
             stream_free(s);
         }
         rewind_free(&m->rw);
+        icy_titles_free(m);
         free(m);
     }
     e->n_mounts = 0;
