@@ -41,6 +41,16 @@
 #define EDGE_TITLES_MAX 256               /* title changes remembered per mount */
 #define EDGE_METAINT_DEFAULT 16000        /* icy-metaint, as Icecast sends it */
 
+/* Headers every HTTP answer carries. */
+#define CORS_HEADERS                                                                               \
+    "Access-Control-Allow-Origin: *\r\n"                                                           \
+    "Access-Control-Allow-Headers: Origin, Accept, X-Requested-With, Content-Type, Icy-MetaData, " \
+    "Range\r\n"                                                                                    \
+    "Access-Control-Allow-Methods: GET, HEAD, OPTIONS\r\n"                                         \
+    "Access-Control-Expose-Headers: Icy-Br, Icy-Description, Icy-Genre, Icy-MetaInt, Icy-Name, "  \
+    "Ice-Audio-Info, Icy-Url, Icy-Pub, X-Framecast-Start\r\n"
+#define SERVER_HEADER "Server: framecast/1\r\n"
+
 struct edge;
 struct emount;
 
@@ -267,6 +277,18 @@ void edge_http_free(struct edge *e);
 void edge_wake_listeners(struct emount *m);     /* new audio appended */
 void edge_wake_paced(struct emount *m);         /* time passed: paced listeners may go on */
 void listener_close(struct elistener *l, const char *why);
+/* Queue a whole response; the connection closes once it is written. `extra` = more headers. */
+void listener_respond(struct elistener *l, int status, const char *ctype, const char *body,
+                      size_t body_len, const char *extra);
+void listener_respond_error(struct elistener *l, int status, const char *msg);
+const char *listener_content_type(enum fc_codec codec);
+/* Send `head` (status line + headers), then `prefix` (body bytes, e.g. an ID3 tag), then the
+ * mount's buffer from l->pos (to l->end_abs if set). HEAD requests get `head` only. */
+void listener_serve_span(struct elistener *l, struct emount *m, const char *head, size_t head_len,
+                         const uint8_t *prefix, size_t prefix_len);
+
+/* router.c: answer a complete request. */
+void edge_route(struct elistener *l);
 
 /* out_icy.c */
 void icy_title_changed(struct emount *m, const char *title, const char *url);

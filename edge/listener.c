@@ -12,14 +12,6 @@
 #include "edge.h"
 #include "request.h"
 
-#define CORS_HEADERS                                                                               \
-    "Access-Control-Allow-Origin: *\r\n"                                                           \
-    "Access-Control-Allow-Headers: Origin, Accept, X-Requested-With, Content-Type, Icy-MetaData, " \
-    "Range\r\n"                                                                                    \
-    "Access-Control-Allow-Methods: GET, HEAD, OPTIONS\r\n"                                         \
-    "Access-Control-Expose-Headers: Icy-Br, Icy-Description, Icy-Genre, Icy-MetaInt, Icy-Name, "  \
-    "Ice-Audio-Info, Icy-Url, Icy-Pub, X-Framecast-Start\r\n"
-#define SERVER_HEADER "Server: framecast/1\r\n"
 
 static void on_read(EV_P_ ev_io *w, int revents);
 static void on_write(EV_P_ ev_io *w, int revents);
@@ -80,8 +72,8 @@ static void start_write(struct elistener *l)
 }
 
 /* Queue a whole response (headers + body); the connection closes once it is written. */
-static void respond(struct elistener *l, int status, const char *ctype, const char *body,
-                    size_t body_len, const char *extra)
+void listener_respond(struct elistener *l, int status, const char *ctype, const char *body,
+                      size_t body_len, const char *extra)
 {
     char head[1024];
     int n = snprintf(head, sizeof(head),
@@ -109,105 +101,32 @@ static void respond(struct elistener *l, int status, const char *ctype, const ch
     start_write(l);
 }
 
-static void respond_error(struct elistener *l, int status, const char *msg)
+void listener_respond_error(struct elistener *l, int status, const char *msg)
 {
     char body[256];
     int n = snprintf(body, sizeof(body), "{\"error\":\"%s\",\"status\":%d}\n", msg, status);
     log_info(&l->edge->log, "listener=%s http=%d %s", l->peer, status, msg);
-    respond(l, status, "application/json", body, (size_t)n, NULL);
+    listener_respond(l, status, "application/json", body, (size_t)n, NULL);
 }
 
-static const char *content_type(enum fc_codec codec)
+const char *listener_content_type(enum fc_codec codec)
 {
     return codec == FC_CODEC_ADTS ? "audio/aac" : "audio/mpeg";
 }
 
-/* 416 with the range held, as JSON. */
-static void respond_range(struct elistener *l, struct emount *m, const char *why)
-{
-    char body[320];
-    uint64_t first = rewind_first_pts(&m->rw), last = m->rw.end_pts_us;
-    int n = snprintf(body, sizeof(body),
-                     "{\"error\":\"%s\",\"status\":416,\"first\":%.3f,\"last\":%.3f,"
-                     "\"seconds\":%.3f}\n",
-                     why, first / 1e6, last / 1e6, first ? (last - first) / 1e6 : 0.0);
-    respond(l, 416, "application/json", body, (size_t)n, NULL);
-}
-
-/*
- * Where the listener starts: live minus --burst, or ?offset / ?at; with &duration, where it
- * stops. Answers 416 (and returns false) when the time is not in the buffer.
- */
-static bool choose_span(struct elistener *l, struct emount *m, const struct stream_req *rq,
-                        uint64_t *found_pts)
+void listener_serve_span(struct elistener *l, struct emount *m, const char *head, size_t head_len,
+                         const uint8_t *prefix, size_t prefix_len)
 {
     struct edge *e = l->edge;
-    uint64_t first = rewind_first_pts(&m->rw), last = m->rw.end_pts_us, target;
-    if (rq->has_at || rq->has_offset) {
-        double t = rq->has_at ? rq->at_s * 1e6 : (double)last - rq->offset_s * 1e6;
-        if (t < (double)first || t >= (double)last) {
-            respond_range(l, m, "time outside the rewind buffer");
-            return false;
-        }
-        target = (uint64_t)t;
-        l->paced = !rq->has_duration;
-    } else {
-        uint64_t burst_us = (uint64_t)(e->opt.burst_s * 1e6);
-        target = last > burst_us ? last - burst_us : 0;
-    }
-    l->pos = rewind_seek(&m->rw, target, found_pts);
-    l->start_pts_us = *found_pts;
-    l->start_wall = ev_now(e->loop);
-    if (rq->has_duration) {
-        uint64_t end_pts = *found_pts + (uint64_t)(rq->duration_s * 1e6), end_found;
-        if (end_pts > last) {
-            respond_range(l, m, "span reaches past live");
-            return false;
-        }
-        l->end_abs = rewind_seek(&m->rw, end_pts, &end_found);
-    }
-    return true;
-}
-
-static void start_stream(struct elistener *l, struct emount *m, const struct stream_req *rq)
-{
-    struct edge *e = l->edge;
-    char head[2048], extra[256] = "";
-    uint64_t found_pts = 0;
-    if (!choose_span(l, m, rq, &found_pts))
-        return;
-    l->icy = l->icy && !l->end_abs; /* a download is a file: no ICY blocks in it */
-    if (l->icy) {
-        snprintf(extra, sizeof(extra), "icy-metaint: %u\r\n", e->opt.metaint);
-        l->metaint_left = e->opt.metaint;
-    }
-    if (l->end_abs) {
-        time_t t = (time_t)(found_pts / 1000000);
-        struct tm tm;
-        char when[32];
-        gmtime_r(&t, &tm);
-        strftime(when, sizeof(when), "%Y%m%dT%H%M%SZ", &tm);
-        snprintf(extra, sizeof(extra),
-                 "Content-Length: %llu\r\nContent-Disposition: attachment; "
-                 "filename=\"%s-%s.%s\"\r\n",
-                 (unsigned long long)(l->end_abs - l->pos), m->name, when,
-                 m->codec == FC_CODEC_ADTS ? "aac" : "mp3");
-    }
-    int n = snprintf(head, sizeof(head),
-                     "HTTP/1.0 200 OK\r\nContent-Type: %s\r\n%sicy-name: %s\r\nicy-br: %u\r\n"
-                     "ice-audio-info: ice-samplerate=%u;ice-bitrate=%u;ice-channels=%u\r\n"
-                     "icy-pub: 0\r\nX-Framecast-Start: %.6f\r\n"
-                     "Cache-Control: no-cache, no-store\r\nPragma: no-cache\r\n"
-                     "Expires: Mon, 26 Jul 1997 05:00:00 GMT\r\n" CORS_HEADERS SERVER_HEADER
-                     "Connection: close\r\n\r\n",
-                     content_type(m->codec), extra, m->name, m->bitrate / 1000, m->sample_rate,
-                     m->bitrate / 1000, m->channels, found_pts / 1e6);
-    l->out = malloc((size_t)n);
+    size_t n = head_len + (l->head ? 0 : prefix_len);
+    l->out = malloc(n);
     if (!l->out) {
         listener_close(l, "out of memory");
         return;
     }
-    memcpy(l->out, head, (size_t)n);
+    memcpy(l->out, head, head_len);
+    if (!l->head && prefix_len)
+        memcpy(l->out + head_len, prefix, prefix_len);
     l->out_len = (uint32_t)n;
     l->out_off = 0;
     l->state = L_RESPONSE;
@@ -219,54 +138,7 @@ static void start_stream(struct elistener *l, struct emount *m, const struct str
     m->n_listeners++;
     e->c.listeners_total++;
     l->next_lag_check = ev_now(e->loop) + 1;
-    log_info(&e->log, "listener=%s mount=%s start behind_live_s=%.1f%s%s", l->peer, m->name,
-             (m->rw.end_pts_us - found_pts) / 1e6, l->paced ? " time-shifted" : "",
-             l->end_abs ? " download" : "");
     start_write(l);
-}
-
-static void send_json(struct elistener *l, char *json)
-{
-    if (!json)
-        return respond_error(l, 503, "out of memory");
-    respond(l, 200, "application/json", json, strlen(json), NULL);
-    free(json);
-}
-
-static void route(struct elistener *l)
-{
-    struct edge *e = l->edge;
-    struct http_parser_url u;
-    struct stream_req rq;
-    const char *why = "";
-    http_parser_url_init(&u);
-    if (l->url_len == 0 || http_parser_parse_url(l->url, l->url_len, 0, &u) != 0 ||
-        !(u.field_set & (1 << UF_PATH)))
-        return respond_error(l, 400, "malformed URL");
-    const char *path = l->url + u.field_data[UF_PATH].off;
-    size_t path_len = u.field_data[UF_PATH].len;
-    bool has_query = u.field_set & (1 << UF_QUERY);
-    const char *query = has_query ? l->url + u.field_data[UF_QUERY].off : "";
-    size_t query_len = has_query ? u.field_data[UF_QUERY].len : 0;
-    if (l->parser.method == HTTP_OPTIONS)
-        return respond(l, 204, "text/plain", "", 0, NULL);
-    if (l->parser.method != HTTP_GET && l->parser.method != HTTP_HEAD)
-        return respond_error(l, 405, "method not allowed");
-    if (request_parse_query(query, query_len, &rq, &why) != FC_OK)
-        return respond_error(l, 400, why);
-    if (path_len == 1)
-        return send_json(l, edge_api_mounts_json(e));
-    const char *name = path + 1;
-    size_t name_len = path_len - 1;
-    bool rewind_info = name_len > 7 && memcmp(name + name_len - 7, "/rewind", 7) == 0;
-    if (rewind_info)
-        name_len -= 7;
-    struct emount *m = edge_mount_find(e, name, name_len);
-    if (!m || !m->has_audio)
-        return respond_error(l, 404, "no such mount");
-    if (rewind_info)
-        return send_json(l, edge_api_rewind_json(m));
-    start_stream(l, m, &rq);
 }
 
 static int on_url(http_parser *p, const char *at, size_t len)
@@ -340,7 +212,7 @@ static void on_read(EV_P_ ev_io *w, int revents)
     if (l->state != L_REQUEST)
         return drain_input(l);
     if (l->req_len == EDGE_REQ_MAX)
-        return respond_error(l, 431, "request headers too large");
+        return listener_respond_error(l, 431, "request headers too large");
     ssize_t n = read(l->fd, l->req + l->req_len, EDGE_REQ_MAX - l->req_len);
     if (n == 0)
         return listener_close(l, "closed before completing the request");
@@ -355,12 +227,12 @@ static void on_read(EV_P_ ev_io *w, int revents)
     enum http_errno err = HTTP_PARSER_ERRNO(&l->parser);
     if (l->done) {
         ev_timer_stop(EV_A_ & l->idle);
-        return route(l);
+        return edge_route(l);
     }
     if (err != HPE_OK || parsed != (size_t)n)
-        return respond_error(l, 400, http_errno_description(err));
+        return listener_respond_error(l, 400, http_errno_description(err));
     if (l->req_len == EDGE_REQ_MAX)
-        return respond_error(l, 431, "request headers too large");
+        return listener_respond_error(l, 431, "request headers too large");
 }
 
 static void on_idle(EV_P_ ev_timer *w, int revents)

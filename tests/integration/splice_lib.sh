@@ -254,3 +254,29 @@ PY
   echo "selfcheck: 400 ms skip measured as jump_ms=${j:-none} (splicemeasure exit $rc)"
   [ "$rc" = 1 ] && [ -n "$j" ] && awk -v j="$j" 'BEGIN{exit !(j > 395 && j < 405)}'
 }
+
+# sp_silence_runs PCM [MIN_S [RMS]]: runs of digital silence in 8 kHz s16le PCM, 10 ms blocks with
+# an RMS below RMS (default 4, about -78 dBFS) lasting at least MIN_S (default 0.5) seconds:
+#   silence start_s=S end_s=E
+sp_silence_runs() {
+  python3 - "$1" "${2:-0.5}" "${3:-4}" <<'PY'
+import array, math, sys
+a = array.array("h", open(sys.argv[1], "rb").read())
+min_s, thr, blk = float(sys.argv[2]), float(sys.argv[3]), 80
+start = None
+n = len(a) // blk
+for k in range(n + 1):
+    quiet = False
+    if k < n:
+        s = 0.0
+        for v in a[k * blk:(k + 1) * blk]:
+            s += v * v
+        quiet = math.sqrt(s / blk) < thr
+    if quiet and start is None:
+        start = k
+    elif not quiet and start is not None:
+        if (k - start) * 0.01 >= min_s:
+            print("silence start_s=%.3f end_s=%.3f" % (start * 0.01, k * 0.01))
+        start = None
+PY
+}

@@ -1,0 +1,139 @@
+/* router.c - what each request path gets (DESIGN.md §5 "Listeners"): the mount's audio (live,
+ * time-shifted or a download), JSON, playlists, HLS. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "edge.h"
+#include "request.h"
+
+/* 416 with the range held, as JSON. */
+static void respond_range(struct elistener *l, struct emount *m, const char *why)
+{
+    char body[320];
+    uint64_t first = rewind_first_pts(&m->rw), last = m->rw.end_pts_us;
+    int n = snprintf(body, sizeof(body),
+                     "{\"error\":\"%s\",\"status\":416,\"first\":%.3f,\"last\":%.3f,"
+                     "\"seconds\":%.3f}\n",
+                     why, first / 1e6, last / 1e6, first ? (last - first) / 1e6 : 0.0);
+    listener_respond(l, 416, "application/json", body, (size_t)n, NULL);
+}
+
+/*
+ * Where the listener starts: live minus --burst, or ?offset / ?at; with &duration, where it
+ * stops. Answers 416 (and returns false) when the time is not in the buffer.
+ */
+static bool choose_span(struct elistener *l, struct emount *m, const struct stream_req *rq,
+                        uint64_t *found_pts)
+{
+    struct edge *e = l->edge;
+    uint64_t first = rewind_first_pts(&m->rw), last = m->rw.end_pts_us, target;
+    if (rq->has_at || rq->has_offset) {
+        double t = rq->has_at ? rq->at_s * 1e6 : (double)last - rq->offset_s * 1e6;
+        if (t < (double)first || t >= (double)last) {
+            respond_range(l, m, "time outside the rewind buffer");
+            return false;
+        }
+        target = (uint64_t)t;
+        l->paced = !rq->has_duration;
+    } else {
+        uint64_t burst_us = (uint64_t)(e->opt.burst_s * 1e6);
+        target = last > burst_us ? last - burst_us : 0;
+    }
+    l->pos = rewind_seek(&m->rw, target, found_pts);
+    l->start_pts_us = *found_pts;
+    l->start_wall = ev_now(e->loop);
+    if (rq->has_duration) {
+        uint64_t end_pts = *found_pts + (uint64_t)(rq->duration_s * 1e6), end_found;
+        if (end_pts > last) {
+            respond_range(l, m, "span reaches past live");
+            return false;
+        }
+        l->end_abs = rewind_seek(&m->rw, end_pts, &end_found);
+    }
+    return true;
+}
+
+static void start_stream(struct elistener *l, struct emount *m, const struct stream_req *rq)
+{
+    struct edge *e = l->edge;
+    char head[2048], extra[256] = "";
+    uint64_t found_pts = 0;
+    if (!choose_span(l, m, rq, &found_pts))
+        return;
+    l->icy = l->icy && !l->end_abs; /* a download is a file: no ICY blocks in it */
+    if (l->icy) {
+        snprintf(extra, sizeof(extra), "icy-metaint: %u\r\n", e->opt.metaint);
+        l->metaint_left = e->opt.metaint;
+    }
+    if (l->end_abs) {
+        time_t t = (time_t)(found_pts / 1000000);
+        struct tm tm;
+        char when[32];
+        gmtime_r(&t, &tm);
+        strftime(when, sizeof(when), "%Y%m%dT%H%M%SZ", &tm);
+        snprintf(extra, sizeof(extra),
+                 "Content-Length: %llu\r\nContent-Disposition: attachment; "
+                 "filename=\"%s-%s.%s\"\r\n",
+                 (unsigned long long)(l->end_abs - l->pos), m->name, when,
+                 m->codec == FC_CODEC_ADTS ? "aac" : "mp3");
+    }
+    int n = snprintf(head, sizeof(head),
+                     "HTTP/1.0 200 OK\r\nContent-Type: %s\r\n%sicy-name: %s\r\nicy-br: %u\r\n"
+                     "ice-audio-info: ice-samplerate=%u;ice-bitrate=%u;ice-channels=%u\r\n"
+                     "icy-pub: 0\r\nX-Framecast-Start: %.6f\r\n"
+                     "Cache-Control: no-cache, no-store\r\nPragma: no-cache\r\n"
+                     "Expires: Mon, 26 Jul 1997 05:00:00 GMT\r\n" CORS_HEADERS SERVER_HEADER
+                     "Connection: close\r\n\r\n",
+                     listener_content_type(m->codec), extra, m->name, m->bitrate / 1000, m->sample_rate,
+                     m->bitrate / 1000, m->channels, found_pts / 1e6);
+    log_info(&e->log, "listener=%s mount=%s start behind_live_s=%.1f%s%s", l->peer, m->name,
+             (m->rw.end_pts_us - found_pts) / 1e6, l->paced ? " time-shifted" : "",
+             l->end_abs ? " download" : "");
+    listener_serve_span(l, m, head, (size_t)n, NULL, 0);
+}
+
+static void send_json(struct elistener *l, char *json)
+{
+    if (!json)
+        return listener_respond_error(l, 503, "out of memory");
+    listener_respond(l, 200, "application/json", json, strlen(json), NULL);
+    free(json);
+}
+
+void edge_route(struct elistener *l)
+{
+    struct edge *e = l->edge;
+    struct http_parser_url u;
+    struct stream_req rq;
+    const char *why = "";
+    http_parser_url_init(&u);
+    if (l->url_len == 0 || http_parser_parse_url(l->url, l->url_len, 0, &u) != 0 ||
+        !(u.field_set & (1 << UF_PATH)))
+        return listener_respond_error(l, 400, "malformed URL");
+    const char *path = l->url + u.field_data[UF_PATH].off;
+    size_t path_len = u.field_data[UF_PATH].len;
+    bool has_query = u.field_set & (1 << UF_QUERY);
+    const char *query = has_query ? l->url + u.field_data[UF_QUERY].off : "";
+    size_t query_len = has_query ? u.field_data[UF_QUERY].len : 0;
+    if (l->parser.method == HTTP_OPTIONS)
+        return listener_respond(l, 204, "text/plain", "", 0, NULL);
+    if (l->parser.method != HTTP_GET && l->parser.method != HTTP_HEAD)
+        return listener_respond_error(l, 405, "method not allowed");
+    if (request_parse_query(query, query_len, &rq, &why) != FC_OK)
+        return listener_respond_error(l, 400, why);
+    if (path_len == 1)
+        return send_json(l, edge_api_mounts_json(e));
+    const char *name = path + 1;
+    size_t name_len = path_len - 1;
+    bool rewind_info = name_len > 7 && memcmp(name + name_len - 7, "/rewind", 7) == 0;
+    if (rewind_info)
+        name_len -= 7;
+    struct emount *m = edge_mount_find(e, name, name_len);
+    if (!m || !m->has_audio)
+        return listener_respond_error(l, 404, "no such mount");
+    if (rewind_info)
+        return send_json(l, edge_api_rewind_json(m));
+    start_stream(l, m, &rq);
+}
+
