@@ -40,6 +40,9 @@
 #define EDGE_LOUD_RECENT_S 2.0            /* "has sound" = a loud frame this recently */
 #define EDGE_TITLES_MAX 256               /* title changes remembered per mount */
 #define EDGE_METAINT_DEFAULT 16000        /* icy-metaint, as Icecast sends it */
+#define EDGE_HLS_WINDOW 6                 /* segments in a live HLS playlist */
+#define EDGE_HLS_GROUPS_MAX 16
+#define EDGE_HOST_MAX 96                  /* bytes kept of a request's Host header */
 
 /* Headers every HTTP answer carries. */
 #define CORS_HEADERS                                                                               \
@@ -144,6 +147,8 @@ struct elistener {
     size_t url_len;
     bool head;                         /* HEAD request */
     bool icy;                          /* sent Icy-MetaData: 1 */
+    bool wants_html;                   /* Accept: text/html (a browser) */
+    char host[EDGE_HOST_MAX];          /* Host header, for absolute URLs in playlists */
     const char *hfield;                /* header being parsed (in req) */
     size_t hfield_len;
     const char *hvalue;
@@ -172,6 +177,13 @@ struct elistener {
     char peer[64];
 };
 
+/* --hls-group NAME=mount1,mount2: a master playlist /hls/NAME.m3u8 */
+struct hls_group {
+    char name[WIRE_MOUNT_MAX + 1];
+    char mounts[8][WIRE_MOUNT_MAX + 1];
+    int n_mounts;
+};
+
 struct edge_opts {
     struct net_addr listen;
     struct net_addr relays[EDGE_MAX_RELAYS];
@@ -186,6 +198,10 @@ struct edge_opts {
     double silence_failover_s;         /* --silence-failover, 0 = off */
     int silence_threshold_db;          /* --silence-threshold, dBFS */
     uint32_t metaint;                  /* --metaint: audio bytes between ICY blocks */
+    double hls_segment_s;              /* --hls-segment */
+    struct hls_group hls_groups[EDGE_HLS_GROUPS_MAX];
+    int n_hls_groups;
+    const char *web_root;              /* --web-root: player files, NULL = built-in only */
     double sourceless_after_s;         /* --sourceless-after */
     const char *alert_webhook;         /* --alert-webhook URL or NULL */
     const char *rewind_dir;            /* --rewind-dir or NULL */
@@ -286,6 +302,16 @@ const char *listener_content_type(enum fc_codec codec);
  * mount's buffer from l->pos (to l->end_abs if set). HEAD requests get `head` only. */
 void listener_serve_span(struct elistener *l, struct emount *m, const char *head, size_t head_len,
                          const uint8_t *prefix, size_t prefix_len);
+
+/* out_hls.c (RFC 8216 packed audio) */
+void hls_playlist(struct elistener *l, struct emount *m, double dvr_s);
+void hls_segment(struct elistener *l, struct emount *m, uint64_t seg);
+void hls_master(struct elistener *l, const char *group, size_t len);
+
+/* out_playlist.c */
+void playlist_pls(struct elistener *l, struct emount *m);
+void playlist_m3u(struct elistener *l, struct emount *m);
+void playlist_status_json(struct elistener *l);
 
 /* router.c: answer a complete request. */
 void edge_route(struct elistener *l);

@@ -156,6 +156,12 @@ static void header_done(struct elistener *l)
     if (l->hfield && l->hfield_len == 12 && strncasecmp(l->hfield, "icy-metadata", 12) == 0 &&
         l->hvalue && l->hvalue_len >= 1 && l->hvalue[0] == '1')
         l->icy = true;
+    else if (l->hfield && l->hfield_len == 4 && strncasecmp(l->hfield, "host", 4) == 0 &&
+             l->hvalue && l->hvalue_len < sizeof(l->host))
+        snprintf(l->host, sizeof(l->host), "%.*s", (int)l->hvalue_len, l->hvalue);
+    else if (l->hfield && l->hfield_len == 6 && strncasecmp(l->hfield, "accept", 6) == 0 &&
+             l->hvalue && memmem(l->hvalue, l->hvalue_len, "text/html", 9))
+        l->wants_html = true;
     l->hfield = l->hvalue = NULL;
     l->hfield_len = l->hvalue_len = 0;
 }

@@ -31,6 +31,9 @@ static void usage(FILE *out)
             "  --sourceless-after S  alert when a mount has no healthy stream this long (default 30)\n"
             "  --alert-webhook URL   POST each alert as JSON to URL\n"
             "  --metaint BYTES       audio bytes between ICY blocks (default 16000)\n"
+            "  --hls-segment S       HLS segment length, seconds (default 6)\n"
+            "  --hls-group NAME=M1,M2  master playlist /hls/NAME.m3u8 over those mounts\n"
+            "  --web-root DIR        files of the web player (default: built in)\n"
             "  --rewind-dir DIR      keep each mount's rewind buffer there across restarts\n"
             "  --rewind-save-every S save it this often (default 60; also on clean shutdown)\n"
             "  --node NAME           name in HELLO and logs (default: hostname)\n"
@@ -39,10 +42,33 @@ static void usage(FILE *out)
             prog);
 }
 
+/* NAME=mount1,mount2,... */
+static void add_hls_group(struct edge *e, const char *arg)
+{
+    if (e->opt.n_hls_groups >= EDGE_HLS_GROUPS_MAX)
+        cli_fail(prog, "--hls-group", "at most %d groups", EDGE_HLS_GROUPS_MAX);
+    struct hls_group *g = &e->opt.hls_groups[e->opt.n_hls_groups];
+    const char *eq = strchr(arg, '=');
+    if (!eq || !wire_valid_name(arg, (size_t)(eq - arg), WIRE_MOUNT_MAX))
+        cli_fail(prog, "--hls-group", "\"%s\": expected NAME=mount1,mount2", arg);
+    memcpy(g->name, arg, (size_t)(eq - arg));
+    for (const char *p = eq + 1; *p;) {
+        const char *end = strchr(p, ',');
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        if (g->n_mounts >= 8 || !wire_valid_name(p, n, WIRE_MOUNT_MAX))
+            cli_fail(prog, "--hls-group", "\"%s\": 1..8 valid mount names", arg);
+        memcpy(g->mounts[g->n_mounts++], p, n);
+        p = end ? end + 1 : p + n;
+    }
+    if (g->n_mounts == 0)
+        cli_fail(prog, "--hls-group", "\"%s\": no mounts", arg);
+    e->opt.n_hls_groups++;
+}
+
 static void parse_args(struct edge *e, int argc, char **argv)
 {
     enum { O_LISTEN = 1, O_RELAY, O_KEY, O_BURST, O_REORDER, O_REWIND, O_TIMEOUT, O_SKEW,
-           O_LAG, O_NODE, O_JSON, O_FAILBACK, O_SILENCE, O_SILENCE_DB, O_SOURCELESS, O_WEBHOOK, O_RWDIR, O_RWEVERY, O_METAINT };
+           O_LAG, O_NODE, O_JSON, O_FAILBACK, O_SILENCE, O_SILENCE_DB, O_SOURCELESS, O_WEBHOOK, O_RWDIR, O_RWEVERY, O_METAINT, O_HLSSEG, O_HLSGROUP, O_WEBROOT };
     static const struct option opts[] = {
         {"listen", required_argument, 0, O_LISTEN},   {"relay", required_argument, 0, O_RELAY},
         {"key", required_argument, 0, O_KEY},         {"burst", required_argument, 0, O_BURST},
@@ -57,6 +83,9 @@ static void parse_args(struct edge *e, int argc, char **argv)
         {"alert-webhook", required_argument, 0, O_WEBHOOK},
         {"rewind-dir", required_argument, 0, O_RWDIR},
         {"metaint", required_argument, 0, O_METAINT},
+        {"hls-segment", required_argument, 0, O_HLSSEG},
+        {"hls-group", required_argument, 0, O_HLSGROUP},
+        {"web-root", required_argument, 0, O_WEBROOT},
         {"rewind-save-every", required_argument, 0, O_RWEVERY},
         {"help", no_argument, 0, 'h'},                {0, 0, 0, 0}};
     const char *key_path = NULL;
@@ -74,6 +103,7 @@ static void parse_args(struct edge *e, int argc, char **argv)
     e->opt.sourceless_after_s = 30;
     e->opt.rewind_save_every_s = 60;
     e->opt.metaint = EDGE_METAINT_DEFAULT;
+    e->opt.hls_segment_s = 6;
     gethostname(e->opt.node, sizeof(e->opt.node) - 1);
     opterr = 0;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -120,6 +150,15 @@ static void parse_args(struct edge *e, int argc, char **argv)
             break;
         case O_SILENCE_DB:
             e->opt.silence_threshold_db = (int)cli_double(prog, "--silence-threshold", optarg, -127, 0);
+            break;
+        case O_HLSSEG:
+            e->opt.hls_segment_s = cli_double(prog, "--hls-segment", optarg, 1, 60);
+            break;
+        case O_HLSGROUP:
+            add_hls_group(e, optarg);
+            break;
+        case O_WEBROOT:
+            e->opt.web_root = optarg;
             break;
         case O_METAINT:
             e->opt.metaint = (uint32_t)cli_double(prog, "--metaint", optarg, 256, 1 << 20);

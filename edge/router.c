@@ -101,6 +101,70 @@ static void send_json(struct elistener *l, char *json)
     free(json);
 }
 
+static bool path_is(const char *p, size_t n, const char *want)
+{
+    return n == strlen(want) && memcmp(p, want, n) == 0;
+}
+
+static bool ends_with(const char *p, size_t n, const char *suffix)
+{
+    size_t k = strlen(suffix);
+    return n > k && memcmp(p + n - k, suffix, k) == 0;
+}
+
+/* A mount with audio named by `name` minus `suffix_len` trailing bytes, or NULL. */
+static struct emount *mount_named(struct edge *e, const char *name, size_t len)
+{
+    struct emount *m = edge_mount_find(e, name, len);
+    return m && m->has_audio ? m : NULL;
+}
+
+/* /<mount>/hls/<N>.<ext>: returns true (and the segment number) if `rest` has that shape. */
+static bool segment_path(const char *rest, size_t len, uint64_t *seg)
+{
+    char num[24];
+    const char *dot = memchr(rest, '.', len);
+    size_t digits = dot ? (size_t)(dot - rest) : 0;
+    if (digits == 0 || digits >= sizeof(num))
+        return false;
+    for (size_t i = 0; i < digits; i++)
+        if (rest[i] < '0' || rest[i] > '9')
+            return false;
+    memcpy(num, rest, digits);
+    num[digits] = '\0';
+    *seg = strtoull(num, NULL, 10);
+    return true;
+}
+
+/* Everything under a mount: the audio, playlists, HLS, the rewind summary. An exact mount name
+ * wins over a suffix, so a mount may itself be called "x.m3u". */
+static void route_mount(struct elistener *l, const char *name, size_t len,
+                        const struct stream_req *rq)
+{
+    struct edge *e = l->edge;
+    struct emount *m = mount_named(e, name, len);
+    if (m)
+        return start_stream(l, m, rq);
+    static const char *const suffixes[] = {".m3u8", ".pls", ".m3u", "/rewind"};
+    for (size_t i = 0; i < FC_ARRAY_LEN(suffixes); i++) {
+        size_t k = strlen(suffixes[i]);
+        if (!ends_with(name, len, suffixes[i]) || !(m = mount_named(e, name, len - k)))
+            continue;
+        switch (i) {
+        case 0: return hls_playlist(l, m, rq->dvr_s);
+        case 1: return playlist_pls(l, m);
+        case 2: return playlist_m3u(l, m);
+        default: return send_json(l, edge_api_rewind_json(m));
+        }
+    }
+    const char *hls = memmem(name, len, "/hls/", 5);
+    uint64_t seg;
+    if (hls && (m = mount_named(e, name, (size_t)(hls - name))) &&
+        segment_path(hls + 5, len - (size_t)(hls + 5 - name), &seg))
+        return hls_segment(l, m, seg);
+    listener_respond_error(l, 404, "no such mount");
+}
+
 void edge_route(struct elistener *l)
 {
     struct edge *e = l->edge;
@@ -124,16 +188,10 @@ void edge_route(struct elistener *l)
         return listener_respond_error(l, 400, why);
     if (path_len == 1)
         return send_json(l, edge_api_mounts_json(e));
-    const char *name = path + 1;
-    size_t name_len = path_len - 1;
-    bool rewind_info = name_len > 7 && memcmp(name + name_len - 7, "/rewind", 7) == 0;
-    if (rewind_info)
-        name_len -= 7;
-    struct emount *m = edge_mount_find(e, name, name_len);
-    if (!m || !m->has_audio)
-        return listener_respond_error(l, 404, "no such mount");
-    if (rewind_info)
-        return send_json(l, edge_api_rewind_json(m));
-    start_stream(l, m, &rq);
+    if (path_is(path, path_len, "/status-json.xsl"))
+        return playlist_status_json(l);
+    if (path_len > 10 && memcmp(path, "/hls/", 5) == 0 && ends_with(path, path_len, ".m3u8"))
+        return hls_master(l, path + 5, path_len - 10);
+    return route_mount(l, path + 1, path_len - 1, &rq);
 }
 

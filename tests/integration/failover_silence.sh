@@ -113,7 +113,7 @@ fi
 rc=0
 margs=()
 [ -n "$SW" ] && margs=(--event "$SW" --event-window 8)
-"$SP_MEASURE" "$T/refb.pcm" "$T/got.pcm" "${margs[@]}" >"$T/measure.txt" 2>&1 || rc=$?
+"$SP_MEASURE" --skip-ms 200 "$T/refb.pcm" "$T/got.pcm" "${margs[@]}" >"$T/measure.txt" 2>&1 || rc=$?
 grep -v '^chunk ' "$T/measure.txt" | sed 's/^/measure: /'
 grep -q '^splicemeasure:' "$T/measure.txt" || fc_fail "splicemeasure failed (exit $rc): $(head -c 300 "$T/measure.txt")"
 AFTER=?; SPLICE_ERR=?

@@ -59,6 +59,7 @@ fc__netns_on_exit() {
   trap - EXIT
   fc_netns_cleanup
   # lib.sh's own cleanup for the outer run: nothing else was started; drop its temp dir quietly.
+  # shellcheck disable=SC2034  # lib.sh's flag: its cleanup has run
   FC_CLEANED=1
   [ -n "$FC_TMP" ] && [ -d "$FC_TMP" ] && rm -rf -- "$FC_TMP"
   exit "$rc"

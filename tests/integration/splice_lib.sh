@@ -17,10 +17,12 @@
 #   sp_decode "$FC_TMP/got.mp3" "$FC_TMP/got.pcm"   # frametrim + ffmpeg; errors in SP_DECODE_ERR
 #   sp_bitrate_runs "$FC_TMP/got.whole.mp3"          # where the listener's bitrate changes
 #
-# The programme: pink noise plus a swept tone, multiplied by a slowly and irregularly varying
-# amplitude (a 0.23 Hz swell times a frequency-modulated ~2 Hz "syllable" pattern), so the
+# The programme: pink noise plus a quieter swept tone, multiplied by a slowly and irregularly
+# varying amplitude (a 0.23 Hz swell times a frequency-modulated ~2 Hz "syllable" pattern), so the
 # per-frame loudness envelope the shims compute has structure the edge can correlate, and the
-# waveform is noise-like enough that a 100 ms chunk has one clear cross-correlation peak.
+# waveform is noise-like enough that a 100 ms chunk has one clear cross-correlation peak. (The
+# tone is kept weak and its sweep non-periodic within minutes: a strong tone that repeats every
+# 3.3 s made chunks correlate ~0.8 with the programme 3.3 s away.)
 # Levels stay within about -14..-40 dBFS: never "silent" by the edge's -50 dBFS default.
 
 SP_SHIM="$FC_BUILD/framecast-shim"
@@ -31,7 +33,7 @@ SP_MOUNT=prog.mp3
 SP_DELAY_MS=400                     # the backup's audio runs this far behind the primary's
 SP_FRAME_MS=26.122                  # one MP3 frame at 44.1 kHz (1152 samples)
 SP_ENV="(0.6+0.4*sin(2*PI*0.23*t))*(0.3+0.7*pow(sin(2*PI*(2.1*t+0.5*sin(2*PI*0.31*t))),2))"
-SP_SIGNAL="anoisesrc=c=pink:a=0.35:r=44100:seed=5[n];aevalsrc=exprs='0.2*sin(2*PI*(500*t+250*sin(2*PI*t/3.3)))':s=44100[s];[n][s]amix=inputs=2:normalize=0,volume=eval=frame:volume='$SP_ENV',aformat=channel_layouts=stereo[out0]"
+SP_SIGNAL="anoisesrc=c=pink:a=0.35:r=44100:seed=5[n];aevalsrc=exprs='0.08*sin(2*PI*(500*t+250*sin(2*PI*t/3.3)+90*sin(2*PI*t/7.9)))':s=44100[s];[n][s]amix=inputs=2:normalize=0,volume=eval=frame:volume='$SP_ENV',aformat=channel_layouts=stereo[out0]"
 
 sp_need() {
   fc_need_bin "$SP_SHIM" "$SP_RELAY" "$SP_EDGE" "$SP_MEASURE"

@@ -5,14 +5,17 @@
  *
  *   splicemeasure REF.pcm GOT.pcm [--rate 8000] [--chunk-ms 100] [--hop-ms 50]
  *                 [--max-jump-ms X] [--jump-ms 1] [--min-corr 0.7] [--event SECONDS]...
- *                 [--event-window 3] [--quiet]
+ *                 [--event-window 3] [--skip-ms 0] [--recheck-s 1] [--quiet]
  *
  * Both files are raw s16le mono PCM at --rate (e.g. `ffmpeg -i X -ac 1 -ar 8000 -f s16le X.pcm`).
  * For each chunk of GOT (every hop) the position in REF with the highest normalized
  * cross-correlation (Pearson) is found: the first chunk searches all of REF, later chunks ±1 s
  * around the position the previous confident chunk predicts, falling back to a full search when
- * the best correlation there is below 0.5. The peak is refined to a fraction of a sample by
- * parabolic interpolation. offset = ref_pos - got_pos (ms): constant while GOT plays the
+ * the best correlation there is below 0.5. So that a false lock (a programme with a periodic
+ * component correlates well a period away) cannot persist, a full search is also made every
+ * --recheck-s seconds of GOT (0 = never) and the better of the two taken. The first --skip-ms of
+ * GOT (decoder start-up: the first frames lack their bit reservoir) are not measured. The peak is
+ * refined to a fraction of a sample by parabolic interpolation. offset = ref_pos - got_pos (ms): constant while GOT plays the
  * programme continuously; it changes by J at a splice that skips (J > 0) or repeats (J < 0) J ms of
  * programme. A backup encoder is a different encoding of the same programme, so its chunks
  * correlate near 0.9, not 1.0; chunks below --min-corr are not "confident" and are ignored when
@@ -44,8 +47,9 @@
 #include <string.h>
 
 #define MAX_EVENTS 32
-#define SILENT_RMS 8.0       /* s16 units: about -72 dBFS; quieter chunks are not searched */
+#define SILENT_RMS 2.0       /* s16 units, after pre-whitening: quieter chunks are not searched */
 #define FALLBACK_CORR 0.5    /* local best below this: search all of REF */
+#define PREEMPH 0.95         /* pre-whitening: x[n] - PREEMPH * x[n-1] */
 #define EVENT_GUARD_S 0.1    /* chunks this close to an event are neither before nor after */
 
 typedef double complex cpx;
@@ -146,6 +150,14 @@ static float *load_pcm(const char *path, size_t *n)
         s[i] = (float)(int16_t)(uint16_t)(buf[2 * i] | (buf[2 * i + 1] << 8));
     free(buf);
     return s;
+}
+
+static void whiten(float *x, size_t n)
+{
+    for (size_t i = n; i-- > 1;)
+        x[i] -= PREEMPH * x[i - 1];
+    if (n)
+        x[0] *= 1 - PREEMPH;
 }
 
 /* REF, with per-block spectra for block-wise cross-correlation and prefix sums for the
@@ -272,7 +284,8 @@ static void usage(void)
     fprintf(stderr,
             "usage: splicemeasure REF.pcm GOT.pcm [--rate 8000] [--chunk-ms 100] [--hop-ms 50]\n"
             "                     [--max-jump-ms X] [--jump-ms 1] [--min-corr 0.7]\n"
-            "                     [--event SECONDS]... [--event-window 3] [--quiet]\n");
+            "                     [--event SECONDS]... [--event-window 3] [--skip-ms 0]\n"
+            "                     [--recheck-s 1] [--quiet]\n");
 }
 
 static int num_arg(int argc, char **argv, int *i, double *out)
@@ -293,7 +306,7 @@ int main(int argc, char **argv)
 {
     const char *refp = NULL, *gotp = NULL;
     double rate = 8000, chunk_ms = 100, hop_ms = 50, max_jump = -1, jump_ms = 1.0,
-           min_corr = 0.7, ev_win = 3.0;
+           min_corr = 0.7, ev_win = 3.0, skip_ms = 0, recheck_s = 1.0;
     double events[MAX_EVENTS];
     int n_events = 0, quiet = 0;
 
@@ -321,6 +334,10 @@ int main(int argc, char **argv)
                 min_corr = v;
             else if (strcmp(a, "--event-window") == 0)
                 ev_win = v;
+            else if (strcmp(a, "--skip-ms") == 0 && v >= 0)
+                skip_ms = v;
+            else if (strcmp(a, "--recheck-s") == 0 && v >= 0)
+                recheck_s = v;
             else if (strcmp(a, "--event") == 0 && n_events < MAX_EVENTS)
                 events[n_events++] = v;
             else {
@@ -357,6 +374,11 @@ int main(int argc, char **argv)
         return 2;
     }
 
+    /* Pre-whiten both (first difference): programme audio is mostly low-frequency energy
+     * (pink noise, music), whose correlation peaks are broad and whose chance correlations with
+     * unrelated audio run high; the difference filter flattens the spectrum. */
+    whiten(ref, nref);
+    whiten(got, ngot);
     struct refidx r;
     ref_build(&r, ref, nref, clen);
     unsigned fn = r.fft.n;
@@ -364,6 +386,16 @@ int main(int argc, char **argv)
     cpx *work = xmalloc(sizeof(cpx) * fn);
     double *c = xmalloc(sizeof(double) * clen);
 
+    size_t skip = (size_t)llround(skip_ms * rate / 1000.0);
+    size_t recheck_every = recheck_s > 0 ? (size_t)llround(recheck_s * 1000.0 / hop_ms) : 0;
+    if (recheck_s > 0 && recheck_every < 1)
+        recheck_every = 1;
+    if (skip + clen > ngot) {
+        fprintf(stderr, "splicemeasure: GOT shorter than --skip-ms plus one chunk\n");
+        return 2;
+    }
+    got += skip;
+    ngot -= skip;
     size_t nchunks = (ngot - clen) / hop + 1;
     struct chunk_res *res = xmalloc(sizeof(*res) * nchunks);
     size_t n_conf = 0, n_silent = 0, n_full = 0;
@@ -375,7 +407,7 @@ int main(int argc, char **argv)
         size_t g = ci * hop;
         struct chunk_res *cr = &res[ci];
         memset(cr, 0, sizeof(*cr));
-        cr->got_s = (double)g / rate;
+        cr->got_s = (double)(g + skip) / rate;
         cr->off_ms = NAN;
         double mean = 0, ce = 0;
         for (size_t i = 0; i < clen; i++)
@@ -407,7 +439,7 @@ int main(int argc, char **argv)
                 best = search(&r, cspec, ce, lo < 0 ? 0 : (size_t)lo, (size_t)(hi < 0 ? 0 : hi),
                               work, &bk);
         }
-        if (best < FALLBACK_CORR) {
+        if (best < FALLBACK_CORR || (recheck_every && ci % recheck_every == 0)) {
             size_t k2;
             double b2 = search(&r, cspec, ce, 0, nref - clen, work, &k2);
             cr->full = 1;
