@@ -109,6 +109,10 @@ struct emount {
     uint32_t bitrate;                  /* bits/s from the latest frame header */
     uint64_t out_next_pts_us;          /* re-stamped PTS of the next output frame */
     char title[WIRE_META_MAX + 1];
+    bool has_station;                  /* station fields below came from the source */
+    char st_name[WIRE_STATION_MAX + 1], st_genre[WIRE_STATION_MAX + 1];
+    char st_desc[WIRE_STATION_MAX + 1], st_url[WIRE_STATION_MAX + 1];
+    uint32_t st_bitrate;               /* kbit/s as the source declared it, 0 = unknown */
     struct title_change titles[EDGE_TITLES_MAX]; /* ring of recent title changes */
     uint32_t titles_head, n_titles;
     uint64_t title_ids;

@@ -129,6 +129,14 @@ void edge_frame_in(struct edge *e, const struct wire_frame *f, struct erelay *fr
         icy_title_changed(m, f->title, f->url);
         log_info(&e->log, "mount=%s title=\"%s\"", m->name, m->title);
     }
+    if (f->has_station && (!m->active || m->active == s)) {
+        m->has_station = true;
+        memcpy(m->st_name, f->st_name, sizeof(m->st_name));
+        memcpy(m->st_genre, f->st_genre, sizeof(m->st_genre));
+        memcpy(m->st_desc, f->st_desc, sizeof(m->st_desc));
+        memcpy(m->st_url, f->st_url, sizeof(m->st_url));
+        m->st_bitrate = f->st_bitrate;
+    }
     merge_pump(e, m);
 }
 

@@ -57,7 +57,7 @@ static bool choose_span(struct elistener *l, struct emount *m, const struct stre
 static void start_stream(struct elistener *l, struct emount *m, const struct stream_req *rq)
 {
     struct edge *e = l->edge;
-    char head[2048], extra[256] = "";
+    char head[4096], extra[256] = "";
     uint64_t found_pts = 0;
     if (!choose_span(l, m, rq, &found_pts))
         return;
@@ -78,15 +78,21 @@ static void start_stream(struct elistener *l, struct emount *m, const struct str
                  (unsigned long long)(l->end_abs - l->pos), m->name, when,
                  m->codec == FC_CODEC_ADTS ? "aac" : "mp3");
     }
+    char station[1200] = "";
+    if (m->has_station)
+        snprintf(station, sizeof(station), "icy-genre: %s\r\nicy-description: %s\r\nicy-url: %s\r\n",
+                 m->st_genre, m->st_desc, m->st_url);
+    unsigned br = m->st_bitrate ? m->st_bitrate : m->bitrate / 1000;
     int n = snprintf(head, sizeof(head),
-                     "HTTP/1.0 200 OK\r\nContent-Type: %s\r\n%sicy-name: %s\r\nicy-br: %u\r\n"
+                     "HTTP/1.0 200 OK\r\nContent-Type: %s\r\n%sicy-name: %s\r\n%sicy-br: %u\r\n"
                      "ice-audio-info: ice-samplerate=%u;ice-bitrate=%u;ice-channels=%u\r\n"
                      "icy-pub: 0\r\nX-Framecast-Start: %.6f\r\n"
                      "Cache-Control: no-cache, no-store\r\nPragma: no-cache\r\n"
                      "Expires: Mon, 26 Jul 1997 05:00:00 GMT\r\n" CORS_HEADERS SERVER_HEADER
                      "Connection: close\r\n\r\n",
-                     listener_content_type(m->codec), extra, m->name, m->bitrate / 1000, m->sample_rate,
-                     m->bitrate / 1000, m->channels, found_pts / 1e6);
+                     listener_content_type(m->codec), extra,
+                     m->has_station && m->st_name[0] ? m->st_name : m->name, station, br,
+                     m->sample_rate, br, m->channels, found_pts / 1e6);
     log_info(&e->log, "listener=%s mount=%s start behind_live_s=%.1f%s%s", l->peer, m->name,
              (m->rw.end_pts_us - found_pts) / 1e6, l->paced ? " time-shifted" : "",
              l->end_abs ? " download" : "");

@@ -20,6 +20,9 @@ static void usage(FILE *out)
             "  --priority N      0 = primary, 1 = first backup, ... (default 0)\n"
             "  --pull URL        republish an Icecast/Shoutcast mount (http:// or https://)\n"
             "  --file PATH       play an MP3 or ADTS file in real time, looped\n"
+            "  --source-listen HOST:PORT  accept an Icecast source push (SOURCE/PUT) for the mount,\n"
+            "                    and /admin/metadata title updates\n"
+            "  --source-password P  password of user \"source\" (HTTP Basic)\n"
             "  --codec C         mp3, aac or auto (default: from Content-Type or file name)\n"
             "  --to URL          tcp://HOST:PORT, udp://HOST:PORT, udp://GROUP:PORT (repeatable)\n"
             "  --key FILE        mesh key, 64 hex characters\n"
@@ -38,13 +41,16 @@ static void set_name(char *dst, size_t max, const char *flag, const char *v)
 
 static void parse_args(struct shim *s, int argc, char **argv)
 {
-    enum { O_MOUNT = 1, O_ENCODER, O_PRIO, O_PULL, O_FILE, O_CODEC, O_TO, O_KEY, O_NODE, O_JSON };
+    enum { O_MOUNT = 1, O_ENCODER, O_PRIO, O_PULL, O_FILE, O_CODEC, O_TO, O_KEY, O_NODE, O_JSON,
+           O_SRCLISTEN, O_SRCPW };
     static const struct option opts[] = {
         {"mount", required_argument, 0, O_MOUNT}, {"encoder", required_argument, 0, O_ENCODER},
         {"priority", required_argument, 0, O_PRIO}, {"pull", required_argument, 0, O_PULL},
         {"file", required_argument, 0, O_FILE},   {"codec", required_argument, 0, O_CODEC},
         {"to", required_argument, 0, O_TO},       {"key", required_argument, 0, O_KEY},
         {"node", required_argument, 0, O_NODE},   {"log-json", no_argument, 0, O_JSON},
+        {"source-listen", required_argument, 0, O_SRCLISTEN},
+        {"source-password", required_argument, 0, O_SRCPW},
         {"help", no_argument, 0, 'h'},            {0, 0, 0, 0}};
     const char *key_path = NULL;
     int c;
@@ -68,6 +74,15 @@ static void parse_args(struct shim *s, int argc, char **argv)
             break;
         case O_FILE:
             s->opt.file = optarg;
+            break;
+        case O_SRCLISTEN:
+            if (net_addr_parse(optarg, &s->opt.source_listen) != FC_OK ||
+                s->opt.source_listen.proto != NET_TCP)
+                cli_fail(prog, "--source-listen", "\"%s\": expected HOST:PORT", optarg);
+            s->opt.source_listen_set = true;
+            break;
+        case O_SRCPW:
+            s->opt.source_password = optarg;
             break;
         case O_CODEC:
             if (strcmp(optarg, "mp3") == 0)
@@ -112,8 +127,10 @@ static void parse_args(struct shim *s, int argc, char **argv)
         cli_fail(prog, "--mount", "required");
     if (!s->opt.encoder[0])
         cli_fail(prog, "--encoder", "required");
-    if (!s->opt.pull_url == !s->opt.file)
-        cli_fail(prog, "--pull", "give exactly one input: --pull URL or --file PATH");
+    if ((s->opt.pull_url != NULL) + (s->opt.file != NULL) + s->opt.source_listen_set != 1)
+        cli_fail(prog, "--pull", "give exactly one input: --pull URL, --file PATH or --source-listen");
+    if (s->opt.source_listen_set && (!s->opt.source_password || !s->opt.source_password[0]))
+        cli_fail(prog, "--source-password", "required with --source-listen");
     if (s->n_targets == 0)
         cli_fail(prog, "--to", "give at least one target");
     if (!key_path)
@@ -166,8 +183,13 @@ int main(int argc, char **argv)
     ev_signal_start(s->loop, &s->sigterm);
     ev_timer_init(&s->stats, on_stats, 60, 60);
     ev_timer_start(s->loop, &s->stats);
-    if (shim_targets_start(s) != FC_OK ||
-        (s->opt.pull_url ? shim_pull_start(s) : shim_file_start(s)) != FC_OK) {
+    s->src_fd = -1;
+    enum fc_err in_err = shim_targets_start(s);
+    if (in_err == FC_OK)
+        in_err = s->opt.pull_url ? shim_pull_start(s)
+                 : s->opt.file  ? shim_file_start(s)
+                                : shim_source_start(s);
+    if (in_err != FC_OK) {
         rc = CLI_EXIT_RUNTIME;
         goto out;
     }
@@ -179,6 +201,7 @@ int main(int argc, char **argv)
 out:
     shim_pull_free(s);
     shim_file_free(s);
+    shim_source_free(s);
     shim_targets_free(s);
     level_free(&s->meter);
     mac_key_wipe(&s->key);

@@ -189,7 +189,19 @@ static void send_frame(struct shim *s, size_t i, uint64_t pts_us)
         s->meta_dirty = false;
         s->meta_last_s = now;
     }
-    size_t cap = FRAME_MSG_OVERHEAD + f.payload_len + (f.has_meta ? 2 * WIRE_META_MAX : 0);
+    const struct shim_station *st = &s->station;
+    f.has_station = (st->name[0] || st->genre[0] || st->desc[0] || st->url[0] || st->bitrate) &&
+                    (s->station_dirty || f.has_meta);
+    if (f.has_station) {
+        memcpy(f.st_name, st->name, sizeof(f.st_name));
+        memcpy(f.st_genre, st->genre, sizeof(f.st_genre));
+        memcpy(f.st_desc, st->desc, sizeof(f.st_desc));
+        memcpy(f.st_url, st->url, sizeof(f.st_url));
+        f.st_bitrate = st->bitrate;
+        s->station_dirty = false;
+    }
+    size_t cap = FRAME_MSG_OVERHEAD + f.payload_len + (f.has_meta ? 2 * WIRE_META_MAX : 0) +
+                 (f.has_station ? 4 * WIRE_STATION_MAX : 0);
     struct msgref *m = msgref_new((uint32_t)cap);
     size_t len;
     if (!m)

@@ -12,6 +12,7 @@
 
 #include <curl/curl.h>
 #include <ev.h>
+#include <http_parser.h>
 #include <stdbool.h>
 #include "backoff.h"
 #include "framer.h"
@@ -34,6 +35,9 @@
 #define SHIM_HISTORY 4096               /* frame hashes kept to skip a reconnect's re-sent burst */
 #define SHIM_FILE_MAX (1u << 30)        /* --file is read into memory: at most 1 GiB */
 #define SHIM_PULL_STALL_S 10            /* no byte for this long: the upstream is stalled */
+#define SHIM_SOURCE_REQ_MAX 8192        /* source handshake bytes; past it: 431 */
+#define SHIM_SOURCE_HANDSHAKE_S 10.0    /* a handshake must complete within this */
+#define SHIM_SOURCE_STALL_S 10.0        /* a source sending nothing this long is dropped */
 
 /* PTS anchoring (stamp.c), DESIGN.md §2. */
 struct stamper {
@@ -61,6 +65,35 @@ struct target {
     struct shim *shim;
 };
 
+/* Station fields from a source's ice-* headers, carried to the edge. */
+struct shim_station {
+    char name[WIRE_STATION_MAX + 1];
+    char genre[WIRE_STATION_MAX + 1];
+    char desc[WIRE_STATION_MAX + 1];
+    char url[WIRE_STATION_MAX + 1];
+    uint32_t bitrate; /* kbit/s */
+};
+
+/* One connection on --source-listen: a handshake in progress, an admin request, or the source. */
+struct source_conn {
+    struct shim *shim;
+    int fd;
+    ev_io rio;
+    ev_timer timer;             /* handshake deadline, then the stall check */
+    http_parser parser;
+    char req[SHIM_SOURCE_REQ_MAX];
+    uint32_t req_len;
+    const char *url, *field, *value; /* pieces in req */
+    size_t url_len, field_len, value_len;
+    char auth[256];
+    char ctype[64];
+    bool expect_continue;
+    bool headers_done;
+    bool got_audio;             /* since the last stall check */
+    struct shim_station station;
+    char peer[64];
+};
+
 struct file_frame {
     uint32_t off;             /* offset in file_data */
     struct frame_info info;
@@ -72,6 +105,9 @@ struct shim_opts {
     uint32_t priority;
     const char *pull_url;  /* --pull */
     const char *file;      /* --file */
+    bool source_listen_set;
+    struct net_addr source_listen; /* --source-listen */
+    const char *source_password;   /* --source-password */
     enum fc_codec codec;   /* --codec, FC_CODEC_NONE = detect */
     char node[WIRE_NODE_MAX + 1];
     bool log_json;
@@ -138,6 +174,14 @@ struct shim {
     uint64_t file_samples;    /* samples released so far */
     ev_timer file_timer;
 
+    /* --source-listen */
+    int src_fd;
+    ev_io src_accept;
+    http_parser_settings src_http;
+    struct source_conn *source;   /* the connected source, or NULL */
+    struct shim_station station;  /* its ice-* fields */
+    bool station_dirty;           /* send with the next frame */
+
     ev_timer stats;
     ev_signal sigint, sigterm;
     uint64_t debug_drop[16];  /* FC_DEBUG_DROP_SEQ: seqs never sent (tests) */
@@ -163,6 +207,10 @@ void shim_set_meta(struct shim *s, const char *title, const char *url);
 /* pull.c */
 enum fc_err shim_pull_start(struct shim *s);
 void shim_pull_free(struct shim *s);
+
+/* source_in.c */
+enum fc_err shim_source_start(struct shim *s);
+void shim_source_free(struct shim *s);
 
 /* file_in.c */
 enum fc_err shim_file_start(struct shim *s);

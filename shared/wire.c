@@ -85,12 +85,27 @@ enum fc_err wire_encode_frame(const struct mac_key *key, const struct wire_frame
     msgpack_pack_bin_body(&pk, f->level, 4);
     msgpack_pack_bin(&pk, f->payload_len);
     msgpack_pack_bin_body(&pk, f->payload, f->payload_len);
-    if (f->has_meta) {
-        msgpack_pack_map(&pk, 2);
-        pack_str(&pk, "title");
-        pack_str(&pk, f->title);
-        pack_str(&pk, "url");
-        pack_str(&pk, f->url);
+    /* meta: nil, or a map of the title (title, url) and/or the station's ice-* fields. */
+    if (f->has_meta || f->has_station) {
+        msgpack_pack_map(&pk, (f->has_meta ? 2 : 0) + (f->has_station ? 5 : 0));
+        if (f->has_meta) {
+            pack_str(&pk, "title");
+            pack_str(&pk, f->title);
+            pack_str(&pk, "url");
+            pack_str(&pk, f->url);
+        }
+        if (f->has_station) {
+            pack_str(&pk, "name");
+            pack_str(&pk, f->st_name);
+            pack_str(&pk, "genre");
+            pack_str(&pk, f->st_genre);
+            pack_str(&pk, "description");
+            pack_str(&pk, f->st_desc);
+            pack_str(&pk, "station_url");
+            pack_str(&pk, f->st_url);
+            pack_str(&pk, "bitrate");
+            msgpack_pack_uint32(&pk, f->st_bitrate);
+        }
     } else {
         msgpack_pack_nil(&pk);
     }
@@ -210,26 +225,50 @@ static enum fc_err decode_hello(const msgpack_object_array *a, struct wire_hello
 
 static enum fc_err decode_meta(const msgpack_object *o, struct wire_frame *f, const char **why)
 {
-    f->has_meta = false;
+    f->has_meta = f->has_station = false;
     f->title[0] = f->url[0] = '\0';
+    f->st_name[0] = f->st_genre[0] = f->st_desc[0] = f->st_url[0] = '\0';
+    f->st_bitrate = 0;
     if (o->type == MSGPACK_OBJECT_NIL)
         return FC_OK;
-    if (o->type != MSGPACK_OBJECT_MAP || o->via.map.size > 8)
+    if (o->type != MSGPACK_OBJECT_MAP || o->via.map.size > 16)
         FAIL("meta");
-    f->has_meta = true;
+    static const struct {
+        const char *key;
+        size_t off, max;
+        bool station;
+    } fields[] = {
+        {"title", offsetof(struct wire_frame, title), WIRE_META_MAX, false},
+        {"url", offsetof(struct wire_frame, url), WIRE_META_MAX, false},
+        {"name", offsetof(struct wire_frame, st_name), WIRE_STATION_MAX, true},
+        {"genre", offsetof(struct wire_frame, st_genre), WIRE_STATION_MAX, true},
+        {"description", offsetof(struct wire_frame, st_desc), WIRE_STATION_MAX, true},
+        {"station_url", offsetof(struct wire_frame, st_url), WIRE_STATION_MAX, true},
+    };
     for (uint32_t i = 0; i < o->via.map.size; i++) {
         const msgpack_object_kv *kv = &o->via.map.ptr[i];
         if (kv->key.type != MSGPACK_OBJECT_STR)
             FAIL("meta key");
         const char *k = kv->key.via.str.ptr;
         uint32_t kn = kv->key.via.str.size;
-        char *dst = NULL;
-        if (kn == 5 && memcmp(k, "title", 5) == 0)
-            dst = f->title;
-        else if (kn == 3 && memcmp(k, "url", 3) == 0)
-            dst = f->url;
-        if (dst && !get_str(&kv->val, dst, WIRE_META_MAX))
-            FAIL("meta value");
+        if (kn == 7 && memcmp(k, "bitrate", 7) == 0) {
+            uint64_t v;
+            if (!get_uint(&kv->val, 100000, &v))
+                FAIL("meta bitrate");
+            f->st_bitrate = (uint32_t)v;
+            f->has_station = true;
+            continue;
+        }
+        for (size_t j = 0; j < FC_ARRAY_LEN(fields); j++) {
+            if (strlen(fields[j].key) != kn || memcmp(fields[j].key, k, kn) != 0)
+                continue;
+            if (!get_str(&kv->val, (char *)f + fields[j].off, fields[j].max))
+                FAIL("meta value");
+            if (fields[j].station)
+                f->has_station = true;
+            else
+                f->has_meta = true;
+        }
     }
     return FC_OK;
 }

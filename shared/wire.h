@@ -27,6 +27,7 @@
 #define WIRE_ENCODER_MAX 32       /* bytes, same charset */
 #define WIRE_NODE_MAX 64          /* HELLO node name */
 #define WIRE_META_MAX 4080        /* title / url bytes carried in FRAME meta (an ICY block body) */
+#define WIRE_STATION_MAX 255      /* bytes of each station field (name, genre, ...) */
 #define WIRE_MAX_PAYLOAD 8192     /* one MP3 or ADTS frame (framer.h FRAMER_MAX_FRAME) */
 #define WIRE_SUB_MOUNTS_MAX 64    /* mounts in one SUBSCRIBE */
 #define WIRE_SUB_RESUME_MAX 256   /* resume entries in one SUBSCRIBE */
@@ -58,6 +59,12 @@ struct wire_frame {
     bool has_meta;                      /* meta map present (title and/or url) */
     char title[WIRE_META_MAX + 1];      /* StreamTitle, UTF-8, "" if absent */
     char url[WIRE_META_MAX + 1];        /* StreamUrl, "" if absent */
+    bool has_station;                   /* station fields below are present (ice-* headers) */
+    char st_name[WIRE_STATION_MAX + 1]; /* ice-name / icy-name */
+    char st_genre[WIRE_STATION_MAX + 1];
+    char st_desc[WIRE_STATION_MAX + 1];
+    char st_url[WIRE_STATION_MAX + 1];  /* the station's web site */
+    uint32_t st_bitrate;                /* ice-bitrate, kbit/s, 0 = unknown */
 };
 
 struct wire_resume {

@@ -190,8 +190,8 @@ enum meta_kind {
     META_INT,       /* 7 instead of a map */
     META_INT_VALUE, /* {"title": 7} */
     META_INT_KEY,   /* {7: "x"} */
-    META_HUGE_MAP,  /* 9 entries */
-    META_OTHER_KEY, /* {"genre": 7}: unknown keys are ignored */
+    META_HUGE_MAP,  /* 17 entries: over the cap of 16 */
+    META_OTHER_KEY, /* {"mood": 7}: unknown keys are ignored */
 };
 
 struct hand {
@@ -322,8 +322,8 @@ static void pack_item(msgpack_packer *pk, const struct hand *h, uint32_t i)
             msgpack_pack_str_with_body(pk, "x", 1);
             break;
         case META_HUGE_MAP:
-            msgpack_pack_map(pk, 9);
-            for (int k = 0; k < 9; k++) {
+            msgpack_pack_map(pk, 17);
+            for (int k = 0; k < 17; k++) {
                 char name[16];
                 snprintf(name, sizeof(name), "k%d", k);
                 msgpack_pack_str_with_body(pk, name, strlen(name));
@@ -332,7 +332,7 @@ static void pack_item(msgpack_packer *pk, const struct hand *h, uint32_t i)
             break;
         case META_OTHER_KEY:
             msgpack_pack_map(pk, 1);
-            msgpack_pack_str_with_body(pk, "genre", 5);
+            msgpack_pack_str_with_body(pk, "mood", 4);
             msgpack_pack_int(pk, 7);
             break;
         }
