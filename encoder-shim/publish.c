@@ -9,7 +9,25 @@
 
 #define FRAME_MSG_OVERHEAD 256 /* msgpack fields around the payload, tag, prefix */
 
-static const struct link_ops target_ops = {0};
+static void target_on_up(struct link *l);
+
+static const struct link_ops target_ops = {.on_up = target_on_up};
+
+/* A (re)connected relay gets the last SHIM_RESEND_S of frames again, oldest first. */
+static void target_on_up(struct link *l)
+{
+    struct target *t = l->owner;
+    struct shim *s = t->shim;
+    double since = ev_now(s->loop) - SHIM_RESEND_S;
+    uint32_t resent = 0;
+    for (uint32_t i = 0; i < SHIM_RESEND_FRAMES; i++) {
+        uint32_t k = (s->recent_pos + i) % SHIM_RESEND_FRAMES;
+        if (s->recent[k] && s->recent_at[k] >= since && link_send(l, s->recent[k]) == FC_OK)
+            resent++;
+    }
+    if (resent)
+        log_info(&s->log, "target=%s reconnected: resent %u recent frames", t->addr.text, resent);
+}
 
 enum fc_err shim_targets_start(struct shim *s)
 {
@@ -37,6 +55,10 @@ enum fc_err shim_targets_start(struct shim *s)
 
 void shim_targets_free(struct shim *s)
 {
+    for (uint32_t i = 0; i < SHIM_RESEND_FRAMES; i++) {
+        msgref_put(s->recent[i]);
+        s->recent[i] = NULL;
+    }
     for (int i = 0; i < s->n_targets; i++) {
         struct target *t = &s->targets[i];
         if (t->udp_fd >= 0) {
@@ -215,10 +237,17 @@ static void send_frame(struct shim *s, size_t i, uint64_t pts_us)
     }
     wire_put_len(m->data, (uint32_t)len);
     m->len = (uint32_t)(WIRE_LEN_BYTES + len);
-    if (!debug_drop(s, f.seq))
+    if (!debug_drop(s, f.seq)) {
         for (int t = 0; t < s->n_targets; t++)
             target_send(&s->targets[t], m);
-    msgref_put(m);
+        uint32_t k = s->recent_pos++ % SHIM_RESEND_FRAMES;
+        msgref_put(s->recent[k]);
+        s->recent[k] = m; /* the ring keeps our reference */
+        s->recent_at[k] = now;
+        s->recent_pos %= SHIM_RESEND_FRAMES;
+    } else {
+        msgref_put(m);
+    }
     s->history[s->history_pos++ % SHIM_HISTORY] = frame_hash(f.payload, f.payload_len);
     s->seq++;
     s->frames_sent++;

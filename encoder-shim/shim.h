@@ -35,6 +35,9 @@
 #define SHIM_HISTORY 4096               /* frame hashes kept to skip a reconnect's re-sent burst */
 #define SHIM_FILE_MAX (1u << 30)        /* --file is read into memory: at most 1 GiB */
 #define SHIM_PULL_STALL_S 10            /* no byte for this long: the upstream is stalled */
+#define SHIM_RESEND_FRAMES 1024         /* recent frames kept to resend after a reconnect */
+#define SHIM_RESEND_S 10.0              /* resend what was sent this recently: the old
+                                           connection may have died holding it unacknowledged */
 #define SHIM_SOURCE_REQ_MAX 8192        /* source handshake bytes; past it: 431 */
 #define SHIM_SOURCE_HANDSHAKE_S 10.0    /* a handshake must complete within this */
 #define SHIM_SOURCE_STALL_S 10.0        /* a source sending nothing this long is dropped */
@@ -143,6 +146,12 @@ struct shim {
     uint32_t batch_rate[SHIM_BATCH_FRAMES];
     uint8_t batch_channels[SHIM_BATCH_FRAMES];
     size_t n_batch;
+
+    /* Recent messages: a TCP target that reconnects gets the last SHIM_RESEND_S again (frames
+     * still in the dead connection's buffers were never delivered; relays drop duplicates). */
+    struct msgref *recent[SHIM_RESEND_FRAMES];
+    double recent_at[SHIM_RESEND_FRAMES];
+    uint32_t recent_pos;
 
     /* Hashes of recent frames: after a reconnect the upstream's burst repeats audio we sent. */
     uint64_t history[SHIM_HISTORY];

@@ -12,13 +12,19 @@
 # Passes only if the listener's frames are byte-identical to a contiguous run of the frames icecast2
 # served directly to a reference recorder, no frame missing (framecmp), the edge's GET / shows
 # lost == 0 and gaps == 0 for the mount, and the listener never ran dry (a player starting with the
-# 4 s burst as its buffer). Prints frames checked, the largest arrival gap, per-relay
+# burst as its buffer).
+# Why --reorder-ms 7000 and --burst 8: with both UDP paths losing 30%, 9% of frames are lost on
+# both while TCP is cut. They exist only in the shim until the TCP path is back: the shim notices
+# the dead connection after 3 s of silence, reconnects once the cut ends and resends its last
+# 10 s (relays drop duplicates), so they reach the edge ~5.5 s late. Byte-identical output needs
+# the edge to wait that long for a missing frame, and a gap-free ear needs the player's buffer
+# (the burst) to cover the wait. With the defaults (300 ms, 4 s) the edge skips those frames. Prints frames checked, the largest arrival gap, per-relay
 # frames/first_copies, the edge counters, the shim's per-target counts and what nftables dropped.
 #
 # Env: FC_KEEP=1 keeps the temp dir; FC_LOSS_A / FC_LOSS_B (percent dropped, multiples of 10,
 # default 30); FC_CUT ("START:END,..." seconds after the listener starts during which the TCP path
 # is cut, default "5:10,20:25"; e.g. "5:60" cuts it for good); FC_REORDER_MS (edge --reorder-ms,
-# default: the edge's own default).
+# default 7000); FC_BURST (edge --burst, default 8).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/netns.sh"
@@ -41,7 +47,7 @@ CUT=${FC_CUT-5:10,20:25}
 for v in "$LOSS_A" "$LOSS_B"; do
   case "$v" in 0|10|20|30|40|50|60|70|80|90|100) ;; *) fc_fail "FC_LOSS_A/B must be a multiple of 10 in 0..100, got $v" ;; esac
 done
-# 90% of 35 s of MP3 (38.28 frames/s); the 4 s burst comes on top.
+# 90% of 35 s of MP3 (38.28 frames/s); the burst comes on top.
 MIN_FRAMES=1200
 NFT_TABLE="fc_loss_$$"
 
@@ -127,14 +133,19 @@ cut_on() {
     nft add rule inet "$NFT_TABLE" cut tcp sport "$C_IN" counter drop || fc_fail "nft: cannot cut tcp :$C_IN"
   CUT_ON=1
 }
+CUT_DROPS=0   # TCP packets dropped by the cut rules, summed over the cuts
 cut_off() {
+  local n
+  n=$(nft list chain inet "$NFT_TABLE" cut | sed -n 's/.*counter packets \([0-9]*\).*/\1/p' |
+      awk '{s += $1} END {print s + 0}')
+  CUT_DROPS=$(( CUT_DROPS + n ))
   nft flush chain inet "$NFT_TABLE" cut || fc_fail "nft: cannot restore tcp :$C_IN"
   CUT_ON=0
 }
 
 fc_start edge "$EDGE" --listen "127.0.0.1:$EDGE_PORT" --relay "127.0.0.1:$A_SRV" \
-  --relay "127.0.0.1:$B_SRV" --relay "127.0.0.1:$C_SRV" --key "$KEY" --burst 4 --node edge \
-  ${FC_REORDER_MS:+--reorder-ms "$FC_REORDER_MS"}
+  --relay "127.0.0.1:$B_SRV" --relay "127.0.0.1:$C_SRV" --key "$KEY" --burst "${FC_BURST:-8}" --node edge \
+  --reorder-ms "${FC_REORDER_MS:-7000}"
 EDGE_PID=$FC_LAST_PID
 wait_until 5 port_listening "$EDGE_PORT" || {
   fc_alive "$EDGE_PID" || fc_fail "edge exited at start (see edge.log)"
@@ -226,6 +237,13 @@ PY
 
 # --- listener and the TCP cut timer ----------------------------------------------------------
 T0=$(now_ms)
+# The player's buffer is what the burst gives it: let the edge hold a whole burst first.
+buffer_ready() {
+  curl -s --max-time 1 "http://127.0.0.1:$EDGE_PORT/live.mp3/rewind" |
+    python3 -c 'import json,sys; sys.exit(json.load(sys.stdin)["seconds"] < float(sys.argv[1]) + 0.5)' \
+      "${FC_BURST:-8}"
+}
+wait_until 15 buffer_ready || fc_fail "the edge never held a ${FC_BURST:-8} s burst"
 timed_record "http://127.0.0.1:$EDGE_PORT/live.mp3" "$T/got.mp3" "$LISTEN_S"; L=$FC_LAST_PID
 fc_log "t=0: listener started"
 IFS=, read -r -a WINDOWS <<<"$CUT"
@@ -245,10 +263,12 @@ wait_exit "$L" $(( LISTEN_S + 5 )) || fc_fail "listener still running after $((L
 [ "$FC_WAIT_RC" = 0 ] || fc_fail "listener failed: exit $FC_WAIT_RC (see got.mp3.listener.log)"
 [ "$CUT_ON" = 1 ] && cut_off
 alive_or_fail "during the test" "$EDGE_PID" "$PID_A" "$PID_B" "$PID_C" "$SHIM_PID"
+# Stop the source first so the counters below all cover the same frames (the shim logs its totals).
+fc_stop "$SHIM_PID" "$REF"
+sleep 0.5
 JSON=$(edge_json) || fc_fail "edge GET / did not answer after the test"
 echo "$JSON" >"$T/edge.json"
 NFT=$(nft list table inet "$NFT_TABLE")
-fc_stop "$SHIM_PID" "$REF"
 fc_log "listening done after $(( ($(now_ms) - T0) / 1000 )) s; checking"
 
 # --- figures -----------------------------------------------------------------------------------
@@ -257,7 +277,7 @@ nft_count() { echo "$NFT" | grep -F "$1" | sed -n 's/.*counter packets \([0-9]*\
 udp_total=$(nft_count "udp dport { ")
 drops_a=$(nft_count "udp dport $A_IN ")
 drops_b=$(nft_count "udp dport $B_IN ")
-echo "fault_loss_netns: nft: udp datagrams to A+B=${udp_total:-?} dropped A=${drops_a:-?} B=${drops_b:-?}"
+echo "fault_loss_netns: nft: udp datagrams to A+B=${udp_total:-?} dropped A=${drops_a:-?} B=${drops_b:-?}; tcp packets dropped during the cuts=$CUT_DROPS"
 grep -h 'stats target=' "$T/shim.log" | sed 's/^.*stats /fault_loss_netns: shim: /' || true
 
 python3 - "$T/edge.json" "$A_SRV" "$B_SRV" "$C_SRV" >"$T/figures.txt" <<'PY' || fc_fail "cannot read edge GET / JSON: $(head -c 300 "$T/edge.json")"
@@ -278,6 +298,14 @@ for r in d["relays"]:
 PY
 sed 's/^/fault_loss_netns: edge: /' "$T/figures.txt"
 read -r LOST GAPS < <(sed -n 's/^MOUNT lost=\([0-9]*\) gaps=\([0-9]*\).*/\1 \2/p' "$T/figures.txt")
+# What the TCP path lost: frames the shim counted as sent to C that C never forwarded to the edge.
+tcp_sent=$(grep -h "stats target=tcp://127.0.0.1:$C_IN " "$T/shim.log" | tail -n1 | tr ' ' '\n' |
+  sed -n 's/^sent=\([0-9]*\)$/\1/p')
+c_frames=$(sed -n 's/^RELAY C up=[A-Za-z]* frames=\([0-9]*\).*/\1/p' "$T/figures.txt")
+if [ -n "$tcp_sent" ] && [ -n "$c_frames" ]; then
+  echo "fault_loss_netns: tcp path: shim sent $tcp_sent frames to C, C forwarded $c_frames to the edge (lost on the path: $(( tcp_sent - c_frames )))"
+fi
+grep -h 'link down\|closed frames_in' "$T/relayC.log" | sed 's/^/fault_loss_netns: relayC.log: /' || true
 grep -hE 'event=(lost|gap|patched|failover)|lost_frames=' "$T/edge.log" | head -n 10 |
   sed 's/^/fault_loss_netns: edge.log: /' || true
 
@@ -285,7 +313,7 @@ grep -hE 'event=(lost|gap|patched|failover)|lost_frames=' "$T/edge.log" | head -
 failed=0
 [ -s "$T/got.mp3" ] || fc_fail "listener received nothing"
 STALL=$(stall_report "$T/got.mp3.timeline" 16000) || fc_fail "cannot read the listener timeline"
-echo "fault_loss_netns: listener: $STALL (128 kbit/s player, the 4 s burst as its buffer)"
+echo "fault_loss_netns: listener: $STALL (128 kbit/s player, the ${FC_BURST:-8} s burst as its buffer)"
 read -r MAXGAP TOTALSTALL < <(echo "$STALL" | sed -n 's/^max_arrival_gap_ms=\([0-9]*\) .* total_stall_ms=\([0-9]*\)$/\1 \2/p')
 if [ "${TOTALSTALL:-x}" != 0 ]; then
   echo "fault_loss_netns: the listener ran dry: $STALL"

@@ -42,7 +42,7 @@ fc_netns_cleanup() {
     [ -z "$left" ] && break
     for p in $left; do
       [ "$p" = "$$" ] && continue
-      [ "$i" = 1 ] && fc_log "netns $FC_NETNS: pid $p ($(tr '\0' ' ' </proc/"$p"/cmdline 2>/dev/null | cut -c1-80)) still running after the test: SIGKILL"
+      [ "$i" = 1 ] && fc_log "netns $FC_NETNS: pid $p ($(tr '\0' ' ' 2>/dev/null </proc/"$p"/cmdline | cut -c1-80)) still running after the test: SIGKILL"
       kill -KILL "$p" 2>/dev/null || true
     done
     sleep 0.1
@@ -111,8 +111,7 @@ fc_netns_enter() {
   local t
   for t in ip nft; do command -v "$t" >/dev/null || fc_fail "missing tool $t"; done
   FC_NETNS="fc-$(printf '%s' "$FC_NAME" | tr -c 'A-Za-z0-9_-' '_' | cut -c1-24)-$$"
-  if ip netns list 2>/dev/null | grep -qw -- "$FC_NETNS"; then
-    FC_NETNS_MADE=0
+  if ip netns list 2>/dev/null | awk '{print $1}' | grep -qxF -- "$FC_NETNS"; then
     fc_fail "network namespace $FC_NETNS already exists (left over? ip netns delete $FC_NETNS)"
   fi
   trap fc__netns_on_exit EXIT
