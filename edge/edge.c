@@ -62,6 +62,7 @@ enum fc_err edge_start(struct edge *e, struct ev_loop *loop)
         persist_load_all(e);
         persist_start(e);
     }
+    static_load(e);
     if (edge_http_start(e) != FC_OK)
         return FC_IO;
     return edge_relays_start(e);
@@ -76,6 +77,7 @@ void edge_free(struct edge *e)
         log_info(&e->log, "rewind saved to %s", e->opt.rewind_dir);
     }
     edge_http_free(e);
+    static_free(e);
     edge_relays_free(e);
     edge_mounts_free(e);
     free(e->align);

@@ -43,6 +43,7 @@
 #define EDGE_HLS_WINDOW 6                 /* segments in a live HLS playlist */
 #define EDGE_HLS_GROUPS_MAX 16
 #define EDGE_HOST_MAX 96                  /* bytes kept of a request's Host header */
+#define EDGE_STATIC_MAX 8                 /* web player files held in memory */
 
 /* Headers every HTTP answer carries. */
 #define CORS_HEADERS                                                                               \
@@ -240,6 +241,10 @@ struct edge {
     http_parser_settings http;
     struct align_scratch *align;       /* owned scratch for align_estimate() */
     struct alerter alert;              /* log lines and webhook posts */
+    struct {
+        char *data;                    /* file contents, owned; NULL if missing */
+        size_t len;
+    } statics[EDGE_STATIC_MAX];        /* web player files (out_static.c) */
     ev_timer save_timer;               /* periodic rewind save (persist.c) */
     ev_child save_child;               /* the forked saver */
     pid_t save_pid;                    /* 0 when no save runs */
@@ -316,6 +321,12 @@ void hls_master(struct elistener *l, const char *group, size_t len);
 void playlist_pls(struct elistener *l, struct emount *m);
 void playlist_m3u(struct elistener *l, struct emount *m);
 void playlist_status_json(struct elistener *l);
+
+/* out_static.c: the web player's files, loaded at start. static_serve() answers and returns
+ * true if `path` is one of them. */
+void static_load(struct edge *e);
+void static_free(struct edge *e);
+bool static_serve(struct elistener *l, const char *path, size_t len);
 
 /* router.c: answer a complete request. */
 void edge_route(struct elistener *l);

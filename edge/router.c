@@ -192,6 +192,11 @@ void edge_route(struct elistener *l)
         return listener_respond_error(l, 405, "method not allowed");
     if (request_parse_query(query, query_len, &rq, &why) != FC_OK)
         return listener_respond_error(l, 400, why);
+    /* "/" is the player page for browsers and the JSON list for everyone else (issue 2). */
+    if (path_len == 1 && !l->wants_html)
+        return send_json(l, edge_api_mounts_json(e));
+    if (static_serve(l, path, path_len))
+        return;
     if (path_len == 1)
         return send_json(l, edge_api_mounts_json(e));
     if (path_is(path, path_len, "/status-json.xsl"))

@@ -10,6 +10,17 @@ PKGS=(
   icecast2 ffmpeg mpg123 curl python3 iproute2 nftables procps psmisc
 )
 
+# hls.js for the web player (edge serves web/), from the npm registry, pinned by package-lock.
+install_web() {
+  local root
+  root="$(cd "$(dirname "$0")/.." && pwd)"
+  if [ -f "$root/web/vendor/node_modules/hls.js/dist/hls.min.js" ]; then return 0; fi
+  command -v npm >/dev/null || { echo "install-deps: npm missing: web player without hls.js"; return 0; }
+  (cd "$root/web/vendor" && npm ci --no-audit --no-fund --loglevel=error >/dev/null) \
+    && echo "install-deps: hls.js installed" || echo "install-deps: npm ci failed (hls.js missing)"
+}
+trap install_web EXIT
+
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
