@@ -8,16 +8,21 @@ PKGS=(
   libev-dev libmsgpack-dev libsodium-dev libmpg123-dev libcmocka-dev
   libcurl4-openssl-dev libjansson-dev libhttp-parser-dev libfaad-dev
   icecast2 ffmpeg mpg123 curl python3 iproute2 nftables procps psmisc
+  chromium
 )
 
 # hls.js for the web player (edge serves web/), from the npm registry, pinned by package-lock.
 install_web() {
   local root
   root="$(cd "$(dirname "$0")/.." && pwd)"
-  if [ -f "$root/web/vendor/node_modules/hls.js/dist/hls.min.js" ]; then return 0; fi
-  command -v npm >/dev/null || { echo "install-deps: npm missing: web player without hls.js"; return 0; }
-  (cd "$root/web/vendor" && npm ci --no-audit --no-fund --loglevel=error >/dev/null) \
-    && echo "install-deps: hls.js installed" || echo "install-deps: npm ci failed (hls.js missing)"
+  command -v npm >/dev/null || { echo "install-deps: npm missing: no hls.js, no browser tests"; return 0; }
+  # hls.js (served by the edge) and playwright-core (drives Debian's chromium in tests).
+  for dir in web/vendor tests/browser; do
+    [ -d "$root/$dir/node_modules" ] && continue
+    (cd "$root/$dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null) \
+      && echo "install-deps: npm packages installed in $dir" \
+      || echo "install-deps: npm ci failed in $dir"
+  done
 }
 trap install_web EXIT
 
