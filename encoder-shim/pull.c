@@ -35,9 +35,20 @@ static void on_icy_audio(void *ctx, const uint8_t *data, size_t len)
     shim_audio_in(ctx, data, len);
 }
 
+/* A block with neither StreamTitle nor StreamUrl is malformed (or padding): the audio around it
+ * is kept, the block dropped and logged (rate-limited), and the title stays as it was. */
 static void on_icy_meta(void *ctx, const char *title, const char *url)
 {
-    shim_set_meta(ctx, title, url);
+    struct shim *s = ctx;
+    uint64_t suppressed;
+    if (!title[0] && !url[0]) {
+        s->icy_bad_blocks++;
+        if (log_limit_pass(&s->icy_ll, ev_now(s->loop), &suppressed))
+            log_warn(&s->log, "upstream=%s dropped an ICY block without StreamTitle "
+                     "(total=%llu)", s->opt.pull_url, (unsigned long long)s->icy_bad_blocks);
+        return;
+    }
+    shim_set_meta(s, title, url);
 }
 
 static enum fc_codec codec_from_type(const char *type)

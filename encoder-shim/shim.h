@@ -168,6 +168,8 @@ struct shim {
     ev_timer pull_retry;   /* reconnect with backoff */
     struct backoff pull_bo;
     struct icy_demux icy;
+    uint64_t icy_bad_blocks;  /* ICY blocks dropped: no StreamTitle/StreamUrl */
+    struct log_limit icy_ll;
     char content_type[64];
     uint32_t metaint;
     bool got_body;
