@@ -33,7 +33,7 @@ static void usage(FILE *out)
             "  --metaint BYTES       audio bytes between ICY blocks (default 16000)\n"
             "  --hls-segment S       HLS segment length, seconds (default 6)\n"
             "  --hls-group NAME=M1,M2  master playlist /hls/NAME.m3u8 over those mounts\n"
-            "  --web-root DIR        files of the web player (default: built in)\n"
+            "  --web-root DIR        files of the web player (default: web/ beside build/)\n"
             "  --rewind-dir DIR      keep each mount's rewind buffer there across restarts\n"
             "  --rewind-save-every S save it this often (default 60; also on clean shutdown)\n"
             "  --node NAME           name in HELLO and logs (default: hostname)\n"

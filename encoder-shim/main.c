@@ -14,7 +14,8 @@ static const char *const prog = "framecast-shim";
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: %s --mount NAME --encoder NAME (--pull URL | --file PATH) --to URL... --key FILE\n"
+            "usage: %s --mount NAME --encoder NAME (--pull URL | --file PATH | --source-listen HOST:PORT)\n"
+            "       --to URL... --key FILE [options]\n"
             "  --mount NAME      mount name, [A-Za-z0-9._-], at most 64 bytes\n"
             "  --encoder NAME    this encoder's name (several encoders may feed one mount)\n"
             "  --priority N      0 = primary, 1 = first backup, ... (default 0)\n"
