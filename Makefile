@@ -91,6 +91,21 @@ fuzz:
 	  build/fuzz/$$n -max_total_time=$(FUZZ_SECONDS) build/fuzz/corpus-$$n >/dev/null 2>&1 \
 	    && echo "fuzz $$n: ok" || { echo "fuzz $$n: FAILED"; exit 1; }; done
 
+BENCH_SRC := $(sort $(wildcard tests/bench/bench_*.c))
+BENCH_BIN := $(BENCH_SRC:tests/bench/%.c=$(BUILD)/bench/%)
+
+# Benchmarks, like unit tests, may #include the module they measure; they link the library.
+# Run them from a plain build (not SAN=1): sanitizer shadow memory would distort RSS figures.
+$(BUILD)/bench/%: tests/bench/%.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS) -Wl,--allow-multiple-definition
+
+.PHONY: bench-rewind
+bench-rewind: $(BUILD)/bench/bench_rewind
+	$(BUILD)/bench/bench_rewind
+
+bench: bench-rewind
+
 demo: deps
 	$(MAKE) all
 	bash scripts/demo.sh

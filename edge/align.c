@@ -18,12 +18,22 @@ static bool envelope(const struct lane *l, uint64_t from_us, struct align_envelo
     e->n = 0;
     if (e->step_us == 0)
         return false;
-    for (; seq < l->end_seq && e->n + 4 <= ALIGN_MAX_SAMPLES; seq++) {
+    /* Each frame's levels go where its own PTS says (not where counting frames would put them):
+     * the shim may have moved its anchor inside the window, and offsets are in PTS terms. */
+    for (uint32_t i = 0; i < ALIGN_MAX_SAMPLES; i++)
+        e->v[i] = NAN;
+    for (; seq < l->end_seq; seq++) {
         const struct lane_frame *f = lane_get(l, seq);
-        bool ok = f && f->state == LANE_PRESENT && f->samples == f0->samples &&
-                  f->sample_rate == f0->sample_rate;
+        if (!f || f->state != LANE_PRESENT || f->samples != f0->samples ||
+            f->sample_rate != f0->sample_rate || f->pts_us < e->t0_us)
+            continue;
+        uint64_t at = (f->pts_us - e->t0_us + e->step_us / 2) / e->step_us;
+        if (at + 4 > ALIGN_MAX_SAMPLES)
+            break;
         for (int i = 0; i < 4; i++)
-            e->v[e->n++] = ok ? (float)f->level[i] : NAN;
+            e->v[at + (uint64_t)i] = (float)f->level[i];
+        if (at + 4 > e->n)
+            e->n = (uint32_t)(at + 4);
     }
     return e->n >= 400; /* ~2.5 s at least */
 }

@@ -18,7 +18,8 @@
 
 #define ALIGN_WINDOW_US 15000000     /* correlate the last 15 s (issue 3: 10-30 s) */
 #define ALIGN_MAX_OFFSET_US 3000000  /* encoders further apart than 3 s are not searched */
-#define ALIGN_MIN_CORR 0.6           /* weaker peaks fall back to PTS */
+#define ALIGN_MIN_CORR 0.8           /* weaker peaks fall back to PTS (0.6 let early, wrong
+                                        estimates through) */
 #define ALIGN_MIN_STDDEV_DB 1.5      /* flatter envelopes fall back to PTS */
 #define ALIGN_MAX_SAMPLES 16384      /* sub-frame values per envelope */
 

@@ -76,6 +76,7 @@ struct estream {
     double loud_last;                  /* ev_now of its last frame with sound */
     int64_t off_us;                    /* content at the reference's PTS p is at p + off_us */
     enum align_result off_how;         /* how off_us was last estimated */
+    double off_at;                     /* ev_now of the last good estimate, 0 = none */
     double off_corr;                   /* correlation of that estimate */
     uint64_t frames_out;               /* frames this stream gave the mount */
     uint64_t patched;                  /* frames it gave to patch another stream's gaps */

@@ -123,10 +123,21 @@ static void update_offsets(struct edge *e, struct emount *m)
     if (!ref)
         return;
     if (ref != m->ref) {
-        /* Re-base every offset on the new reference, keeping their differences. */
+        /* Re-base every offset on the new reference, keeping their differences, if the new one
+         * was itself measured; otherwise (a restarted encoder: a new session) nothing is known
+         * about it yet and every offset must be measured again. */
+        bool known = ref->off_how == ALIGN_OK && ref->off_at > 0;
         int64_t base = ref->off_us;
-        for (struct estream *s = m->streams; s; s = s->next)
-            s->off_us -= base;
+        for (struct estream *s = m->streams; s; s = s->next) {
+            s->off_us = known ? s->off_us - base : 0;
+            if (!known) {
+                s->off_how = ALIGN_NODATA;
+                s->off_at = 0;
+            }
+        }
+        ref->off_us = 0;
+        ref->off_how = ALIGN_OK; /* the reference is aligned with itself */
+        ref->off_at = now;
         m->ref = ref;
     }
     for (struct estream *s = m->streams; s; s = s->next) {
@@ -138,8 +149,10 @@ static void update_offsets(struct edge *e, struct emount *m)
         if (r == ALIGN_OK && (s->off_how != ALIGN_OK || llabs(d - s->off_us) > 5000))
             log_info(&e->log, "mount=%s encoder=%s offset_ms=%.1f vs=%s corr=%.2f", m->name,
                      s->encoder, d / 1000.0, ref->encoder, corr);
-        if (r == ALIGN_OK)
+        if (r == ALIGN_OK) {
             s->off_us = d;
+            s->off_at = now;
+        }
         else if (s->off_how == ALIGN_NODATA)
             s->off_us = 0; /* never estimated: PTS alignment */
         if (r == ALIGN_OK || s->off_how == ALIGN_NODATA)
@@ -226,8 +239,14 @@ static struct estream *target(struct edge *e, struct emount *m)
         return b ? b : cur;
     if (!healthy(e, m, cur))
         return b;
-    if (b->priority < cur->priority &&
-        ev_now(e->loop) - b->healthy_since >= e->opt.failback_after_s)
+    double now = ev_now(e->loop);
+    /* Fail back once the primary has been healthy long enough and the offset between it and the
+     * current stream has been measured since it came back (a restarted encoder has a new
+     * latency); after twice the wait, PTS alignment has to do. */
+    bool measured = (cur->off_at > b->healthy_since && b->off_at > 0) || b->off_how == ALIGN_FLAT ||
+                    now - b->healthy_since >= 2 * e->opt.failback_after_s;
+    if (b->priority < cur->priority && now - b->healthy_since >= e->opt.failback_after_s &&
+        measured)
         return b; /* fail back */
     return cur;
 }

@@ -63,6 +63,7 @@ struct estream *edge_stream_new(struct edge *e, struct emount *m, const char *en
     s->session = session;
     s->priority = priority;
     s->first_rx = ev_now(e->loop);
+    s->off_how = ALIGN_NODATA; /* not measured yet: PTS alignment */
     s->next = m->streams;
     m->streams = s;
     m->n_streams++;

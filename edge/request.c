@@ -70,7 +70,9 @@ bool request_parse_time(const char *s, size_t len, double *unix_s)
         frac = strtod(rest, &end);
         rest = end;
     }
-    if (strcmp(rest, "Z") != 0 && strcmp(rest, "+00:00") != 0 && *rest != '\0')
+    /* An unescaped '+' in a query string reads as a space: " 00:00" is "+00:00". */
+    if (strcmp(rest, "Z") != 0 && strcmp(rest, "+00:00") != 0 && strcmp(rest, " 00:00") != 0 &&
+        *rest != '\0')
         return false;
     time_t t = timegm(&tm);
     if (t == (time_t)-1)
@@ -116,10 +118,17 @@ enum fc_err request_parse_query(const char *q, size_t len, struct stream_req *r,
             amp++;
         const char *eq = memchr(q + i, '=', amp - i);
         char key[32], val[96];
-        if (eq) {
-            if (!request_unescape(q + i, (size_t)(eq - q - i), key, sizeof(key)) ||
-                !request_unescape(eq + 1, (size_t)(q + amp - eq - 1), val, sizeof(val)))
-                return *why = "query escape", FC_PROTO;
+        /* Only our own parameters are decoded strictly; anything else (a player's token, a key
+         * too long to be ours) is skipped. */
+        static const char *const known[] = {"offset", "at", "duration", "dvr"};
+        const char *ours = NULL;
+        if (eq && request_unescape(q + i, (size_t)(eq - q - i), key, sizeof(key)))
+            for (size_t k = 0; k < sizeof(known) / sizeof(known[0]); k++)
+                if (strcmp(key, known[k]) == 0)
+                    ours = known[k];
+        if (ours) {
+            if (!request_unescape(eq + 1, (size_t)(q + amp - eq - 1), val, sizeof(val)))
+                return *why = ours, FC_PROTO;
             enum fc_err err = set_param(r, key, val, why);
             if (err != FC_OK)
                 return err;

@@ -112,9 +112,14 @@ static enum fc_err new_slab(struct rewind *rw)
 
 static enum fc_err add_point(struct rewind *rw, uint64_t pts_us, bool force)
 {
-    if (!force && rw->n_index > 0 &&
-        pts_us < point_at(rw, rw->n_index - 1)->pts_us + REWIND_INDEX_US)
-        return FC_OK;
+    /* A point every REWIND_INDEX_US, and at every jump of the timeline (backwards too), so the
+     * header walking from a point never crosses a jump. */
+    if (!force && rw->n_index > 0) {
+        const struct rewind_point *last = point_at(rw, rw->n_index - 1);
+        if (pts_us >= last->pts_us && pts_us < last->pts_us + REWIND_INDEX_US &&
+            pts_us == rw->end_pts_us)
+            return FC_OK;
+    }
     if (rw->n_index == rw->index_cap) {
         void *r = grow_ring(rw->index, &rw->index_cap, &rw->index_head, rw->n_index,
                             sizeof(*rw->index));

@@ -28,7 +28,10 @@ static bool choose_span(struct elistener *l, struct emount *m, const struct stre
 {
     struct edge *e = l->edge;
     uint64_t first = rewind_first_pts(&m->rw), last = m->rw.end_pts_us, target;
-    if (rq->has_at || rq->has_offset) {
+    if (rq->has_offset && rq->offset_s == 0 && !rq->has_duration) {
+        uint64_t burst_us = (uint64_t)(e->opt.burst_s * 1e6); /* ?offset=0 is plain live */
+        target = last > burst_us ? last - burst_us : 0;
+    } else if (rq->has_at || rq->has_offset) {
         double t = rq->has_at ? rq->at_s * 1e6 : (double)last - rq->offset_s * 1e6;
         if (t < (double)first || t >= (double)last) {
             respond_range(l, m, "time outside the rewind buffer");

@@ -53,7 +53,7 @@ echo "failover_silence: alignment=correlation after ${SP_ALIGN_WAIT_S}s: estimat
 T0=$(now_ms)
 LISTEN_S=$(( (SIL_WALL_MS + END_AFTER * 1000 - T0 + 999) / 1000 ))
 record "$SP_EDGE_URL/$SP_MOUNT" "$T/got.mp3" "$LISTEN_S"; L=$FC_LAST_PID
-fc_log "listener for ${LISTEN_S}s; primary silent from $(( (SIL_WALL_MS - T0) )) ms after its start"
+fc_log "listener for ${LISTEN_S}s; primary silent from $(( SIL_WALL_MS - T0 )) ms after its start"
 
 wait_exit "$L" $(( LISTEN_S + 5 )) || fc_fail "listener still running after $((LISTEN_S + 5)) s"
 [ "$FC_WAIT_RC" = 28 ] || fc_log "listener ended early, curl exit $FC_WAIT_RC (see got.mp3.curl.log)"
@@ -71,7 +71,7 @@ bad() { echo "failover_silence: $*"; failed=1; }
 FO_LINE=$(grep -m1 'event=failover' "$T/edge.log" || true)
 echo "edge: ${FO_LINE:-no failover logged}"
 grep -m3 'event=failback' "$T/edge.log" | sed 's/^/edge: /' || true
-DETECT_MS=?
+DETECT_MS="?"
 [ -n "$FO_LINE" ] && DETECT_MS=$(( $(sp_log_ms "$FO_LINE") - SIL_WALL_MS ))
 
 FAILOVERS=$(sp_field failovers "$ST"); FAILBACKS=$(sp_field failbacks "$ST")
@@ -94,7 +94,7 @@ SIL=$(sp_silence_runs "$T/got.pcm" 0.5)
 printf '%s\n' "$SIL" | sed '/^$/d; s/^/listener: /'
 SIL_START=$(printf '%s\n' "$SIL" | sed -n '1s/.*start_s=\([0-9.]*\).*/\1/p')
 SIL_END=$(printf '%s\n' "$SIL" | sed -n '1s/.*end_s=\([0-9.]*\).*/\1/p')
-DEAD_AIR=?
+DEAD_AIR="?"
 if [ "$KBPS" != "128 96 " ]; then
   bad "listener bitrate runs are '$KBPS', want '128 96 ' (one failover to the backup)"
 elif [ -z "$SIL_START" ]; then
@@ -116,7 +116,7 @@ margs=()
 "$SP_MEASURE" --skip-ms 200 "$T/refb.pcm" "$T/got.pcm" "${margs[@]}" >"$T/measure.txt" 2>&1 || rc=$?
 grep -v '^chunk ' "$T/measure.txt" | sed 's/^/measure: /'
 grep -q '^splicemeasure:' "$T/measure.txt" || fc_fail "splicemeasure failed (exit $rc): $(head -c 300 "$T/measure.txt")"
-AFTER=?; SPLICE_ERR=?
+AFTER="?"; SPLICE_ERR="?"; DMG="?"
 if [ -n "$SW" ]; then
   read -r n_after conf_after silent_after < <(awk -v sw="$SW" '
     /^chunk / { t = $2; sub("got=", "", t); sub("s$", "", t); if (t + 0 < sw + 0.2) next
@@ -131,8 +131,11 @@ if [ -n "$SW" ]; then
   SPLICE_ERR=$(sp_kv splice_error_ms "$ev")
   sp_abs_le "$SPLICE_ERR" "$SP_FRAME_MS" ||
     echo "failover_silence: WARN splice error across the silence ${SPLICE_ERR} ms exceeds one frame ($SP_FRAME_MS ms)"
+  DMG=$(sp_damage "$T/refb.pcm" "$T/got.pcm" "$SW" 0)   # from the switch on (silence before)
+  awk -v d="$DMG" -v f="$SP_FRAME_MS" 'BEGIN{exit !(d > f)}' &&
+    echo "failover_silence: WARN ${DMG} ms around the switch match no programme (damaged audio)"
 fi
 
-FIG="estimated_offset_ms=$EST_OFF dead_air_heard_s=$DEAD_AIR silence_at_got=${SIL_START:-?}s switch_at_got=${SW:-?}s detection_after_source_silence_ms=$DETECT_MS programme_chunks_after=$AFTER splice_error_ms=$SPLICE_ERR failovers=$FAILOVERS failbacks=$FAILBACKS"
+FIG="estimated_offset_ms=$EST_OFF dead_air_heard_s=$DEAD_AIR silence_at_got=${SIL_START:-?}s switch_at_got=${SW:-?}s detection_after_source_silence_ms=$DETECT_MS programme_chunks_after=$AFTER splice_error_ms=$SPLICE_ERR damaged_ms=$DMG failovers=$FAILOVERS failbacks=$FAILBACKS"
 [ "$failed" = 0 ] || fc_fail "$FIG"
 echo "failover_silence: PASS $FIG"

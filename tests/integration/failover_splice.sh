@@ -16,8 +16,13 @@
 # listener without an error, and GET / shows failovers=1, failbacks=1.
 # Prints: the edge's offset estimate, the measured splice errors, detection and failback times.
 #
+# Also prints (informational, a WARN above one frame) how many ms around each switch match no
+# programme at all: decoding damage, e.g. from MP3 frames that need another stream's bit reservoir.
+#
 # Env: FC_KEEP=1 keeps the temp dir; FC_SPLICE_MAX_MS (default 26.1: one frame) is the allowed
-# splice error (set it to 0.001 to see the test fail on a real, sub-frame error).
+# splice error (set it to 0.001 to see the test fail on a real, sub-frame error);
+# FC_SPLICE_WARMUP=S waits S s more after the first alignment estimate before the listener starts
+# (encoders that have run a while); FC_SPLICE_LAME_OPTS (splice_lib.sh) adds encoder options.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/splice_lib.sh"
@@ -29,7 +34,7 @@ RESTART_AT=10
 MAX_MS=${FC_SPLICE_MAX_MS:-26.1}
 T=$FC_TMP
 
-sp_start_upstream
+sp_start_upstream anull
 record "$SP_ICE_URL/primary.mp3" "$T/ref.mp3"; REF=$FC_LAST_PID
 record "$SP_ICE_URL/backup.mp3" "$T/refb.mp3"; REFB=$FC_LAST_PID
 sp_start_mesh --failback-after 6
@@ -37,12 +42,16 @@ sp_start_shim a 0 primary.mp3; SHIM_A=$FC_LAST_PID
 sp_start_shim b 1 backup.mp3; SHIM_B=$FC_LAST_PID
 fc_log "ports: icecast=$SP_ICE edge=$SP_EDGE_PORT tmp=$T"
 
-if ! sp_wait_alignment 25; then
+if ! sp_wait_alignment 20; then
   for p in "$SP_EDGE_PID" "$SP_R1" "$SP_R2" "$SHIM_A" "$SHIM_B" "$SP_SRC_PID"; do
     fc_alive "$p" || fc_fail "${FC_PID_NAME[$p]} died while waiting for alignment"
   done
   grep -E 'offset_ms=' "$T/edge.log" | tail -n 5 || true
-  fc_fail "backup alignment not 'correlation' after 25 s: $(sp_state)"
+  fc_fail "backup alignment not 'correlation' after 20 s: $(sp_state)"
+fi
+if [ "${FC_SPLICE_WARMUP:-0}" != 0 ]; then
+  fc_log "warm-up: ${FC_SPLICE_WARMUP}s more before the listener (FC_SPLICE_WARMUP)"
+  sleep "$FC_SPLICE_WARMUP"
 fi
 ST=$(sp_state)
 EST_OFF=$(sp_field b.offset_ms "$ST")
@@ -82,7 +91,7 @@ FO_LINE=$(grep -m1 'event=failover' "$T/edge.log" || true)
 FB_LINE=$(grep -m1 'event=failback' "$T/edge.log" || true)
 echo "edge: ${FO_LINE:-no failover logged}"
 echo "edge: ${FB_LINE:-no failback logged}"
-DETECT_MS=?; FAILBACK_MS=?
+DETECT_MS="?"; FAILBACK_MS="?"
 [ -n "$FO_LINE" ] && DETECT_MS=$(( $(sp_log_ms "$FO_LINE") - KILL_MS ))
 [ -n "$FB_LINE" ] && FAILBACK_MS=$(( $(sp_log_ms "$FB_LINE") - RESTART_MS ))
 
@@ -119,7 +128,7 @@ CHUNKS=$(sp_kv chunks "$SUMMARY"); CONF=$(sp_kv confident "$SUMMARY")
 awk -v c="$CONF" -v n="$CHUNKS" 'BEGIN{exit !(c >= 0.9 * n)}' ||
   bad "only $CONF of $CHUNKS chunks located confidently in the reference"
 
-ERR_FO=?; ERR_FB=?
+ERR_FO="?"; ERR_FB="?"
 i=0
 for e in "${EV[@]}"; do
   line=$(grep "^event got=$(printf '%.3f' "$e")s" "$T/measure.txt" | head -n1)
@@ -136,6 +145,13 @@ while read -r t j; do
   [ $near = 1 ] || bad "unexpected jump of $j ms at got=${t}s (no switch there)"
 done < <(sed -n 's/^splice at got=\([0-9.]*\)s jump_ms=\(.*\)/\1 \2/p' "$T/measure.txt")
 
-FIG="estimated_offset_ms=$EST_OFF failover_error_ms=$ERR_FO failback_error_ms=$ERR_FB detection_ms=$DETECT_MS failback_after_restart_ms=$FAILBACK_MS failovers=$FAILOVERS failbacks=$FAILBACKS max_jump_ms=$(sp_kv max_jump_ms "$SUMMARY")"
+# Informational: audio around each switch that is not the programme at all (bit reservoir).
+DMG=()
+for e in "${EV[@]}"; do
+  d=$(sp_damage "$T/ref.pcm" "$T/got.pcm" "$e"); DMG+=("$d")
+  awk -v d="$d" -v f="$SP_FRAME_MS" 'BEGIN{exit !(d > f)}' &&
+    echo "failover_splice: WARN ${d} ms around the switch at got=${e}s match no programme (damaged audio)"
+done
+FIG="estimated_offset_ms=$EST_OFF failover_error_ms=$ERR_FO failback_error_ms=$ERR_FB damaged_ms=${DMG[0]:-?},${DMG[1]:-?} detection_ms=$DETECT_MS failback_after_restart_ms=$FAILBACK_MS failovers=$FAILOVERS failbacks=$FAILBACKS max_jump_ms=$(sp_kv max_jump_ms "$SUMMARY")"
 [ "$failed" = 0 ] || fc_fail "$FIG"
 echo "failover_splice: PASS $FIG"

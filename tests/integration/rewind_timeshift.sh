@@ -5,10 +5,13 @@
 # --rewind-dir and --rewind-save-every 5. A live listener records 40 s. At t = 30 s:
 #   ?offset=20            frames byte-identical to a contiguous run of the live recording, at the
 #                         position its X-Framecast-Start says (PTS difference / frame duration);
-#   ?at=<Unix time t=12>  X-Framecast-Start within one index interval (0.5 s) + one frame of it;
+#   ?at=<Unix time t=12>  X-Framecast-Start within one index interval (0.5 s) + one frame of it,
+#                         at the right place in the live recording; the same time as ISO-8601
+#                         with %3A colons starts at the same frame;
 #   ?offset=25&duration=10  done in < 1 s, Content-Length = bytes received, 383 +- 2 frames,
 #                         a contiguous run of the live recording;
-#   ?offset=100000        416 with JSON first/last;
+#   ?offset=100000, ?at=<2001>, ?offset=5&duration=10 (ends in the future): 416 with JSON
+#                         first/last; ?offset=-5: 400; ?offset=0: a WARN line unless 200;
 #   /live.mp3/rewind      sane JSON (seconds, bytes ~ 16000/s, frames, memory);
 #   ?at=<t=15>&duration=5 kept for after the restart.
 # Then SIGTERM the edge (it saves on shutdown), restart it on the same --rewind-dir: the t=15 span
@@ -18,15 +21,20 @@
 # the edge logs. Figures are printed; the test fails only on wrong bytes, wrong positions, wrong
 # status codes or a lost pre-restart span.
 #
-# Env: FC_KEEP=1 keeps the temp dir; FC_BUILD picks the binaries.
+# Env: FC_KEEP=1 keeps the temp dir; FC_BUILD picks the binaries (FC_BUILD=build-san runs the
+# sanitized edge and fails on any sanitizer report in its log; FC_TOOLS=build/tools then keeps the
+# comparison tools unsanitized); FC_RESTART_PAUSE_S (default 0)
+# keeps the edge down that long before the restart (the relay's --catchup 30 covers up to 30 s);
+# FC_RESTART_KILL=1 stops it with SIGKILL instead (no shutdown save: the last periodic save loads).
 . "$(dirname "$0")/lib.sh"
 set -uo pipefail
 
 SHIM="$FC_BUILD/framecast-shim"
 RELAY="$FC_BUILD/framecast-relay"
 EDGE="$FC_BUILD/framecast-edge"
-FRAMECMP="$FC_BUILD/tools/framecmp"
-FRAMEDUMP="$FC_BUILD/tools/framedump"
+FC_TOOLS="${FC_TOOLS:-$FC_BUILD/tools}"
+FRAMECMP="$FC_TOOLS/framecmp"
+FRAMEDUMP="$FC_TOOLS/framedump"
 fc_need_bin "$SHIM" "$RELAY" "$EDGE" "$FRAMECMP" "$FRAMEDUMP"
 for t in ffmpeg curl python3 ss; do
   command -v "$t" >/dev/null || fc_fail "missing tool $t (scripts/install-deps.sh)"
@@ -69,7 +77,7 @@ hdr() {  # hdr FILE NAME: value of a response header
   grep -i "^$2:" "$1" 2>/dev/null | head -n1 | cut -d: -f2- | tr -d '\r' | sed 's/^ *//'
 }
 nframes() { "$FRAMEDUMP" --codec mp3 "$1" | sed -n 's/^framedump: frames=\([0-9]*\).*/\1/p'; }
-# frames_between START_A START_B: (B - A) / frame duration, rounded; and the remainder in µs
+# pos_of START_A START_B: (B - A) / frame duration rounded (frames), and the remainder in µs
 pos_of() {
   awk -v a="$1" -v b="$2" -v f="$FRAME_S" 'BEGIN {
     d = (b - a) / f; k = int(d + (d < 0 ? -0.5 : 0.5));
@@ -87,7 +95,7 @@ T0=$(now_ms)
 record "$BASE" "$T/live.mp3" "$LIVE_S" "$T/live.hdr"
 LIVE_PID=$FC_LAST_PID
 sleep_until "$T0" 12
-T12=$(unix_now)
+T12=$(date +%s.%3N)   # ms: the ISO-8601 form below says exactly the same time
 sleep_until "$T0" 15
 T15=$(unix_now)
 sleep_until "$T0" 30
@@ -116,6 +124,18 @@ R416_AT=$(curl -s -o "$T/416at.json" --max-time 3 -w '%{http_code}' "$BASE?at=10
 [ "$R416_AT" = 416 ] || fc_fail "?at=1000000000 (2001) answered $R416_AT, want 416"
 R400=$(curl -s -o /dev/null --max-time 3 -w '%{http_code}' "$BASE?offset=-5")
 [ "$R400" = 400 ] || fc_fail "?offset=-5 answered $R400, want 400"
+
+# ISO-8601 with percent-encoded colons: the same start as the Unix-seconds form (to the ms).
+T12_ISO=$(date -u -d "@$T12" +%Y-%m-%dT%H%%3A%M%%3A%S.%3NZ)
+code=$(curl -s -o /dev/null -D "$T/iso.hdr" --max-time 3 -w '%{http_code}' \
+  "$BASE?at=$T12_ISO&duration=1")
+[ "$code" = 200 ] || fc_fail "?at=$T12_ISO&duration=1 answered $code"
+ISO_START=$(hdr "$T/iso.hdr" X-Framecast-Start)
+# Spans that cannot be served: past live (a download must end in the buffer), and offset=0.
+R_PAST=$(curl -s -o "$T/past.json" --max-time 3 -w '%{http_code}' "$BASE?offset=5&duration=10")
+[ "$R_PAST" = 416 ] || fc_fail "?offset=5&duration=10 (ends 5 s in the future) answered $R_PAST, want 416"
+R_ZERO=$(curl -s -o "$T/zero.out" --max-time 1 -w '%{http_code}' "$BASE?offset=0")
+[ "$R_ZERO" = 200 ] || echo "rewind_timeshift: WARN ?offset=0 (live) answered $R_ZERO: $(head -c 200 "$T/zero.out")"
 
 curl -s --max-time 3 -o "$T/rewind1.json" "$BASE/rewind" || fc_fail "GET /live.mp3/rewind failed"
 NOW30=$(unix_now)
@@ -156,6 +176,9 @@ out=$("$FRAMECMP" --codec mp3 --min-frames 100 "$T/live.mp3" "$T/at12.whole.mp3"
 read -r AT_K AT_REM <<<"$(pos_of "$LIVE_START" "$AT_START")"
 [ "$(matched_at "$out")" = "$AT_K" ] || fc_fail "?at=T12 matched at frame $(matched_at "$out"), X-Framecast-Start says $AT_K"
 echo "at=T12: $out start=$AT_START delta_s=$AT_DELTA"
+awk -v a="$AT_START" -v b="$ISO_START" 'BEGIN{d = a - b; exit !(d < 0.001 && d > -0.001)}' ||
+  fc_fail "?at=$T12_ISO started at $ISO_START, ?at=$T12 at $AT_START"
+echo "at=ISO: $T12_ISO start=$ISO_START"
 
 # The download.
 [ "$DL_LEN" = "$DL_SIZE" ] || fc_fail "download: Content-Length $DL_LEN, received $DL_SIZE bytes"
@@ -211,10 +234,15 @@ alive_or_fail "$EDGE_PID" "$RELAY_PID" "$SHIM_PID"
 T_STOP=$(unix_now)
 STOP_MS=$(now_ms)
 fc_log "t=$(( (STOP_MS - T0) / 1000 )) s: SIGTERM the edge"
-fc_stop "$EDGE_PID"
-grep -q "rewind saved to" "$T/edge.log" || fc_fail "edge did not log its shutdown save"
+if [ "${FC_RESTART_KILL:-0}" = 1 ]; then
+  fc_kill9 "$EDGE_PID"   # no shutdown save: the last periodic one (<= 5 s old) is loaded
+else
+  fc_stop "$EDGE_PID"
+  grep -q "rewind saved to" "$T/edge.log" || fc_fail "edge did not log its shutdown save"
+fi
 ls "$RW"/*.tmp >/dev/null 2>&1 && fc_fail "a .tmp file was left in $RW"
 SAVED_BYTES=$(stat -c %s "$RW/live.mp3.rewind")
+sleep "${FC_RESTART_PAUSE_S:-0}"
 fc_start edge2 "$EDGE" "${EDGE_ARGS[@]}"
 EDGE_PID=$FC_LAST_PID
 wait_http "$BASE/rewind" 10 || fc_fail "restarted edge does not serve /live.mp3/rewind"
@@ -290,5 +318,9 @@ for b in bad: print("BAD: " + b)
 sys.exit(1 if bad else 0)
 PY
 echo "seam: $SEAM_CMP"
+# With FC_BUILD=build-san the edge reports memory errors in its log.
+if grep -lE "AddressSanitizer|runtime error:|LeakSanitizer" "$T"/edge*.log 2>/dev/null; then
+  fc_fail "sanitizer report in the edge log"
+fi
 
 echo "rewind_timeshift: PASS live_frames=$LIVE_FRAMES offset20_behind_s=$OFF_BEHIND at_delta_s=$AT_DELTA download_s=$DL_TIME download_frames=$DL_FRAMES saved_bytes=$SAVED_BYTES restart_down_ms=$(( UP_MS - STOP_MS ))"

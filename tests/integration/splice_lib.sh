@@ -48,7 +48,10 @@ sp_need() {
 # /backup.mp3 (96 kbit/s, adelay 400 ms). Sets SP_ICE, SP_ICE_URL, SP_SRC_PID and
 # SP_SRC_T0 (now_ms when ffmpeg was started: programme time t=0 is roughly then).
 sp_start_upstream() {
-  local pfilter=${1:-anull} out
+  local pfilter=${1:-anull} out lame=()
+  # FC_SPLICE_LAME_OPTS: extra libmp3lame options for both outputs, e.g. "-reservoir 0" (no bit
+  # reservoir: every frame has main_data_begin 0, so splices and patches decode cleanly).
+  read -r -a lame <<<"${FC_SPLICE_LAME_OPTS:-}"
   SP_ICE=$(free_port)
   start_icecast "$SP_ICE"
   SP_ICE_URL="http://127.0.0.1:$SP_ICE"
@@ -57,10 +60,10 @@ sp_start_upstream() {
   fc_start source ffmpeg -hide_banner -nostdin -loglevel warning \
     -re -f lavfi -i "$SP_SIGNAL" \
     -filter_complex "[0:a]asplit=2[p0][b0];[p0]${pfilter}[p];[b0]adelay=${SP_DELAY_MS}|${SP_DELAY_MS}[b]" \
-    -map "[p]" -c:a libmp3lame -b:a 128k -ar 44100 -ac 2 \
+    -map "[p]" -c:a libmp3lame -b:a 128k -ar 44100 -ac 2 "${lame[@]}" \
     -content_type audio/mpeg -f mp3 -id3v2_version 0 -write_xing 0 \
     -ice_name "framecast primary" "$out/primary.mp3" \
-    -map "[b]" -c:a libmp3lame -b:a 96k -ar 44100 -ac 2 \
+    -map "[b]" -c:a libmp3lame -b:a 96k -ar 44100 -ac 2 "${lame[@]}" \
     -content_type audio/mpeg -f mp3 -id3v2_version 0 -write_xing 0 \
     -ice_name "framecast backup" "$out/backup.mp3"
   SP_SRC_PID=$FC_LAST_PID
@@ -120,12 +123,12 @@ sp_start_shim() {
 # sp_json: the edge's GET / (empty on failure).
 sp_json() { curl -s --max-time 2 "$SP_EDGE_URL/" 2>/dev/null || true; }
 
-# sp_state [JSON]: one line of key=value about mount prog.mp3 from GET /:
+# sp_state: one line of key=value about mount prog.mp3 from GET /:
 #   failovers= failbacks= patched= lost= gaps= switches= active= and per stream
 #   <encoder>.alignment= <encoder>.offset_ms= <encoder>.corr= <encoder>.idle_s= (the newest
 #   session of each encoder). Prints "mount=absent" when the edge does not list it.
 sp_state() {
-  local j=${1:-$(sp_json)}
+  local j; j=$(sp_json)
   printf '%s' "$j" | python3 -c '
 import json, sys
 try:
@@ -280,5 +283,42 @@ for k in range(n + 1):
         if (k - start) * 0.01 >= min_s:
             print("silence start_s=%.3f end_s=%.3f" % (start * 0.01, k * 0.01))
         start = None
+PY
+}
+
+# sp_damage REF.pcm GOT.pcm T [FROM]: how much of GOT around second T (T+FROM .. T+0.25 s,
+# FROM default -0.15) is not the
+# programme at all: 20 ms chunks every 5 ms are located in REF, and the span of chunks with a
+# correlation below 0.7 (or silent) is printed in ms (0 = every chunk matched; resolution about
+# 20 ms: a chunk is unmatched when a good part of it is damaged). An MP3 frame spliced in from
+# another stream needs its bit reservoir (main_data_begin bytes of the frames before it in ITS
+# stream), so it and the frame after it decode to garbage unless main_data_begin is 0.
+sp_damage() {
+  "$SP_MEASURE" --skip-ms 200 --chunk-ms 20 --hop-ms 5 "$1" "$2" 2>/dev/null | awk -v p="$3" -v f="${4:--0.15}" '
+    /^chunk / { t = $2; sub("got=", "", t); sub("s$", "", t); t += 0
+      if (t < p + f - 1e-6 || t > p + 0.25) next
+      c = $4; sub("corr=", "", c)
+      if ($0 ~ / silent/ || c + 0 < 0.7) { if (first == "") first = t; last = t } }
+    END { if (first == "") print 0; else printf "%.0f\n", (last - first) * 1000 + 5 }'
+}
+
+# sp_mdb MP3 T: "index:kbps:main_data_begin" of the frames from 2 before to 3 after second T.
+sp_mdb() {
+  python3 - "$1" "$2" <<'PY'
+import sys
+b = open(sys.argv[1], "rb").read()
+BR = [0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320]
+at = int(round(float(sys.argv[2]) * 44100 / 1152))
+i = idx = 0; out = []
+while i + 6 <= len(b):
+    h = int.from_bytes(b[i:i + 4], "big")
+    if (h >> 21) & 0x7FF != 0x7FF or (h >> 19) & 3 != 3 or (h >> 17) & 3 != 1 or (h >> 12) & 15 in (0, 15):
+        i += 1; continue
+    br = BR[(h >> 12) & 15]; n = 144 * br * 1000 // 44100 + ((h >> 9) & 1)
+    si = i + 4 + (0 if (h >> 16) & 1 else 2)
+    if at - 2 <= idx <= at + 3 and si + 1 < len(b):
+        out.append("%d:%d:%d" % (idx, br, (b[si] << 1) | (b[si + 1] >> 7)))
+    i += n; idx += 1
+print(" ".join(out))
 PY
 }

@@ -14,12 +14,17 @@
  * the best correlation there is below 0.5. So that a false lock (a programme with a periodic
  * component correlates well a period away) cannot persist, a full search is also made every
  * --recheck-s seconds of GOT (0 = never) and the better of the two taken. The first --skip-ms of
- * GOT (decoder start-up: the first frames lack their bit reservoir) are not measured. The peak is
- * refined to a fraction of a sample by parabolic interpolation. offset = ref_pos - got_pos (ms): constant while GOT plays the
- * programme continuously; it changes by J at a splice that skips (J > 0) or repeats (J < 0) J ms of
- * programme. A backup encoder is a different encoding of the same programme, so its chunks
- * correlate near 0.9, not 1.0; chunks below --min-corr are not "confident" and are ignored when
- * looking for jumps. Near-silent chunks are skipped.
+ * GOT (decoder start-up: the first frames lack their bit reservoir) are not measured. Both
+ * signals are pre-whitened (pre-emphasis x[n] - 0.95 x[n-1]) for sharp peaks and low chance
+ * correlations, and the peak is refined to 1/50 sample by windowed-sinc interpolation of the
+ * correlation (two decodes of the same MP3 frames, resampled from different starting points,
+ * are up to half a sample apart).
+ *
+ * offset = ref_pos - got_pos (ms): constant while GOT plays the programme continuously; it
+ * changes by J at a splice that skips (J > 0) or repeats (J < 0) J ms of programme. A backup
+ * encoder is a different encoding of the same programme, so its chunks correlate near 0.9, not 1.0;
+ * chunks below --min-corr are not "confident" and are ignored when looking for jumps. Near-silent
+ * chunks are skipped.
  *
  * Output (stdout):
  *   chunk got=T.TTTs offset_ms=O corr=C [full] [silent]  one per chunk (not with --quiet)
@@ -47,17 +52,18 @@
 #include <string.h>
 
 #define MAX_EVENTS 32
-#define SILENT_RMS 2.0       /* s16 units, after pre-whitening: quieter chunks are not searched */
-#define FALLBACK_CORR 0.5    /* local best below this: search all of REF */
-#define PREEMPH 0.95         /* pre-whitening: x[n] - PREEMPH * x[n-1] */
-#define EVENT_GUARD_S 0.1    /* chunks this close to an event are neither before nor after */
+#define SILENT_RMS 2.0    /* s16 units, after pre-whitening: quieter chunks are not searched */
+#define FALLBACK_CORR 0.5 /* local best below this: search all of REF */
+#define SINC_HALF 8       /* taps either side for sub-sample interpolation */
+#define PREEMPH 0.95      /* pre-whitening: x[n] - PREEMPH * x[n-1] */
+#define EVENT_GUARD_S 0.1 /* chunks this close to an event are neither before nor after */
 
 typedef double complex cpx;
 
 struct fft {
     unsigned n, logn;
-    cpx *tw;        /* n/2 twiddles e^{-2 pi i k / n} */
-    unsigned *rev;  /* bit reversal */
+    cpx *tw;       /* n/2 twiddles e^{-2 pi i k / n} */
+    unsigned *rev; /* bit reversal */
 };
 
 static void *xmalloc(size_t n)
@@ -170,8 +176,8 @@ struct refidx {
     size_t step;
     size_t nblocks;
     struct fft fft;
-    cpx *spec;          /* nblocks * fft.n */
-    double *ps, *ps2;   /* prefix sums of x and x^2, n + 1 each */
+    cpx *spec;        /* nblocks * fft.n */
+    double *ps, *ps2; /* prefix sums of x and x^2, n + 1 each */
 };
 
 static void ref_build(struct refidx *r, const float *x, size_t n, size_t clen)
@@ -203,7 +209,8 @@ static void ref_build(struct refidx *r, const float *x, size_t n, size_t clen)
     }
 }
 
-/* Pearson correlation from the raw dot product of a zero-mean chunk (energy ce) with ref at lag k. */
+/* Pearson correlation from the raw dot product of a zero-mean chunk (energy ce) with ref at lag k.
+ */
 static double ncc(const struct refidx *r, size_t k, double dot, double ce)
 {
     double s = r->ps[k + r->clen] - r->ps[k], s2 = r->ps2[k + r->clen] - r->ps2[k];
@@ -213,15 +220,59 @@ static double ncc(const struct refidx *r, size_t k, double dot, double ce)
     return dot / sqrt(var * ce);
 }
 
-/* Direct Pearson correlation at one lag (for the neighbours of a peak). */
-static double ncc_direct(const struct refidx *r, const double *c, double ce, long k)
+/* Windowed-sinc (Lanczos) kernel, half-width SINC_HALF taps. */
+static double lanczos(double x)
 {
-    if (k < 0 || (size_t)k + r->clen > r->n)
-        return -2;
-    double dot = 0;
-    for (size_t i = 0; i < r->clen; i++)
-        dot += c[i] * r->x[(size_t)k + i];
-    return ncc(r, (size_t)k, dot, ce);
+    const double pi = 3.14159265358979323846;
+    if (fabs(x) < 1e-9)
+        return 1;
+    if (fabs(x) >= SINC_HALF)
+        return 0;
+    return SINC_HALF * sin(pi * x) * sin(pi * x / SINC_HALF) / (pi * pi * x * x);
+}
+
+/*
+ * Sub-sample peak around integer lag k: the cross-correlation of band-limited signals is
+ * band-limited, so its values between integer lags follow from windowed-sinc interpolation of the
+ * dot products at k-SINC_HALF..k+SINC_HALF. Two decodes of the same audio resampled from
+ * different starting points are up to half a sample apart, which at integer lags alone costs
+ * much of the correlation of pre-whitened audio. Returns the fraction (-1..1) and updates *corr
+ * with the interpolated peak (never lower than the integer one).
+ */
+static double refine(const struct refidx *r, const double *c, double ce, long k, double *corr)
+{
+    double dot[2 * SINC_HALF + 1];
+    for (int j = -SINC_HALF; j <= SINC_HALF; j++) {
+        long kk = k + j;
+        double d = 0;
+        if (kk >= 0 && (size_t)kk + r->clen <= r->n)
+            for (size_t i = 0; i < r->clen; i++)
+                d += c[i] * r->x[(size_t)kk + i];
+        else
+            return 0; /* at an edge of REF: keep the integer lag */
+        dot[j + SINC_HALF] = d;
+    }
+    double s = r->ps[k + r->clen] - r->ps[k], s2 = r->ps2[k + r->clen] - r->ps2[k];
+    double var = s2 - s * s / (double)r->clen;
+    if (var <= 0 || ce <= 0)
+        return 0;
+    double norm = sqrt(var * ce), best = *corr, bestd = 0;
+    for (int step = -50; step <= 50; step++) {
+        double d = step / 50.0, v = 0;
+        if (step == 0)
+            continue;
+        for (int j = -SINC_HALF; j <= SINC_HALF; j++)
+            v += dot[j + SINC_HALF] * lanczos(d - j);
+        v /= norm;
+        if (v > best) {
+            best = v;
+            bestd = d;
+        }
+    }
+    if (best > 1)
+        best = 1;
+    *corr = best;
+    return bestd;
 }
 
 /* Best lag in [lo, hi] for the chunk whose spectrum is `cspec` (conjugated already). */
@@ -259,8 +310,8 @@ static double search(const struct refidx *r, const cpx *cspec, double ce, size_t
 }
 
 struct chunk_res {
-    double got_s;       /* chunk start in GOT */
-    double off_ms;      /* ref_pos - got_pos */
+    double got_s;  /* chunk start in GOT */
+    double off_ms; /* ref_pos - got_pos */
     double corr;
     int confident, silent, full;
 };
@@ -305,8 +356,8 @@ static int num_arg(int argc, char **argv, int *i, double *out)
 int main(int argc, char **argv)
 {
     const char *refp = NULL, *gotp = NULL;
-    double rate = 8000, chunk_ms = 100, hop_ms = 50, max_jump = -1, jump_ms = 1.0,
-           min_corr = 0.7, ev_win = 3.0, skip_ms = 0, recheck_s = 1.0;
+    double rate = 8000, chunk_ms = 100, hop_ms = 50, max_jump = -1, jump_ms = 1.0, min_corr = 0.7,
+           ev_win = 3.0, skip_ms = 0, recheck_s = 1.0;
     double events[MAX_EVENTS];
     int n_events = 0, quiet = 0;
 
@@ -374,7 +425,7 @@ int main(int argc, char **argv)
         return 2;
     }
 
-    /* Pre-whiten both (first difference): programme audio is mostly low-frequency energy
+    /* Pre-whiten both (pre-emphasis): programme audio is mostly low-frequency energy
      * (pink noise, music), whose correlation peaks are broad and whose chance correlations with
      * unrelated audio run high; the difference filter flattens the spectrum. */
     whiten(ref, nref);
@@ -433,7 +484,7 @@ int main(int argc, char **argv)
         size_t bk = 0;
         double best = -2;
         if (have_pred) {
-            double p = (double)g + pred_off;
+            double p = (double)(g + skip) + pred_off;
             double lo = p - (double)radius, hi = p + (double)radius;
             if (hi >= 0 && lo <= (double)(nref - clen))
                 best = search(&r, cspec, ce, lo < 0 ? 0 : (size_t)lo, (size_t)(hi < 0 ? 0 : hi),
@@ -449,16 +500,8 @@ int main(int argc, char **argv)
                 bk = k2;
             }
         }
-        double frac = 0;
-        double cm = ncc_direct(&r, c, ce, (long)bk - 1), cp = ncc_direct(&r, c, ce, (long)bk + 1);
-        if (cm > -2 && cp > -2) {
-            double den = cm - 2 * best + cp;
-            if (den < 0)
-                frac = 0.5 * (cm - cp) / den;
-            if (frac > 0.5 || frac < -0.5)
-                frac = 0;
-        }
-        double off = (double)bk + frac - (double)g;
+        double frac = refine(&r, c, ce, (long)bk, &best);
+        double off = (double)bk + frac - (double)(g + skip);
         cr->corr = best;
         cr->off_ms = off * 1000.0 / rate;
         cr->confident = best >= min_corr;

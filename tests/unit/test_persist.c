@@ -577,6 +577,7 @@ static void test_truncated_dense(void **state)
     parse_layout(file, file_len, &Ly);
     uint64_t prev = 0;
     size_t last = 0;
+    uint32_t n_cuts = 0;
     for (size_t cut = 0; cut <= file_len; cut++) {
         bool near = cut <= Ly.state_end + 30;
         for (uint32_t b = 0; b < Ly.n_blocks && !near; b++)
@@ -586,8 +587,10 @@ static void test_truncated_dense(void **state)
             continue;
         last = cut;
         check_truncated(&Ly, cut, &prev);
+        n_cuts++;
     }
     assert_int_equal(prev, N_FRAMES);
+    print_message("truncated: %u cut points of a %zu-byte file\n", n_cuts, file_len);
 }
 
 static void check_flipped(const struct layout *Ly, size_t pos, uint8_t mask, uint32_t *rejected,
@@ -637,6 +640,8 @@ static void test_flipped_byte(void **state)
         check_flipped(&Ly, pos, 0xFF, &rejected, &prefixes);
     check_flipped(&Ly, file_len - 1, 0x10, &rejected, &prefixes);
     assert_true(rejected > 0 && prefixes > 0);
+    print_message("flipped bytes: %u positions rejected (header/state), %u loaded a prefix\n",
+                  rejected, prefixes);
 }
 
 static void test_not_a_rewind_file(void **state)
