@@ -242,9 +242,9 @@ static struct estream *target(struct edge *e, struct emount *m)
     double now = ev_now(e->loop);
     /* Fail back once the primary has been healthy long enough and the offset between it and the
      * current stream has been measured since it came back (a restarted encoder has a new
-     * latency); after twice the wait, PTS alignment has to do. */
+     * latency); after a further correlation window, PTS alignment has to do. */
     bool measured = (cur->off_at > b->healthy_since && b->off_at > 0) || b->off_how == ALIGN_FLAT ||
-                    now - b->healthy_since >= 2 * e->opt.failback_after_s;
+                    now - b->healthy_since >= e->opt.failback_after_s + ALIGN_WINDOW_US / 1e6;
     if (b->priority < cur->priority && now - b->healthy_since >= e->opt.failback_after_s &&
         measured)
         return b; /* fail back */

@@ -78,12 +78,22 @@ static size_t write_cb(char *data, size_t size, size_t n, void *userp)
     struct shim *s = userp;
     if (!s->got_body)
         start_body(s);
+    uint64_t now = clock_wall_us();
+    if (s->n_batch == 0)
+        s->batch_first_us = now;
     icy_demux_feed(&s->icy, (const uint8_t *)data, size * n, on_icy_audio, on_icy_meta, s);
     /* Chunks of a burst arrive back to back: stamp them as one batch, so the whole burst lands
-     * in the past instead of each chunk pulling the anchor back (stamp.c). */
-    s->batch_arrival_us = clock_wall_us();
+     * in the past instead of each chunk pulling the anchor back (stamp.c). While the batch holds
+     * much more audio than the time it took to arrive (a server's burst on connect), wait a
+     * little longer for the rest of it; in steady state a batch is stamped 10 ms after it came. */
+    uint64_t audio_us = 0;
+    for (size_t i = 0; i < s->n_batch; i++)
+        audio_us += clock_samples_to_us(s->batch_samples[i], s->batch_rate[i]);
+    bool bursting = audio_us > now - s->batch_first_us + SHIM_BURST_MARGIN_US &&
+                    now - s->batch_first_us < SHIM_BURST_MAX_WAIT_US;
+    s->batch_arrival_us = now;
     ev_timer_stop(s->loop, &s->pull_flush);
-    ev_timer_set(&s->pull_flush, SHIM_COALESCE_S, 0);
+    ev_timer_set(&s->pull_flush, bursting ? SHIM_BURST_COALESCE_S : SHIM_COALESCE_S, 0);
     ev_timer_start(s->loop, &s->pull_flush);
     return size * n;
 }

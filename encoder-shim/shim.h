@@ -32,6 +32,9 @@
 #define SHIM_REANCHOR_US 200000         /* DESIGN.md §2: re-anchor past 200 ms drift */
 #define SHIM_DRIFT_WINDOW_US 5000000    /* late for this long without a break: re-anchor */
 #define SHIM_COALESCE_S 0.01            /* a burst's chunks closer than this are one batch */
+#define SHIM_BURST_COALESCE_S 0.1       /* ... or this, while audio arrives faster than real time */
+#define SHIM_BURST_MARGIN_US 200000     /* "faster": the batch holds this much more than its age */
+#define SHIM_BURST_MAX_WAIT_US 2000000  /* a burst is stamped after at most this long */
 #define SHIM_HISTORY 4096               /* frame hashes kept to skip a reconnect's re-sent burst */
 #define SHIM_FILE_MAX (1u << 30)        /* --file is read into memory: at most 1 GiB */
 #define SHIM_PULL_STALL_S 10            /* no byte for this long: the upstream is stalled */
@@ -165,6 +168,7 @@ struct shim {
     struct curl_slist *pull_headers; /* Icy-MetaData: 1 */
     ev_timer pull_flush;   /* stamps the batch SHIM_COALESCE_S after the last chunk */
     uint64_t batch_arrival_us; /* wall clock of the batch's last chunk */
+    uint64_t batch_first_us;   /* wall clock of the batch's first chunk */
     ev_timer pull_retry;   /* reconnect with backoff */
     struct backoff pull_bo;
     struct icy_demux icy;

@@ -201,7 +201,7 @@ else:
     fail("edge A did not list 6 segments (edge B 3) of each mount within 30 s"); sys.exit(1)
 
 first = {}
-peak = {}
+rates = {}   # mount -> {segment: (bytes, EXTINF)}
 for mount, codec in mounts:
     t1 = time.time()
     seq1, segs = playlist(A, mount)
@@ -222,8 +222,7 @@ for mount, codec in mounts:
                 fail("%s segment %d: PRIV timestamp %d, PDT gives %d (off by %d ticks)"
                      % (mount, s["n"], ts, want, d))
         if body and "dur" in s:
-            bps = len(body) * 8 / s["dur"]
-            peak[mount] = max(peak.get(mount, 0), bps)
+            rates.setdefault(mount, {})[s["n"]] = (len(body), s["dur"])
         # (b) the same segment from edge B
         if s["n"] in names_b:
             sb = names_b[s["n"]]
@@ -256,20 +255,22 @@ for mount, codec in mounts:
     head_ok(A, first[mount][2][-1]["uri"])
 head_ok(A, "/hls/radio.m3u8")
 
-# (f) master playlist
-st, hdrs, body = req(A, "/hls/radio.m3u8")
-if st != 200:
-    fail("/hls/radio.m3u8 -> %d" % st)
-else:
+# (f) master playlist: structure now, BANDWIDTH against the measured segments at the end
+want_codecs = {"live.mp3": "mp4a.40.34", "live.aac": "mp4a.40.2"}
+def master(show=False):
+    """Fetch /hls/radio.m3u8, check its shape; returns {mount: attrs}."""
+    st, hdrs, body = req(A, "/hls/radio.m3u8")
+    if st != 200:
+        fail("/hls/radio.m3u8 -> %d" % st); return {}
     text = body.decode()
-    print("--- /hls/radio.m3u8:\n" + text.rstrip(), flush=True)
+    if show:
+        print("--- /hls/radio.m3u8:\n" + text.rstrip(), flush=True)
     lines = text.split("\n")
     if lines[0] != "#EXTM3U":
         fail("master: first line %r" % lines[0])
     cc = ", ".join(hget(hdrs, "Cache-Control")).lower()
     if "no-cache" not in cc and "no-store" not in cc:
         fail("master: Cache-Control %r" % cc)
-    want_codecs = {"live.mp3": "mp4a.40.34", "live.aac": "mp4a.40.2"}
     found = {}
     for i, ln in enumerate(lines):
         if ln.startswith("#EXT-X-STREAM-INF:"):
@@ -279,27 +280,20 @@ else:
             if not m:
                 fail("master: variant URI %r" % uri); continue
             found[m.group(1)] = attrs
-            st2, _, _ = req(A, uri if uri.startswith("/") else "/hls/" + uri)
-            if st2 != 200:
-                fail("master: variant %s -> %d" % (uri, st2))
+            if show:
+                st2, _, _ = req(A, uri if uri.startswith("/") else "/hls/" + uri)
+                if st2 != 200:
+                    fail("master: variant %s -> %d" % (uri, st2))
     for mount, codec in mounts:
         at = found.get(mount)
         if not at:
             fail("master does not list %s" % mount); continue
         if at.get("CODECS", "").strip('"') != want_codecs[mount]:
             fail("master: %s CODECS %s, want %s" % (mount, at.get("CODECS"), want_codecs[mount]))
-        bw = int(at.get("BANDWIDTH", "0"))
-        avg = int(at.get("AVERAGE-BANDWIDTH", "0") or 0)
-        pk = peak.get(mount, 0)
-        print("%s: BANDWIDTH=%d AVERAGE-BANDWIDTH=%d, measured peak segment bit rate %.0f"
-              % (mount, bw, avg, pk), flush=True)
-        if bw < pk:
-            fail("master: %s BANDWIDTH %d is below the measured peak segment bit rate %.0f"
-                 % (mount, bw, pk))
-        if bw > pk * 1.25:
-            fail("master: %s BANDWIDTH %d is far above the measured peak %.0f" % (mount, bw, pk))
-        if avg and avg > bw:
-            fail("master: %s AVERAGE-BANDWIDTH %d > BANDWIDTH %d" % (mount, avg, bw))
+        if "BANDWIDTH" not in at:
+            fail("master: %s has no BANDWIDTH" % mount)
+    return found
+master(show=True)
 
 # (c) the media sequence advances one per segment; meanwhile note when each first playlist's
 # oldest segment leaves the live window
@@ -368,8 +362,35 @@ for mount, codec in mounts:
           flush=True)
     if not 9 <= len(segs) <= 11:
         fail("%s?dvr=20 lists %d segments, want ~10" % (mount, len(segs)))
-    if segs:
-        body, ts, _ = segment(A, segs[0]["uri"], codec)   # the oldest is served too
+    for sg in segs:   # all served (the oldest too); their sizes feed the BANDWIDTH check
+        body, ts, _ = segment(A, sg["uri"], codec)
+        if body and "dur" in sg:
+            rates.setdefault(mount, {})[sg["n"]] = (len(body), sg["dur"])
+
+# (f) BANDWIDTH is the peak segment bit rate (RFC 8216 §4.3.4.2), AVERAGE-BANDWIDTH the average:
+# compare five fetches of the master with every segment measured above
+for k in range(5):
+    found = master()
+    for mount, codec in mounts:
+        r = rates.get(mount, {})
+        if not r or mount not in found:
+            continue
+        pk = max(b * 8 / d for b, d in r.values())
+        avg_m = sum(b for b, d in r.values()) * 8 / sum(d for b, d in r.values())
+        bw = int(found[mount].get("BANDWIDTH", "0"))
+        avg = int(found[mount].get("AVERAGE-BANDWIDTH", "0") or 0)
+        print("%s: master #%d BANDWIDTH=%d AVERAGE-BANDWIDTH=%d; %d segments measured: peak %.0f, "
+              "average %.0f bit/s" % (mount, k + 1, bw, avg, len(r), pk, avg_m), flush=True)
+        if bw < pk:
+            fail("master #%d: %s BANDWIDTH %d is below the peak segment bit rate %.0f measured over "
+                 "%d segments" % (k + 1, mount, bw, pk, len(r)))
+        if bw > pk * 1.25:
+            fail("master: %s BANDWIDTH %d is far above the measured peak %.0f" % (mount, bw, pk))
+        if avg and not (0.95 * avg_m <= avg <= 1.05 * avg_m):
+            fail("master: %s AVERAGE-BANDWIDTH %d, measured average %.0f" % (mount, avg, avg_m))
+        if avg and avg > bw:
+            fail("master: %s AVERAGE-BANDWIDTH %d > BANDWIDTH %d" % (mount, avg, bw))
+    time.sleep(0.3)
 
 # (b) once more, later, on segments both edges made while fully warmed up
 for mount, codec in mounts:

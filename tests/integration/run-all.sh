@@ -15,7 +15,7 @@ out="$(mktemp -d "${TMPDIR:-/tmp}/fc-run-all.XXXXXX")"
 
 tests=()
 for t in "$dir"/*.sh; do
-  case "$(basename "$t")" in lib.sh|run-all.sh) continue ;; esac
+  case "$(basename "$t")" in lib.sh|run-all.sh|netns.sh|*_lib.sh) continue ;; esac
   [ -n "${FC_ONLY:-}" ] && [[ "$(basename "$t")" != *"$FC_ONLY"* ]] && continue
   tests+=("$t")
 done
