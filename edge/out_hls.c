@@ -135,6 +135,35 @@ static const char *codecs(const struct emount *m)
     return m->codec == FC_CODEC_ADTS ? "mp4a.40.2" : "mp4a.40.34";
 }
 
+/*
+ * RFC 8216 §4.3.4.2: BANDWIDTH is the peak segment bit rate, AVERAGE-BANDWIDTH the average,
+ * ID3 tags included. Measured over the newest complete segments (VBR and ADTS frames vary),
+ * with a 10% margin on the peak for segments yet to come; the frame header's rate before any.
+ */
+static void segment_rates(const struct edge *e, const struct emount *m, uint32_t *peak,
+                          uint32_t *avg)
+{
+    uint64_t L = seg_us(e), last = m->rw.end_pts_us / L, bytes = 0, us = 0;
+    double best = 0;
+    for (uint64_t seg = last > 10 ? last - 10 : 0; seg < last; seg++) {
+        uint64_t a, b, p0, p1;
+        if (!segment_span(e, m, seg, &a, &b, &p0, &p1) || p1 <= p0)
+            continue;
+        double bps = (double)(b - a + HLS_ID3_BYTES) * 8e6 / (double)(p1 - p0);
+        if (bps > best)
+            best = bps;
+        bytes += b - a + HLS_ID3_BYTES;
+        us += p1 - p0;
+    }
+    if (us == 0) {
+        *peak = m->bitrate + m->bitrate / 10 + 1000;
+        *avg = m->bitrate + 200;
+        return;
+    }
+    *peak = (uint32_t)(best * 1.1) + 1;
+    *avg = (uint32_t)((double)bytes * 8e6 / (double)us) + 1;
+}
+
 void hls_master(struct elistener *l, const char *group, size_t len)
 {
     struct edge *e = l->edge;
@@ -149,12 +178,12 @@ void hls_master(struct elistener *l, const char *group, size_t len)
             struct emount *m = edge_mount_find(e, hg->mounts[i], strlen(hg->mounts[i]));
             if (!m || !m->has_audio || n + 256 > sizeof(pl))
                 continue;
-            /* BANDWIDTH is the peak in bits/s: audio plus the per-segment ID3 tag. */
+            uint32_t peak, avg;
+            segment_rates(e, m, &peak, &avg);
             n += (size_t)snprintf(pl + n, sizeof(pl) - n,
                                   "#EXT-X-STREAM-INF:BANDWIDTH=%u,AVERAGE-BANDWIDTH=%u,"
                                   "CODECS=\"%s\"\n/%s.m3u8\n",
-                                  m->bitrate + m->bitrate / 100 + 100, m->bitrate + 100,
-                                  codecs(m), m->name);
+                                  peak, avg, codecs(m), m->name);
             found++;
         }
     }

@@ -95,7 +95,7 @@ struct source_conn {
     char ctype[64];
     bool expect_continue;
     bool headers_done;
-    bool got_audio;             /* since the last stall check */
+    double last_audio;          /* ev_now of the last audio bytes */
     struct shim_station station;
     char peer[64];
 };

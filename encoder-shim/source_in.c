@@ -295,7 +295,8 @@ static bool handshake(struct source_conn *c)
     s->station_dirty = true;
     shim_input_reset(s, codec, false);
     ev_timer_stop(s->loop, &c->timer);
-    ev_timer_set(&c->timer, SHIM_SOURCE_STALL_S, SHIM_SOURCE_STALL_S);
+    c->last_audio = ev_now(s->loop);
+    ev_timer_set(&c->timer, 1.0, 1.0); /* checks the stall limit every second */
     ev_timer_start(s->loop, &c->timer);
     log_info(&s->log, "source=%s mount=%s connected method=%s codec=%s name=\"%s\"", c->peer,
              s->opt.mount, http_method_str(c->parser.method),
@@ -305,7 +306,7 @@ static bool handshake(struct source_conn *c)
 
 static void audio_in(struct source_conn *c, const uint8_t *data, size_t len)
 {
-    c->got_audio = true;
+    c->last_audio = ev_now(c->shim->loop);
     shim_audio_in(c->shim, data, len);
     shim_flush_batch(c->shim, clock_wall_us());
 }
@@ -317,7 +318,6 @@ static void on_src_read(EV_P_ ev_io *w, int revents)
         uint8_t buf[16384];
         ssize_t n = read(c->fd, buf, sizeof(buf));
         if (n > 0) {
-            c->got_audio = true;
             audio_in(c, buf, (size_t)n);
         } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
             conn_close(c, n == 0 ? "source closed" : strerror(errno));
@@ -357,9 +357,8 @@ static void on_src_timer(EV_P_ ev_timer *w, int revents)
     struct source_conn *c = container_of(w, struct source_conn, timer);
     if (c->shim->source != c)
         return conn_close(c, "handshake not completed in time");
-    if (!c->got_audio)
+    if (ev_now(EV_A) - c->last_audio >= SHIM_SOURCE_STALL_S)
         return conn_close(c, "no audio for 10 s (stalled source)");
-    c->got_audio = false;
 }
 
 static void on_src_accept(EV_P_ ev_io *w, int revents)
