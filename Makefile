@@ -104,7 +104,14 @@ $(BUILD)/bench/%: tests/bench/%.c $(LIB)
 bench-rewind: $(BUILD)/bench/bench_rewind
 	$(BUILD)/bench/bench_rewind
 
-bench: bench-rewind
+# Listener fan-out beside icecast2 (DESIGN.md §7): CPU per listener-second, time to first audio.
+.PHONY: bench-fanout
+bench-fanout: all
+	bash tests/bench/bench_fanout.sh $(BENCH_LISTENERS) $(BENCH_SECONDS)
+BENCH_LISTENERS ?= 1000
+BENCH_SECONDS ?= 20
+
+bench: bench-rewind bench-fanout
 
 demo: deps
 	$(MAKE) all

@@ -44,6 +44,8 @@
 #define EDGE_HLS_GROUPS_MAX 16
 #define EDGE_HOST_MAX 96                  /* bytes kept of a request's Host header */
 #define EDGE_STATIC_MAX 8                 /* web player files held in memory */
+#define EDGE_WAKE_S 0.1                   /* caught-up listeners are written at most this often:
+                                             one writev per listener per 100 ms, not per frame */
 
 /* Headers every HTTP answer carries. */
 #define CORS_HEADERS                                                                               \
@@ -101,6 +103,8 @@ struct emount {
     uint64_t last_dur_us;              /* duration of the last output frame */
     double gap_since;                  /* ev_now a gap began waiting for a backup, 0 = none */
     double first_seen;                 /* ev_now the mount's first frame arrived */
+    bool wake_pending;                 /* audio appended since listeners were last woken */
+    double next_wake;                  /* ev_now of the next wake-up of caught-up listeners */
     double next_align;                 /* ev_now of the next offset estimate */
     struct estream *ref;               /* offsets are relative to this stream */
     struct rewind rw;                  /* owned */
@@ -241,6 +245,7 @@ struct edge {
     struct edge_counters c;
     http_parser_settings http;
     struct align_scratch *align;       /* owned scratch for align_estimate() */
+    char req_scratch[EDGE_REQ_MAX];    /* requests are read and parsed here (listener.c) */
     struct alerter alert;              /* log lines and webhook posts */
     struct {
         char *data;                    /* file contents, owned; NULL if missing */

@@ -212,14 +212,42 @@ static void drain_input(struct elistener *l)
         listener_close(l, strerror(errno));
 }
 
+/* Parse everything received so far from the start (a request is at most EDGE_REQ_MAX bytes):
+ * callbacks' pointers then all point into `buf`, which stays put until the request is routed. */
+static void parse_request(struct elistener *l, char *buf, size_t len)
+{
+    http_parser_init(&l->parser, HTTP_REQUEST);
+    l->parser.data = l;
+    l->url = l->hfield = l->hvalue = NULL;
+    l->url_len = l->hfield_len = l->hvalue_len = 0;
+    l->icy = l->wants_html = l->done = false;
+    l->host[0] = '\0';
+    size_t parsed = http_parser_execute(&l->parser, &l->edge->http, buf, len);
+    enum http_errno err = HTTP_PARSER_ERRNO(&l->parser);
+    if (l->done) {
+        ev_timer_stop(l->edge->loop, &l->idle);
+        return edge_route(l);
+    }
+    if (err != HPE_OK || parsed != len)
+        return listener_respond_error(l, 400, http_errno_description(err));
+    if (len >= EDGE_REQ_MAX)
+        return listener_respond_error(l, 431, "request headers too large");
+}
+
+/*
+ * Requests are read into the edge's scratch buffer; most arrive whole and need no memory of
+ * their own. Only a request split across reads is kept, in a per-listener buffer freed once it
+ * is routed (memory per listener, DESIGN.md §7).
+ */
 static void on_read(EV_P_ ev_io *w, int revents)
 {
     struct elistener *l = container_of(w, struct elistener, rio);
+    struct edge *e = l->edge;
     if (l->state != L_REQUEST)
         return drain_input(l);
-    if (l->req_len == EDGE_REQ_MAX)
-        return listener_respond_error(l, 431, "request headers too large");
-    ssize_t n = read(l->fd, l->req + l->req_len, EDGE_REQ_MAX - l->req_len);
+    size_t have = l->req ? l->req_len : 0;
+    memcpy(e->req_scratch, l->req ? l->req : "", have);
+    ssize_t n = read(l->fd, e->req_scratch + have, EDGE_REQ_MAX - have);
     if (n == 0)
         return listener_close(l, "closed before completing the request");
     if (n < 0) {
@@ -227,18 +255,15 @@ static void on_read(EV_P_ ev_io *w, int revents)
             listener_close(l, strerror(errno));
         return;
     }
-    size_t parsed = http_parser_execute(&l->parser, &l->edge->http, l->req + l->req_len,
-                                        (size_t)n);
-    l->req_len += (uint32_t)n;
-    enum http_errno err = HTTP_PARSER_ERRNO(&l->parser);
-    if (l->done) {
-        ev_timer_stop(EV_A_ & l->idle);
-        return edge_route(l);
-    }
-    if (err != HPE_OK || parsed != (size_t)n)
-        return listener_respond_error(l, 400, http_errno_description(err));
-    if (l->req_len == EDGE_REQ_MAX)
-        return listener_respond_error(l, 431, "request headers too large");
+    size_t len = have + (size_t)n;
+    parse_request(l, e->req_scratch, len);
+    if (l->closing || l->state != L_REQUEST)
+        return;
+    /* Incomplete: keep what came for the next read. */
+    if (!l->req && !(l->req = malloc(EDGE_REQ_MAX)))
+        return listener_close(l, "out of memory");
+    memcpy(l->req, e->req_scratch, len);
+    l->req_len = (uint32_t)len;
 }
 
 static void on_idle(EV_P_ ev_timer *w, int revents)
@@ -318,6 +343,8 @@ static void write_audio(struct elistener *l)
         if (w < 0) {
             if (errno != EAGAIN && errno != EINTR)
                 listener_close(l, strerror(errno));
+            else
+                start_write(l);
             return;
         }
         l->pos += (uint64_t)w;
@@ -331,7 +358,7 @@ static void write_audio(struct elistener *l)
         for (int i = 0; i < n; i++)
             want += iov[i].iov_len;
         if ((size_t)w < want)
-            return; /* socket full: wait for writability */
+            return start_write(l); /* socket full: wait for writability */
     }
 }
 
@@ -362,14 +389,23 @@ static void on_write(EV_P_ ev_io *w, int revents)
 
 static void wake_list(struct emount *m, struct list_node *list)
 {
-    struct ev_loop *loop = m->edge->loop;
-    while (!list_empty(list)) {
-        struct list_node *n = list->next;
-        struct elistener *l = container_of(n, struct elistener, wlink);
-        list_del(n);
+    /* Move the parked listeners aside first: write_audio() parks those that catch up again. */
+    struct list_node woken;
+    if (list_empty(list))
+        return;
+    woken.next = list->next;
+    woken.prev = list->prev;
+    woken.next->prev = &woken;
+    woken.prev->next = &woken;
+    list_init(list);
+    while (!list_empty(&woken)) {
+        struct elistener *l = container_of(woken.next, struct elistener, wlink);
+        list_del(&l->wlink);
         l->in_waiting = false;
-        ev_io_start(loop, &l->wio);
+        /* Write now: a listener whose socket takes it all never touches epoll. */
+        write_audio(l);
     }
+    (void)m;
 }
 
 void edge_wake_listeners(struct emount *m)
@@ -385,15 +421,13 @@ void edge_wake_paced(struct emount *m)
 static void accept_one(struct edge *e, int fd, const struct sockaddr *sa)
 {
     struct elistener *l = calloc(1, sizeof(*l));
-    if (l)
-        l->req = malloc(EDGE_REQ_MAX);
-    if (!l || !l->req) {
-        free(l);
+    if (!l) {
         close(fd);
         return;
     }
     l->edge = e;
     l->fd = fd;
+    l->req = NULL;
     net_sockaddr_str(sa, l->peer, sizeof(l->peer));
     http_parser_init(&l->parser, HTTP_REQUEST);
     l->parser.data = l;

@@ -190,7 +190,7 @@ static void output(struct edge *e, struct emount *m, const struct lane_frame *f)
     m->last_dur_us = dur;
     if (frame_header_parse(f->codec, f->data, f->len, &info) == FC_OK)
         m->bitrate = info.bitrate;
-    edge_wake_listeners(m);
+    m->wake_pending = true; /* listeners are written in batches (edge_tick) */
 }
 
 static bool compatible(const struct lane_frame *a, const struct lane_frame *b)

@@ -167,6 +167,11 @@ void edge_tick(struct edge *e)
     double now = ev_now(e->loop);
     for (struct emount *m = e->mounts; m; m = m->next) {
         merge_pump(e, m);
+        if (m->wake_pending && now >= m->next_wake) {
+            m->wake_pending = false;
+            m->next_wake = now + EDGE_WAKE_S;
+            edge_wake_listeners(m);
+        }
         edge_wake_paced(m);
         check_sourceless(e, m, now);
         struct estream **pp = &m->streams;
