@@ -307,6 +307,7 @@ enum fc_err edge_http_start(struct edge *e);
 void edge_http_free(struct edge *e);
 void edge_wake_listeners(struct emount *m);     /* new audio appended */
 void edge_wake_paced(struct emount *m);         /* time passed: paced listeners may go on */
+void edge_check_lag(struct emount *m);          /* close listeners past --max-lag (1/s each) */
 void listener_close(struct elistener *l, const char *why);
 /* Queue a whole response; the connection closes once it is written. `extra` = more headers. */
 void listener_respond(struct elistener *l, int status, const char *ctype, const char *body,

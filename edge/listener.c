@@ -408,6 +408,18 @@ static void wake_list(struct emount *m, struct list_node *list)
     (void)m;
 }
 
+void edge_check_lag(struct emount *m)
+{
+    /* Listeners that stopped reading never reach write_audio(): check them from the tick. */
+    struct list_node *n = m->listeners.next;
+    while (n != &m->listeners) {
+        struct elistener *l = container_of(n, struct elistener, mlink);
+        n = n->next; /* listener_close() unlinks l */
+        if (l->state == L_STREAM && lagging(l))
+            listener_close(l, "lagging more than --max-lag behind real time");
+    }
+}
+
 void edge_wake_listeners(struct emount *m)
 {
     wake_list(m, &m->waiting);

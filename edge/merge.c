@@ -169,8 +169,9 @@ static void output(struct edge *e, struct emount *m, const struct lane_frame *f)
     uint64_t dur = frame_dur(f);
     uint64_t now_wall = clock_wall_us();
     /* Output PTS follow the sample count; re-based only when far from the wall clock. */
+    (void)now_wall;
     if (!m->has_audio || m->out_next_pts_us + EDGE_RESYNC_US < f->pts_us ||
-        (m->out_next_pts_us > now_wall + EDGE_RESYNC_US)) {
+        f->pts_us + EDGE_RESYNC_US < m->out_next_pts_us) {
         if (m->has_audio)
             log_info(&e->log, "mount=%s output PTS re-based by %lld ms", m->name,
                      ((long long)f->pts_us - (long long)m->out_next_pts_us) / 1000);

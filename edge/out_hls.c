@@ -104,8 +104,7 @@ void hls_playlist(struct elistener *l, struct emount *m, double dvr_s)
                               "#EXT-X-PROGRAM-DATE-TIME:%s\n#EXTINF:%.5f,\n%s/hls/%llu.%s\n", when,
                               (p1 - p0) / 1e6, m->name, (unsigned long long)seg, seg_ext(m));
     }
-    listener_respond(l, 200, "application/vnd.apple.mpegurl", pl, n,
-                     "Cache-Control: no-cache\r\n");
+    listener_respond(l, 200, "application/vnd.apple.mpegurl", pl, n, NULL);
     free(pl);
 }
 
@@ -189,6 +188,5 @@ void hls_master(struct elistener *l, const char *group, size_t len)
     }
     if (!found)
         return listener_respond_error(l, 404, "no such HLS group (or no mount of it has audio)");
-    listener_respond(l, 200, "application/vnd.apple.mpegurl", pl, n,
-                     "Cache-Control: no-cache\r\n");
+    listener_respond(l, 200, "application/vnd.apple.mpegurl", pl, n, NULL);
 }

@@ -83,6 +83,8 @@ bool icy_send_meta(struct elistener *l)
         if (n < 0) {
             if (errno != EAGAIN && errno != EINTR)
                 listener_close(l, strerror(errno));
+            else if (!ev_is_active(&l->wio))
+                ev_io_start(l->edge->loop, &l->wio); /* resume when the socket drains */
             return false;
         }
         l->meta_off += (uint32_t)n;

@@ -85,6 +85,15 @@ enum fc_err reorder_push(struct reorder *r, const struct wire_frame *f, uint64_t
         /* Far ahead: everything before the ring's new reach is gone for good, held frames
          * included (dropped unplayed, counted lost); the next pop reports them. */
         uint64_t floor = f->seq - REORDER_SLOTS + 1;
+        if (floor - r->next_seq >= REORDER_SLOTS) {
+            /* Further than the ring: clear it in one pass instead of seq by seq. */
+            for (uint32_t i = 0; i < REORDER_SLOTS; i++)
+                if (r->slots[i].used)
+                    slot_clear(r, &r->slots[i]);
+            r->lost += floor - r->next_seq;
+            r->pending_lost += floor - r->next_seq;
+            r->next_seq = floor;
+        }
         while (r->next_seq < floor) {
             mark_lost(r);
             r->pending_lost++;

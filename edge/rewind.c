@@ -171,7 +171,7 @@ enum fc_err rewind_append(struct rewind *rw, const uint8_t *frame, uint32_t len,
                 hi = mid;
         }
         uint64_t next_pts = lo < rw->n_index ? point_at(rw, lo)->pts_us : 0;
-        if (next_pts == 0 || rw->end_pts_us - next_pts < rw->keep_us)
+        if (next_pts == 0 || next_pts >= rw->end_pts_us || rw->end_pts_us - next_pts < rw->keep_us)
             break;
         evict_oldest_slab(rw);
     }

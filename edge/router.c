@@ -53,6 +53,10 @@ static bool choose_span(struct elistener *l, struct emount *m, const struct stre
             return false;
         }
         l->end_abs = rewind_seek(&m->rw, end_pts, &end_found);
+        if (l->end_abs <= l->pos) {
+            respond_range(l, m, "empty span");
+            return false;
+        }
     }
     return true;
 }

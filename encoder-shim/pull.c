@@ -121,6 +121,18 @@ static size_t header_cb(char *line, size_t size, size_t n, void *userp)
     char value[64] = "";
     if (len > 13 && strncasecmp(line, "content-type:", 13) == 0) {
         header_value(line, len, s->content_type, sizeof(s->content_type));
+    } else if (len > 9 && strncasecmp(line, "icy-name:", 9) == 0) {
+        header_value(line, len, s->station.name, sizeof(s->station.name));
+        s->station_dirty = true;
+    } else if (len > 10 && strncasecmp(line, "icy-genre:", 10) == 0) {
+        header_value(line, len, s->station.genre, sizeof(s->station.genre));
+        s->station_dirty = true;
+    } else if (len > 16 && strncasecmp(line, "icy-description:", 16) == 0) {
+        header_value(line, len, s->station.desc, sizeof(s->station.desc));
+        s->station_dirty = true;
+    } else if (len > 8 && strncasecmp(line, "icy-url:", 8) == 0) {
+        header_value(line, len, s->station.url, sizeof(s->station.url));
+        s->station_dirty = true;
     } else if (len > 12 && strncasecmp(line, "icy-metaint:", 12) == 0) {
         header_value(line, len, value, sizeof(value));
         long v = strtol(value, NULL, 10);

@@ -54,6 +54,7 @@ struct stamper {
     int64_t window_min_lag;  /* smallest lag in the current run of late batches, µs */
     uint64_t window_start_us;/* arrival time the run of late batches began, 0 = none */
     uint64_t reanchors;      /* times the anchor moved forward */
+    bool resync;             /* the input was re-opened: re-anchor on the next batch if late */
 };
 
 /* Stamp a batch of frames that all arrived at `arrival_us`: computes the anchor from the batch's
@@ -192,6 +193,7 @@ struct shim {
     /* --source-listen */
     int src_fd;
     ev_io src_accept;
+    ev_timer src_pause;           /* accepting paused at EMFILE */
     http_parser_settings src_http;
     struct source_conn *source;   /* the connected source, or NULL */
     struct shim_station station;  /* its ice-* fields */

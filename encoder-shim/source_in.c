@@ -368,8 +368,15 @@ static void on_src_accept(EV_P_ ev_io *w, int revents)
         struct sockaddr_storage ss;
         socklen_t sl = sizeof(ss);
         int fd = accept4(s->src_fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0)
+        if (fd < 0) {
+            if (errno == EMFILE || errno == ENFILE) {
+                /* Out of descriptors: pause accepting for a second instead of spinning. */
+                log_warn(&s->log, "source-listen: %s (pausing 1 s)", strerror(errno));
+                ev_io_stop(EV_A_ w);
+                ev_timer_start(EV_A_ & s->src_pause);
+            }
             return;
+        }
         struct source_conn *c = calloc(1, sizeof(*c));
         if (!c) {
             close(fd);
@@ -387,8 +394,15 @@ static void on_src_accept(EV_P_ ev_io *w, int revents)
     }
 }
 
+static void on_src_pause(EV_P_ ev_timer *w, int revents)
+{
+    struct shim *s = container_of(w, struct shim, src_pause);
+    ev_io_start(EV_A_ & s->src_accept);
+}
+
 enum fc_err shim_source_start(struct shim *s)
 {
+    ev_timer_init(&s->src_pause, on_src_pause, 1.0, 0);
     s->src_fd = net_tcp_listen(&s->opt.source_listen);
     if (s->src_fd < 0) {
         log_error(&s->log, "source-listen %s: %s", s->opt.source_listen.text, strerror(errno));
@@ -411,6 +425,7 @@ void shim_source_free(struct shim *s)
         conn_close(s->source, "shutdown");
     if (s->src_fd > 0) {
         ev_io_stop(s->loop, &s->src_accept);
+        ev_timer_stop(s->loop, &s->src_pause);
         close(s->src_fd);
         s->src_fd = -1;
     }

@@ -26,6 +26,14 @@ static bool stamp_run(struct stamper *st, uint64_t arrival_us, const uint16_t *s
         st->window_start_us = 0;
     }
     int64_t lag = (int64_t)arrival_us - (int64_t)(st->anchor_us + end_us);
+    if (st->resync && lag > SHIM_REANCHOR_US) {
+        /* A new input after an outage: continue the sample count, but from now. */
+        st->anchor_us += (uint64_t)lag;
+        st->reanchors++;
+        lag = 0;
+        moved = true;
+    }
+    st->resync = false;
     if (lag < 0) {
         st->anchor_us -= (uint64_t)(-lag); /* arrived earlier than thought possible */
         lag = 0;

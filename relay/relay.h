@@ -20,6 +20,7 @@
 #include "wire.h"
 
 #define RELAY_RING 8192                 /* slots per stream (power of two): > 2 min of frames */
+#define RELAY_MAX_SEQ_LEAP (64u * RELAY_RING) /* a seq this far ahead of the newest is bogus */
 #define RELAY_MAX_SESSIONS_PER_MOUNT 16 /* issue 3: a flood of sessions is dropped */
 #define RELAY_MAX_STREAMS 1024
 #define RELAY_MAX_LISTEN 16

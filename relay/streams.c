@@ -20,6 +20,10 @@ static enum seq_verdict classify(const struct rstream *s, uint64_t seq)
         return SEQ_STALE;
     if (s->frames > 0 && seq < s->max_seq && s->max_seq - seq >= RELAY_RING)
         return SEQ_STALE;
+    /* A leap far beyond anything a live stream can skip is a broken or hostile sender: accepting
+     * it would make every later, genuine frame look stale. */
+    if (s->frames > 0 && seq > s->max_seq && seq - s->max_seq > RELAY_MAX_SEQ_LEAP)
+        return SEQ_STALE;
     return SEQ_NEW;
 }
 

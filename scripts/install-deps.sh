@@ -8,7 +8,7 @@ PKGS=(
   libev-dev libmsgpack-dev libsodium-dev libmpg123-dev libcmocka-dev
   libcurl4-openssl-dev libjansson-dev libhttp-parser-dev libfaad-dev
   icecast2 ffmpeg mpg123 curl python3 iproute2 nftables procps psmisc
-  chromium
+  chromium mpv vlc-bin vlc-plugin-base mplayer ezstream
 )
 
 # hls.js for the web player (edge serves web/), from the npm registry, pinned by package-lock.

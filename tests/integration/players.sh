@@ -12,6 +12,7 @@ set -u
 fc_need_bin "$FC_BUILD/framecast-shim" "$FC_BUILD/framecast-relay" "$FC_BUILD/framecast-edge"
 for b in ffmpeg ffprobe mpg123; do command -v "$b" >/dev/null || fc_fail "$b not installed"; done
 
+# shellcheck disable=SC1112  # the typographic apostrophe is part of the title on purpose
 TITLE1='Players Test – Ünïcödé "Title"; O’Brien & Zoë'
 TITLE2="Second Title – Café; it's live"
 

@@ -49,6 +49,10 @@ STUB void edge_wake_listeners(struct emount *m)
 {
     (void)m;
 }
+STUB void edge_check_lag(struct emount *m)
+{
+    (void)m;
+}
 STUB void edge_wake_paced(struct emount *m)
 {
     (void)m;
