@@ -102,6 +102,7 @@ enum fc_err link_send_subscribe(struct link *l)
 static void start_io(struct link *l)
 {
     l->last_rx = ev_now(l->loop);
+    l->opened_at = l->last_rx;
     wire_reader_reset(l->rd);
     ev_io_set(&l->rio, l->fd, EV_READ);
     ev_io_start(l->loop, &l->rio);
@@ -202,6 +203,11 @@ static void on_retry(EV_P_ ev_timer *w, int revents)
 static void on_beat(EV_P_ ev_timer *w, int revents)
 {
     struct link *l = container_of(w, struct link, beat);
+    /* A peer that never proves the key (no valid HELLO) is not kept alive by sending bytes. */
+    if (!l->up && !l->connecting && ev_now(EV_A) - l->opened_at > LINK_HELLO_S) {
+        link_close(l, "no valid HELLO (wrong key?)");
+        return;
+    }
     if (ev_now(EV_A) - l->last_rx > LINK_DEAD_S) {
         link_close(l, l->connecting ? "connect timed out" : "peer silent for 3 s");
         return;

@@ -24,6 +24,7 @@
 
 #define LINK_HEARTBEAT_S 1.0 /* DESIGN.md §4 */
 #define LINK_DEAD_S 3.0      /* DESIGN.md §4 */
+#define LINK_HELLO_S 5.0     /* a connection must bring a verified HELLO within this */
 #define LINK_READS_PER_WAKE 16
 
 struct link;
@@ -69,6 +70,7 @@ struct link {
     ev_timer retry;              /* reconnect delay (outbound) */
     ev_timer beat;               /* heartbeat and dead-peer check, every LINK_HEARTBEAT_S */
     double last_rx;              /* ev_now of the last byte received */
+    double opened_at;            /* ev_now the connection opened */
     struct backoff bo;           /* reconnect delays */
     struct wire_reader *rd;      /* owned, fixed size */
     struct wire_decoder dec;     /* owned */
