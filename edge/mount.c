@@ -3,6 +3,7 @@
 #include <string.h>
 #include "clock.h"
 #include "edge.h"
+#include "text.h"
 
 struct emount *edge_mount_find(struct edge *e, const char *name, size_t len)
 {
@@ -95,24 +96,6 @@ static void drop_warn(struct edge *e, struct erelay *from, const char *why,
                  (unsigned long long)f->seq, (unsigned long long)suppressed);
 }
 
-/* Replace bytes that are not UTF-8 by '?': JSON (jansson) refuses invalid UTF-8. */
-static void utf8_sanitize(char *p)
-{
-    unsigned char *s = (unsigned char *)p;
-    while (*s) {
-        int n = *s < 0x80 ? 0 : (*s & 0xE0) == 0xC0 && *s >= 0xC2 ? 1 : (*s & 0xF0) == 0xE0 ? 2
-                : (*s & 0xF8) == 0xF0 && *s <= 0xF4 ? 3 : -1;
-        int ok = n >= 0;
-        for (int i = 1; ok && i <= n; i++)
-            ok = (s[i] & 0xC0) == 0x80;
-        if (!ok) {
-            *s++ = '?';
-            continue;
-        }
-        s += n + 1;
-    }
-}
-
 void edge_frame_in(struct edge *e, const struct wire_frame *f, struct erelay *from)
 {
     e->c.frames_in++;
@@ -145,7 +128,7 @@ void edge_frame_in(struct edge *e, const struct wire_frame *f, struct erelay *fr
     s->last_rx = ev_now(e->loop);
     if (f->has_meta && strcmp(m->title, f->title) != 0 && (!m->active || m->active == s)) {
         memcpy(m->title, f->title, sizeof(m->title));
-        utf8_sanitize(m->title);
+        text_utf8_sanitize(m->title); /* JSON (jansson) refuses invalid UTF-8 */
         icy_title_changed(m, f->title, f->url);
         log_info(&e->log, "mount=%s title=\"%s\"", m->name, m->title);
     }

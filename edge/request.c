@@ -1,46 +1,12 @@
 /* request.c - see request.h. */
 #include "request.h"
+#include "text.h"
 
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-bool request_unescape(const char *in, size_t len, char *out, size_t cap)
-{
-    size_t o = 0;
-    for (size_t i = 0; i < len; i++) {
-        char c = in[i];
-        if (c == '%') {
-            if (i + 2 >= len)
-                return false;
-            int hi = hexval(in[i + 1]), lo = hexval(in[i + 2]);
-            if (hi < 0 || lo < 0)
-                return false;
-            c = (char)(hi << 4 | lo);
-            i += 2;
-        } else if (c == '+') {
-            c = ' ';
-        }
-        if (o + 1 >= cap || c == '\0')
-            return false;
-        out[o++] = c;
-    }
-    out[o] = '\0';
-    return true;
-}
 
 static bool parse_number(const char *s, double *v)
 {
@@ -122,12 +88,12 @@ enum fc_err request_parse_query(const char *q, size_t len, struct stream_req *r,
          * too long to be ours) is skipped. */
         static const char *const known[] = {"offset", "at", "duration", "dvr"};
         const char *ours = NULL;
-        if (eq && request_unescape(q + i, (size_t)(eq - q - i), key, sizeof(key)))
+        if (eq && text_unescape(q + i, (size_t)(eq - q - i), key, sizeof(key)))
             for (size_t k = 0; k < sizeof(known) / sizeof(known[0]); k++)
                 if (strcmp(key, known[k]) == 0)
                     ours = known[k];
         if (ours) {
-            if (!request_unescape(eq + 1, (size_t)(q + amp - eq - 1), val, sizeof(val)))
+            if (!text_unescape(eq + 1, (size_t)(q + amp - eq - 1), val, sizeof(val)))
                 return *why = ours, FC_PROTO;
             enum fc_err err = set_param(r, key, val, why);
             if (err != FC_OK)

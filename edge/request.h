@@ -34,8 +34,4 @@ enum fc_err request_parse_query(const char *q, size_t len, struct stream_req *r,
  * ("2026-11-22T09:00:00Z", optional ".fff", "+00:00" accepted). */
 bool request_parse_time(const char *s, size_t len, double *unix_s);
 
-/* Percent-decode `len` bytes of `in` into `out` (capacity `cap`, NUL-terminated); '+' is a
- * space. Returns false on a bad escape or if it does not fit. */
-bool request_unescape(const char *in, size_t len, char *out, size_t cap);
-
 #endif

@@ -6,6 +6,7 @@
 #include <unistd.h>
 #include "clock.h"
 #include "shim.h"
+#include "text.h"
 
 #define FRAME_MSG_OVERHEAD 256 /* msgpack fields around the payload, tag, prefix */
 
@@ -122,41 +123,11 @@ void shim_input_reset(struct shim *s, enum fc_codec codec, bool resync)
     s->resync_seen = 0;
 }
 
-static bool utf8_valid(const char *p)
-{
-    const unsigned char *s = (const unsigned char *)p;
-    while (*s) {
-        int n = *s < 0x80 ? 0 : (*s & 0xE0) == 0xC0 ? 1 : (*s & 0xF0) == 0xE0 ? 2
-                : (*s & 0xF8) == 0xF0 ? 3 : -1;
-        if (n < 0 || (n == 1 && *s < 0xC2))
-            return false;
-        s++;
-        for (int i = 0; i < n; i++, s++)
-            if ((*s & 0xC0) != 0x80)
-                return false;
-    }
-    return true;
-}
-
-static void latin1_to_utf8(const char *in, char *out, size_t cap)
-{
-    size_t o = 0;
-    for (const unsigned char *p = (const unsigned char *)in; *p && o + 3 < cap; p++) {
-        if (*p < 0x80) {
-            out[o++] = (char)*p;
-        } else {
-            out[o++] = (char)(0xC0 | *p >> 6);
-            out[o++] = (char)(0x80 | (*p & 0x3F));
-        }
-    }
-    out[o] = '\0';
-}
-
 void shim_set_meta(struct shim *s, const char *title, const char *url)
 {
     char fixed[WIRE_META_MAX + 1];
-    if (!utf8_valid(title)) {
-        latin1_to_utf8(title, fixed, sizeof(fixed)); /* Shoutcast titles are often Latin-1 */
+    if (!text_utf8_valid(title)) {
+        text_latin1_to_utf8(title, fixed, sizeof(fixed)); /* Shoutcast titles are often Latin-1 */
         title = fixed;
     }
     if (strcmp(title, s->title) == 0 && strcmp(url, s->url) == 0)

@@ -21,6 +21,7 @@
 #include <unistd.h>
 #include "clock.h"
 #include "shim.h"
+#include "text.h"
 
 static void on_src_read(EV_P_ ev_io *w, int revents);
 
@@ -175,35 +176,6 @@ static enum fc_codec codec_of(const char *ctype)
     return FC_CODEC_NONE;
 }
 
-/* Query value of `key` (percent-decoded, '+' = space) into out; false if absent. */
-static bool query_value(const char *q, size_t len, const char *key, char *out, size_t cap)
-{
-    size_t klen = strlen(key);
-    for (size_t i = 0; i < len;) {
-        size_t amp = i;
-        while (amp < len && q[amp] != '&')
-            amp++;
-        if (amp - i > klen && memcmp(q + i, key, klen) == 0 && q[i + klen] == '=') {
-            size_t o = 0;
-            for (size_t j = i + klen + 1; j < amp && o + 1 < cap; j++) {
-                char ch = q[j];
-                if (ch == '+')
-                    ch = ' ';
-                else if (ch == '%' && j + 2 < amp) {
-                    char hex[3] = {q[j + 1], q[j + 2], 0};
-                    ch = (char)strtol(hex, NULL, 16);
-                    j += 2;
-                }
-                out[o++] = ch;
-            }
-            out[o] = '\0';
-            return true;
-        }
-        i = amp + 1;
-    }
-    return false;
-}
-
 /* Titles from playout software may be Latin-1 (or another charset): store UTF-8. */
 static void to_utf8(const char *charset, const char *in, char *out, size_t cap)
 {
@@ -230,12 +202,12 @@ static void admin_metadata(struct source_conn *c, const char *query, size_t qlen
     char mount[WIRE_MOUNT_MAX + 2] = "", mode[16] = "", charset[32] = "";
     if (!authorized(c))
         return reply_close(c, 401, "Unauthorized", "", "admin: bad credentials");
-    query_value(query, qlen, "mount", mount, sizeof(mount));
-    query_value(query, qlen, "mode", mode, sizeof(mode));
-    query_value(query, qlen, "charset", charset, sizeof(charset));
+    text_query_value(query, qlen, "mount", mount, sizeof(mount));
+    text_query_value(query, qlen, "mode", mode, sizeof(mode));
+    text_query_value(query, qlen, "charset", charset, sizeof(charset));
     if (!our_mount(c, mount, strlen(mount)))
         return reply_close(c, 404, "Not Found", "Source does not exist\n", "admin: other mount");
-    if (strcmp(mode, "updinfo") != 0 || !query_value(query, qlen, "song", song, sizeof(song)))
+    if (strcmp(mode, "updinfo") != 0 || !text_query_value(query, qlen, "song", song, sizeof(song)))
         return reply_close(c, 400, "Bad Request", "No such action\n", "admin: need mode=updinfo&song=");
     to_utf8(charset, song, utf8, sizeof(utf8));
     shim_set_meta(s, utf8, s->url);

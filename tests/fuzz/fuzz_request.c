@@ -23,7 +23,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     if (request_parse_time((const char *)data, size, &t))
         assert(isfinite(t));
-    if (request_unescape((const char *)data, size, out, sizeof(out)))
+    if (text_unescape((const char *)data, size, out, sizeof(out)))
         assert(strlen(out) < sizeof(out));
     return 0;
 }

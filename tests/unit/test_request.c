@@ -310,27 +310,27 @@ static void test_time_long(void **state)
     near(t, T_2026_11_22_0900);
 }
 
-/* ---- request_unescape ---- */
+/* ---- text_unescape ---- */
 
 static void test_unescape(void **state)
 {
     (void)state;
     char out[32];
-    assert_true(request_unescape("abc", 3, out, sizeof(out)));
+    assert_true(text_unescape("abc", 3, out, sizeof(out)));
     assert_string_equal(out, "abc");
-    assert_true(request_unescape("", 0, out, sizeof(out)));
+    assert_true(text_unescape("", 0, out, sizeof(out)));
     assert_string_equal(out, "");
-    assert_true(request_unescape("09%3A00%3a00", 12, out, sizeof(out)));
+    assert_true(text_unescape("09%3A00%3a00", 12, out, sizeof(out)));
     assert_string_equal(out, "09:00:00");
-    assert_true(request_unescape("a+b%20c", 7, out, sizeof(out)));
+    assert_true(text_unescape("a+b%20c", 7, out, sizeof(out)));
     assert_string_equal(out, "a b c");
-    assert_true(request_unescape("%2B%25", 6, out, sizeof(out)));
+    assert_true(text_unescape("%2B%25", 6, out, sizeof(out)));
     assert_string_equal(out, "+%");
-    assert_true(request_unescape("%41", 3, out, sizeof(out))); /* escape at the very end */
+    assert_true(text_unescape("%41", 3, out, sizeof(out))); /* escape at the very end */
     assert_string_equal(out, "A");
-    assert_true(request_unescape("%C3%A9", 6, out, sizeof(out)));
+    assert_true(text_unescape("%C3%A9", 6, out, sizeof(out)));
     assert_string_equal(out, "\xC3\xA9");
-    assert_true(request_unescape("abcdef", 3, out, sizeof(out))); /* only len bytes */
+    assert_true(text_unescape("abcdef", 3, out, sizeof(out))); /* only len bytes */
     assert_string_equal(out, "abc");
 }
 
@@ -338,18 +338,18 @@ static void test_unescape_bad(void **state)
 {
     (void)state;
     char out[32];
-    assert_false(request_unescape("%", 1, out, sizeof(out)));
-    assert_false(request_unescape("%4", 2, out, sizeof(out)));
-    assert_false(request_unescape("ab%", 3, out, sizeof(out)));
-    assert_false(request_unescape("ab%4", 4, out, sizeof(out)));
-    assert_false(request_unescape("%zz", 3, out, sizeof(out)));
-    assert_false(request_unescape("%4g", 3, out, sizeof(out)));
-    assert_false(request_unescape("%g4", 3, out, sizeof(out)));
-    assert_false(request_unescape("% 41", 4, out, sizeof(out)));
-    assert_false(request_unescape("%00", 3, out, sizeof(out))); /* no NUL inside a value */
-    assert_false(request_unescape("%%41", 4, out, sizeof(out)));
+    assert_false(text_unescape("%", 1, out, sizeof(out)));
+    assert_false(text_unescape("%4", 2, out, sizeof(out)));
+    assert_false(text_unescape("ab%", 3, out, sizeof(out)));
+    assert_false(text_unescape("ab%4", 4, out, sizeof(out)));
+    assert_false(text_unescape("%zz", 3, out, sizeof(out)));
+    assert_false(text_unescape("%4g", 3, out, sizeof(out)));
+    assert_false(text_unescape("%g4", 3, out, sizeof(out)));
+    assert_false(text_unescape("% 41", 4, out, sizeof(out)));
+    assert_false(text_unescape("%00", 3, out, sizeof(out))); /* no NUL inside a value */
+    assert_false(text_unescape("%%41", 4, out, sizeof(out)));
     /* "%41" cut to 2 bytes by len: the escape is incomplete. */
-    assert_false(request_unescape("%41", 2, out, sizeof(out)));
+    assert_false(text_unescape("%41", 2, out, sizeof(out)));
 }
 
 static void test_unescape_capacity(void **state)
@@ -357,15 +357,15 @@ static void test_unescape_capacity(void **state)
     (void)state;
     char out[8];
     memset(out, 'X', sizeof(out));
-    assert_true(request_unescape("abcdefg", 7, out, 8)); /* 7 + NUL fits exactly */
+    assert_true(text_unescape("abcdefg", 7, out, 8)); /* 7 + NUL fits exactly */
     assert_string_equal(out, "abcdefg");
-    assert_false(request_unescape("abcdefgh", 8, out, 8));
+    assert_false(text_unescape("abcdefgh", 8, out, 8));
     memset(out, 'X', sizeof(out));
-    assert_false(request_unescape("abcdefgh", 8, out, 4));
+    assert_false(text_unescape("abcdefgh", 8, out, 4));
     assert_int_equal(out[4], 'X'); /* nothing written past cap */
-    assert_true(request_unescape("%41%42%43", 9, out, 4)); /* 9 in, 3 out: fits */
+    assert_true(text_unescape("%41%42%43", 9, out, 4)); /* 9 in, 3 out: fits */
     assert_string_equal(out, "ABC");
-    assert_true(request_unescape("", 0, out, 1));
+    assert_true(text_unescape("", 0, out, 1));
     assert_string_equal(out, "");
 }
 
