@@ -173,67 +173,7 @@ alive_or_fail() {
   done
 }
 
-# --- timed listener: like record(), but also logs when each chunk arrived, so the largest stall can
-# be reported. timed_record URL FILE SECONDS: FILE gets the body, FILE.timeline "ms_since_start
-# bytes" per read; exits 0 after SECONDS. Tracked, PID in FC_LAST_PID.
-cat >"$FC_TMP/timed_listen.py" <<'PY'
-import socket, sys, time
-from urllib.parse import urlsplit
-url, out, secs = sys.argv[1], sys.argv[2], float(sys.argv[3])
-u = urlsplit(url)
-s = socket.create_connection((u.hostname, u.port), timeout=5)
-s.sendall(("GET %s HTTP/1.0\r\nHost: %s\r\nUser-Agent: fc-timed-listener\r\n\r\n" % (u.path, u.netloc)).encode())
-t0 = time.monotonic(); end = t0 + secs
-head = b""
-while b"\r\n\r\n" not in head:
-    c = s.recv(4096)
-    if not c:
-        sys.exit("connection closed in the response head")
-    head += c
-head, body = head.split(b"\r\n\r\n", 1)
-status = head.split(b"\r\n")[0]
-if b" 200 " not in status or b"chunked" in head.lower():
-    sys.exit("unexpected response: %r" % status)
-with open(out, "wb", buffering=0) as f, open(out + ".timeline", "w", buffering=1) as tl:
-    def got(b):
-        f.write(b); tl.write("%d %d\n" % ((time.monotonic() - t0) * 1000, len(b)))
-    if body:
-        got(body)
-    while True:
-        left = end - time.monotonic()
-        if left <= 0:
-            break
-        s.settimeout(left)
-        try:
-            b = s.recv(65536)
-        except socket.timeout:
-            break
-        if not b:
-            sys.exit("server closed the stream after %.1f s" % (time.monotonic() - t0))
-        got(b)
-PY
-timed_record() { fc_start "$(basename "$2").listener" python3 "$FC_TMP/timed_listen.py" "$1" "$2" "$3"; }
-# stall_report TIMELINE BYTES_PER_S: "max_arrival_gap_ms=G stalls=N max_stall_ms=M total_stall_ms=T"
-# where the stalls are those of a player that starts at the first byte and plays in real time at
-# BYTES_PER_S (CBR), with whatever the burst gave it as buffer: each time it runs dry is a gap heard.
-stall_report() {
-  python3 - "$1" "$2" <<'PY'
-import sys
-ev = [tuple(map(int, l.split())) for l in open(sys.argv[1]) if l.strip()]
-rate = float(sys.argv[2])
-gap = max((b[0] - a[0] for a, b in zip(ev, ev[1:])), default=0)
-now, buf, stalls = ev[0][0] / 1000.0, 0.0, []
-for t, n in ev:
-    dt = t / 1000.0 - now
-    if dt > buf:
-        stalls.append(dt - buf); buf = 0.0
-    else:
-        buf -= dt
-    buf += n / rate; now = t / 1000.0
-print("max_arrival_gap_ms=%d stalls=%d max_stall_ms=%d total_stall_ms=%d" % (
-    gap, len(stalls), max(stalls, default=0) * 1000, sum(stalls) * 1000))
-PY
-}
+. "$FC_LIB_DIR/timing_lib.sh"   # timed_record, stall_report
 
 # --- listener and the TCP cut timer ----------------------------------------------------------
 T0=$(now_ms)
