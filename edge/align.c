@@ -22,6 +22,7 @@ static bool envelope(const struct lane *l, uint64_t from_us, struct align_envelo
      * the shim may have moved its anchor inside the window, and offsets are in PTS terms. */
     for (uint32_t i = 0; i < ALIGN_MAX_SAMPLES; i++)
         e->v[i] = NAN;
+    e->n_valid = 0;
     for (; seq < l->end_seq; seq++) {
         const struct lane_frame *f = lane_get(l, seq);
         if (!f || f->state != LANE_PRESENT || f->samples != f0->samples ||
@@ -30,12 +31,16 @@ static bool envelope(const struct lane *l, uint64_t from_us, struct align_envelo
         uint64_t at = (f->pts_us - e->t0_us + e->step_us / 2) / e->step_us;
         if (at + 4 > ALIGN_MAX_SAMPLES)
             break;
-        for (int i = 0; i < 4; i++)
+        for (int i = 0; i < 4; i++) {
+            if (f->level[i] <= ALIGN_FLOOR_DB || !isnan(e->v[at + (uint64_t)i]))
+                continue;
             e->v[at + (uint64_t)i] = (float)f->level[i];
+            e->n_valid++;
+        }
         if (at + 4 > e->n)
             e->n = (uint32_t)(at + 4);
     }
-    return e->n >= 400; /* ~2.5 s at least */
+    return (uint64_t)e->n_valid * e->step_us >= ALIGN_MIN_HISTORY_US;
 }
 
 static double stddev(const struct align_envelope *e)
@@ -67,7 +72,7 @@ static double corr_at(const struct align_envelope *x, const struct align_envelop
         sx += a, sy += b, sxx += a * a, syy += b * b, sxy += a * b;
         n++;
     }
-    if (n < x->n / 2)
+    if (n < x->n_valid / 2)
         return -2;
     double cov = sxy - sx * sy / n, vx = sxx - sx * sx / n, vy = syy - sy * sy / n;
     if (vx <= 0 || vy <= 0)
@@ -82,7 +87,8 @@ enum align_result align_estimate(const struct lane *x, const struct lane *y,
     *corr = 0;
     const struct lane_frame *xl = x->any ? lane_get(x, x->end_seq - 1) : NULL;
     if (!xl || xl->pts_us < ALIGN_WINDOW_US + ALIGN_MAX_OFFSET_US)
-        return ALIGN_NODATA;
+        return ALIGN_NODATA; /* PTS near the epoch: not a stamped stream */
+    /* The window is fixed in PTS; how much of it holds measurements is counted by envelope(). */
     uint64_t from = xl->pts_us - ALIGN_WINDOW_US;
     if (!envelope(x, from, px) || !envelope(y, from - ALIGN_MAX_OFFSET_US, py) ||
         px->step_us != py->step_us)

@@ -1,6 +1,6 @@
 /*
- * align.h - estimating the content offset between two encoders of one mount (DESIGN.md §5
- * "Alignment").
+ * align.h - estimating the content offset between two encoders of one mount
+ * (docs/architecture.md §5.6 "Alignment").
  *
  * Each frame carries four sub-frame loudness values (dBFS). Two encoders fed the same programme
  * have the same loudness envelope, shifted by their latency difference. align_estimate()
@@ -22,6 +22,14 @@
                                         estimates through) */
 #define ALIGN_MIN_STDDEV_DB 1.5      /* flatter envelopes fall back to PTS */
 #define ALIGN_MAX_SAMPLES 16384      /* sub-frame values per envelope */
+#define ALIGN_MIN_HISTORY_US 8000000 /* the reference must hold this much measured loudness in
+                                        the window (floor frames not counted): with ~3 s a
+                                        quasi-periodic programme gave peaks 0.5 s off */
+#define ALIGN_FLOOR_DB (-127)        /* a level at the floor is no measurement: digital silence,
+                                        or a frame decoded without its bit reservoir (the first
+                                        frames after a mid-stream join) */
+#define ALIGN_AGREE_US 10000         /* two successive estimates within this agree (edge uses
+                                        an offset only once two agree) */
 
 enum align_result {
     ALIGN_OK = 0,  /* *off_us is the estimate */
@@ -31,8 +39,9 @@ enum align_result {
 };
 
 struct align_envelope {
-    float v[ALIGN_MAX_SAMPLES]; /* dB, NAN where a frame was lost */
-    uint32_t n;                 /* values used */
+    float v[ALIGN_MAX_SAMPLES]; /* dB, NAN where a frame was lost or its level is the floor */
+    uint32_t n;                 /* values used (span, including NAN) */
+    uint32_t n_valid;           /* of which are measurements (not NAN) */
     uint64_t t0_us;             /* PTS of v[0] */
     uint32_t step_us;           /* one sub-frame */
 };
@@ -44,7 +53,11 @@ struct align_scratch {
 
 /*
  * Estimate the offset from `x` to `y` (µs, positive when y runs behind x). `*corr` gets the
- * peak correlation (0 when not computed). Uses the frames held in both lanes.
+ * peak correlation (0 when not computed). Uses the frames held in both lanes: the last
+ * ALIGN_WINDOW_US of x, searched against y within ±ALIGN_MAX_OFFSET_US. Levels at
+ * ALIGN_FLOOR_DB are missing values. Returns ALIGN_NODATA while x holds less than
+ * ALIGN_MIN_HISTORY_US of measured levels in that window (or y too little), ALIGN_FLAT or
+ * ALIGN_WEAK as described above; *off_us is written only with ALIGN_OK.
  */
 enum align_result align_estimate(const struct lane *x, const struct lane *y,
                                  struct align_scratch *scratch, int64_t *off_us, double *corr);

@@ -23,6 +23,8 @@ static json_t *mount_json(const struct emount *m, double now)
         char sid[17];
         snprintf(sid, sizeof(sid), "%016llx", (unsigned long long)s->session);
         json_object_set_new(js, "session", json_string(sid));
+        json_object_set_new(js, "alignment_agreeing", json_integer((json_int_t)s->cand_n));
+        json_object_set_new(js, "first_time", json_boolean(s->first_time));
         json_array_append_new(streams, js);
     }
     uint64_t first = rewind_first_pts(&m->rw);

@@ -1,6 +1,6 @@
 /*
  * edge.h - framecast-edge: merge copies from several relays, reorder, keep a rewind buffer per
- * mount, serve listeners over HTTP (DESIGN.md §5).
+ * mount, serve listeners over HTTP (docs/architecture.md §5, §6, §7).
  *
  * One event loop. Frames from relay links go into a reorder buffer per stream
  * (mount, encoder, session); the mount's active stream (lowest priority number among the alive
@@ -36,7 +36,11 @@
 #define EDGE_RESYNC_US 1000000            /* output PTS re-based when off by more than 1 s */
 #define EDGE_ALIGN_EVERY_S 2.0            /* re-estimate encoder offsets */
 #define EDGE_PATCH_WAIT_S 2.0             /* wait this long for a backup to cover a gap */
-#define EDGE_START_GRACE_S 0.5            /* let every encoder's catch-up arrive before output */
+#define EDGE_START_GRACE_S 2.5            /* --start-grace default: a fresh mount waits this
+                                             long for every encoder before output begins (an
+                                             encoder 1.7 s late was seen in tests) */
+#define EDGE_ALIGN_WAIT_S 6.0             /* dead air: wait this long past --silence-failover
+                                             for a trusted offset before splicing by PTS */
 #define EDGE_LOUD_RECENT_S 2.0            /* "has sound" = a loud frame this recently */
 #define EDGE_TITLES_MAX 256               /* title changes remembered per mount */
 #define EDGE_METAINT_DEFAULT 16000        /* icy-metaint, as Icecast sends it */
@@ -80,6 +84,10 @@ struct estream {
     enum align_result off_how;         /* how off_us was last estimated */
     double off_at;                     /* ev_now of the last good estimate, 0 = none */
     double off_corr;                   /* correlation of that estimate */
+    int64_t cand_us;                   /* latest estimate not yet confirmed by a second one */
+    uint32_t cand_n;                   /* successive estimates agreeing with cand_us */
+    bool first_time;                   /* its encoder never fed this mount's output: it may
+                                          take over as soon as aligned (no --failback-after) */
     uint64_t frames_out;               /* frames this stream gave the mount */
     uint64_t patched;                  /* frames it gave to patch another stream's gaps */
     struct estream *next;
@@ -107,6 +115,9 @@ struct emount {
     double next_wake;                  /* ev_now of the next wake-up of caught-up listeners */
     double next_align;                 /* ev_now of the next offset estimate */
     struct estream *ref;               /* offsets are relative to this stream */
+    char fed[EDGE_MAX_STREAMS_PER_MOUNT][WIRE_ENCODER_MAX + 1]; /* encoders that fed output */
+    uint32_t n_fed;
+    bool splice_wait_logged;           /* "waiting for a trusted offset" logged */
     struct rewind rw;                  /* owned */
     bool has_audio;                    /* rw holds at least one frame */
     enum fc_codec codec;               /* of the latest output frame */
@@ -205,6 +216,7 @@ struct edge_opts {
     double max_skew_s;                 /* --max-skew */
     double max_lag_s;                  /* --max-lag */
     double failback_after_s;           /* --failback-after */
+    double start_grace_s;              /* --start-grace */
     double silence_failover_s;         /* --silence-failover, 0 = off */
     int silence_threshold_db;          /* --silence-threshold, dBFS */
     uint32_t metaint;                  /* --metaint: audio bytes between ICY blocks */
@@ -254,7 +266,15 @@ struct edge {
     ev_timer save_timer;               /* periodic rewind save (persist.c) */
     ev_child save_child;               /* the forked saver */
     pid_t save_pid;                    /* 0 when no save runs */
+    double test_now;                   /* unit tests: a fake clock for merge (s); 0 = ev_now */
 };
+
+/* The time merge and mount decisions use (s, libev's loop time): ev_now(), or the fake clock a
+ * unit test set in e->test_now. Loop thread only. */
+static inline double edge_now(const struct edge *e)
+{
+    return e->test_now > 0 ? e->test_now : ev_now(e->loop);
+}
 
 /* list helpers (intrusive, circular, with a head node) */
 static inline void list_init(struct list_node *h)
@@ -293,6 +313,9 @@ void edge_tick(struct edge *e);                 /* release due frames, stream he
 
 /* merge.c: move decided frames into lanes, choose the stream, splice, patch, output. */
 void merge_pump(struct edge *e, struct emount *m);
+/* merge.c: true if `encoder` has fed the output of `m` (its next session is a returning
+ * primary, held back by --failback-after, not a new encoder). */
+bool merge_encoder_fed(const struct emount *m, const char *encoder);
 /* merge.c: true if some stream of `m` is healthy (alive, not dead air). */
 bool merge_has_source(struct edge *e, struct emount *m);
 struct emount *edge_mount_find(struct edge *e, const char *name, size_t len);

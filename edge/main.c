@@ -25,6 +25,8 @@ static void usage(FILE *out)
             "  --max-skew S          drop frames whose PTS is further than S from now (default 60)\n"
             "  --max-lag S           disconnect listeners further behind live (default 30)\n"
             "  --failback-after S    primary healthy this long before output returns to it (default 10)\n"
+            "  --start-grace S       a new mount waits this long for every encoder before output\n"
+            "                        begins, so it starts on the best priority (default 2.5)\n"
             "  --silence-failover S  dead air this long while a backup has sound: fail over\n"
             "                        (default 15, 0 = off)\n"
             "  --silence-threshold DB  level under which a frame is silent (default -50)\n"
@@ -68,7 +70,7 @@ static void add_hls_group(struct edge *e, const char *arg)
 static void parse_args(struct edge *e, int argc, char **argv)
 {
     enum { O_LISTEN = 1, O_RELAY, O_KEY, O_BURST, O_REORDER, O_REWIND, O_TIMEOUT, O_SKEW,
-           O_LAG, O_NODE, O_JSON, O_FAILBACK, O_SILENCE, O_SILENCE_DB, O_SOURCELESS, O_WEBHOOK, O_RWDIR, O_RWEVERY, O_METAINT, O_HLSSEG, O_HLSGROUP, O_WEBROOT };
+           O_LAG, O_NODE, O_JSON, O_FAILBACK, O_GRACE, O_SILENCE, O_SILENCE_DB, O_SOURCELESS, O_WEBHOOK, O_RWDIR, O_RWEVERY, O_METAINT, O_HLSSEG, O_HLSGROUP, O_WEBROOT };
     static const struct option opts[] = {
         {"listen", required_argument, 0, O_LISTEN},   {"relay", required_argument, 0, O_RELAY},
         {"key", required_argument, 0, O_KEY},         {"burst", required_argument, 0, O_BURST},
@@ -78,6 +80,7 @@ static void parse_args(struct edge *e, int argc, char **argv)
         {"node", required_argument, 0, O_NODE},       {"log-json", no_argument, 0, O_JSON},
         {"failback-after", required_argument, 0, O_FAILBACK},
         {"silence-failover", required_argument, 0, O_SILENCE},
+        {"start-grace", required_argument, 0, O_GRACE},
         {"silence-threshold", required_argument, 0, O_SILENCE_DB},
         {"sourceless-after", required_argument, 0, O_SOURCELESS},
         {"alert-webhook", required_argument, 0, O_WEBHOOK},
@@ -98,6 +101,7 @@ static void parse_args(struct edge *e, int argc, char **argv)
     e->opt.max_skew_s = 60;
     e->opt.max_lag_s = 30;
     e->opt.failback_after_s = 10;
+    e->opt.start_grace_s = EDGE_START_GRACE_S;
     e->opt.silence_failover_s = 15;
     e->opt.silence_threshold_db = -50;
     e->opt.sourceless_after_s = 30;
@@ -141,6 +145,9 @@ static void parse_args(struct edge *e, int argc, char **argv)
             break;
         case O_LAG:
             e->opt.max_lag_s = cli_double(prog, "--max-lag", optarg, 1, 86400);
+            break;
+        case O_GRACE:
+            e->opt.start_grace_s = cli_double(prog, "--start-grace", optarg, 0, 60);
             break;
         case O_FAILBACK:
             e->opt.failback_after_s = cli_double(prog, "--failback-after", optarg, 0, 86400);

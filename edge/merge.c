@@ -1,5 +1,5 @@
-/* merge.c - one output per mount from several encoders (DESIGN.md §5 "Merge", "Encoder
- * choice", "Alignment").
+/* merge.c - one output per mount from several encoders (docs/architecture.md §5.4 to §5.9:
+ * health, encoder choice, alignment, splicing, patching, silence failover).
  *
  * Each stream's reorder buffer decides its seqs into the stream's lane. The mount outputs the
  * active stream's frames in seq order into the rewind buffer, re-stamped from the sample count.
@@ -25,19 +25,19 @@ static uint64_t frame_dur(const struct lane_frame *f)
 
 static bool alive(const struct edge *e, const struct estream *s)
 {
-    return s->lane.any && ev_now(e->loop) - s->last_rx < e->opt.stream_timeout_s;
+    return s->lane.any && edge_now(e) - s->last_rx < e->opt.stream_timeout_s;
 }
 
 static bool has_sound(const struct edge *e, const struct estream *s)
 {
-    return ev_now(e->loop) - s->loud_last < EDGE_LOUD_RECENT_S;
+    return edge_now(e) - s->loud_last < EDGE_LOUD_RECENT_S;
 }
 
 /* Dead air: silent for --silence-failover while another alive stream has sound. */
 static bool dead_air(const struct edge *e, const struct emount *m, const struct estream *s)
 {
     if (e->opt.silence_failover_s <= 0 || s->silent_since == 0 ||
-        ev_now(e->loop) - s->silent_since < e->opt.silence_failover_s)
+        edge_now(e) - s->silent_since < e->opt.silence_failover_s)
         return false;
     for (const struct estream *t = m->streams; t; t = t->next)
         if (t != s && alive(e, t) && has_sound(e, t))
@@ -72,7 +72,7 @@ static void note_level(struct edge *e, struct estream *s, const struct reorder_f
     for (int i = 1; i < 4; i++)
         if (f->level[i] > loudest)
             loudest = f->level[i];
-    double now = ev_now(e->loop);
+    double now = edge_now(e);
     if (loudest < e->opt.silence_threshold_db) {
         if (s->silent_since == 0)
             s->silent_since = now;
@@ -84,7 +84,7 @@ static void note_level(struct edge *e, struct estream *s, const struct reorder_f
 
 static void fill_lanes(struct edge *e, struct emount *m)
 {
-    uint64_t now_us = (uint64_t)(ev_now(e->loop) * 1e6);
+    uint64_t now_us = (uint64_t)(edge_now(e) * 1e6);
     for (struct estream *s = m->streams; s; s = s->next) {
         const struct reorder_frame *f;
         uint64_t lost;
@@ -96,7 +96,7 @@ static void fill_lanes(struct edge *e, struct emount *m)
         }
         bool h = healthy(e, m, s);
         if (h && s->healthy_since == 0)
-            s->healthy_since = ev_now(e->loop);
+            s->healthy_since = edge_now(e);
         else if (!h)
             s->healthy_since = 0;
     }
@@ -113,9 +113,27 @@ static struct estream *reference(struct emount *m)
     return ref;
 }
 
+/*
+ * An estimate is used only once the next one agrees with it (within ALIGN_AGREE_US): a single
+ * estimate from a quasi-periodic stretch of programme can lock on a peak half a second off, and
+ * successive windows (EDGE_ALIGN_EVERY_S apart) then disagree. A trusted offset changes the same
+ * way, so one bad window never moves it.
+ */
+static bool confirmed(struct estream *s, int64_t d)
+{
+    if (s->cand_n > 0 && llabs(d - s->cand_us) <= ALIGN_AGREE_US) {
+        s->cand_n++;
+        s->cand_us = d;
+        return true;
+    }
+    s->cand_us = d;
+    s->cand_n = 1;
+    return false;
+}
+
 static void update_offsets(struct edge *e, struct emount *m)
 {
-    double now = ev_now(e->loop);
+    double now = edge_now(e);
     if (now < m->next_align)
         return;
     m->next_align = now + EDGE_ALIGN_EVERY_S;
@@ -130,6 +148,7 @@ static void update_offsets(struct edge *e, struct emount *m)
         int64_t base = ref->off_us;
         for (struct estream *s = m->streams; s; s = s->next) {
             s->off_us = known ? s->off_us - base : 0;
+            s->cand_n = 0;
             if (!known) {
                 s->off_how = ALIGN_NODATA;
                 s->off_at = 0;
@@ -146,18 +165,19 @@ static void update_offsets(struct edge *e, struct emount *m)
         int64_t d = 0;
         double corr = 0;
         enum align_result r = align_estimate(&ref->lane, &s->lane, e->align, &d, &corr);
-        if (r == ALIGN_OK && (s->off_how != ALIGN_OK || llabs(d - s->off_us) > 5000))
-            log_info(&e->log, "mount=%s encoder=%s offset_ms=%.1f vs=%s corr=%.2f", m->name,
-                     s->encoder, d / 1000.0, ref->encoder, corr);
-        if (r == ALIGN_OK) {
+        s->off_corr = corr;
+        if (r == ALIGN_OK && confirmed(s, d)) {
+            if (s->off_how != ALIGN_OK || llabs(d - s->off_us) > 5000)
+                log_info(&e->log, "mount=%s encoder=%s offset_ms=%.1f vs=%s corr=%.2f agreeing=%u",
+                         m->name, s->encoder, d / 1000.0, ref->encoder, corr, s->cand_n);
             s->off_us = d;
             s->off_at = now;
+            s->off_how = ALIGN_OK;
+        } else if (s->off_how != ALIGN_OK) {
+            /* never trusted: PTS alignment until two estimates agree */
+            s->off_us = 0;
+            s->off_how = r == ALIGN_OK ? ALIGN_NODATA : r;
         }
-        else if (s->off_how == ALIGN_NODATA)
-            s->off_us = 0; /* never estimated: PTS alignment */
-        if (r == ALIGN_OK || s->off_how == ALIGN_NODATA)
-            s->off_how = r;
-        s->off_corr = corr;
     }
 }
 
@@ -200,6 +220,29 @@ static bool compatible(const struct lane_frame *a, const struct lane_frame *b)
            a->channels == b->channels && a->samples == b->samples;
 }
 
+/* `s` now feeds the output: its encoder is no longer new to the mount. */
+static void note_fed(struct emount *m, struct estream *s)
+{
+    m->splice_wait_logged = false;
+    for (uint32_t i = 0; i < m->n_fed; i++)
+        if (strcmp(m->fed[i], s->encoder) == 0)
+            goto out;
+    if (m->n_fed < EDGE_MAX_STREAMS_PER_MOUNT)
+        memcpy(m->fed[m->n_fed++], s->encoder, sizeof(m->fed[0]));
+out:
+    for (struct estream *t = m->streams; t; t = t->next)
+        if (strcmp(t->encoder, s->encoder) == 0)
+            t->first_time = false;
+}
+
+bool merge_encoder_fed(const struct emount *m, const char *encoder)
+{
+    for (uint32_t i = 0; i < m->n_fed; i++)
+        if (strcmp(m->fed[i], encoder) == 0)
+            return true;
+    return m->n_fed >= EDGE_MAX_STREAMS_PER_MOUNT; /* list full: treat as known */
+}
+
 /* For MP3, the frame nearest `seq` (±2) that needs no bit reservoir from frames before it. */
 static uint64_t splice_frame(const struct lane *l, uint64_t seq)
 {
@@ -232,6 +275,35 @@ static struct estream *best(struct edge *e, struct emount *m, const struct estre
     return b;
 }
 
+/* The offset from the reference to `s` can be used for a splice: two estimates agreed. */
+static bool trusted(const struct estream *s)
+{
+    return s->off_how == ALIGN_OK && s->off_at > 0;
+}
+
+/*
+ * Dead air on the active stream: it still sends, so there is time to wait for an offset to the
+ * backup that can be trusted (a splice by PTS alone is off by the encoders' latency difference),
+ * bounded by EDGE_ALIGN_WAIT_S. A stream that stopped is replaced at once.
+ */
+static bool wait_for_offset(struct edge *e, struct emount *m, const struct estream *cur,
+                            const struct estream *b)
+{
+    if (!alive(e, cur) || (trusted(cur) && trusted(b)) || b->off_how == ALIGN_FLAT)
+        return false;
+    double waited = edge_now(e) - cur->silent_since - e->opt.silence_failover_s;
+    if (waited >= EDGE_ALIGN_WAIT_S) {
+        log_warn(&e->log, "mount=%s dead air on %s: no trusted offset to %s after %.1f s, "
+                 "splicing by PTS", m->name, cur->encoder, b->encoder, waited);
+        return false;
+    }
+    if (!m->splice_wait_logged)
+        log_info(&e->log, "mount=%s dead air on %s: waiting for a trusted offset to %s",
+                 m->name, cur->encoder, b->encoder);
+    m->splice_wait_logged = true;
+    return true;
+}
+
 /* Which stream should be active now (may be the current one). */
 static struct estream *target(struct edge *e, struct emount *m)
 {
@@ -239,15 +311,17 @@ static struct estream *target(struct edge *e, struct emount *m)
     if (!cur || !b || b == cur)
         return b ? b : cur;
     if (!healthy(e, m, cur))
-        return b;
-    double now = ev_now(e->loop);
+        return wait_for_offset(e, m, cur, b) ? cur : b;
+    double now = edge_now(e);
     /* Fail back once the primary has been healthy long enough and the offset between it and the
      * current stream has been measured since it came back (a restarted encoder has a new
-     * latency); after a further correlation window, PTS alignment has to do. */
-    bool measured = (cur->off_at > b->healthy_since && b->off_at > 0) || b->off_how == ALIGN_FLAT ||
-                    now - b->healthy_since >= e->opt.failback_after_s + ALIGN_WINDOW_US / 1e6;
-    if (b->priority < cur->priority && now - b->healthy_since >= e->opt.failback_after_s &&
-        measured)
+     * latency); after a further correlation window, PTS alignment has to do. An encoder that
+     * never fed this mount (it arrived after output began) is not a primary that failed: it
+     * takes over as soon as it is aligned. */
+    double hold = b->first_time ? 0 : e->opt.failback_after_s;
+    bool measured = (cur->off_at > b->healthy_since && b->off_at > 0 && trusted(cur)) ||
+                    b->off_how == ALIGN_FLAT || now - b->healthy_since >= hold + ALIGN_WINDOW_US / 1e6;
+    if (b->priority < cur->priority && now - b->healthy_since >= hold && measured)
         return b; /* fail back */
     return cur;
 }
@@ -290,6 +364,7 @@ static bool splice(struct edge *e, struct emount *m, struct estream *to)
                          from->encoder, "to", to->encoder, "splice_offset_ms", off / 1000.0,
                          "splice_error_ms", ((double)f->pts_us - (double)at) / 1000.0,
                          "alignment", align_result_name(to->off_how), "discontinuity", disc));
+    note_fed(m, to);
     m->active = to;
     m->cur_seq = seq;
     m->src_end_us = f->pts_us;
@@ -304,7 +379,7 @@ static bool splice(struct edge *e, struct emount *m, struct estream *to)
 static bool patch(struct edge *e, struct emount *m, uint64_t n)
 {
     struct estream *cur = m->active, *b = best(e, m, cur);
-    double now = ev_now(e->loop);
+    double now = edge_now(e);
     uint64_t dur = m->last_dur_us, span = n * dur;
     if (m->gap_since == 0)
         m->gap_since = now;
@@ -363,6 +438,7 @@ static uint64_t lost_run(const struct lane *l, uint64_t seq, bool *closed)
 
 static void start(struct edge *e, struct emount *m, struct estream *s)
 {
+    note_fed(m, s);
     m->active = s;
     m->cur_seq = lane_oldest(&s->lane);
     log_info(&e->log, "event=source mount=%s encoder=%s from_seq=%llu", m->name, s->encoder,
@@ -375,7 +451,7 @@ void merge_pump(struct edge *e, struct emount *m)
     update_offsets(e, m);
     if (!m->active) {
         struct estream *s = best(e, m, NULL);
-        if (!s || ev_now(e->loop) - m->first_seen < EDGE_START_GRACE_S)
+        if (!s || edge_now(e) - m->first_seen < e->opt.start_grace_s)
             return;
         start(e, m, s);
     }

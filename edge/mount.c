@@ -31,7 +31,7 @@ struct emount *edge_mount_new(struct edge *e, const char *name, enum fc_codec co
     m->next = e->mounts;
     e->mounts = m;
     e->n_mounts++;
-    m->first_seen = ev_now(e->loop);
+    m->first_seen = edge_now(e);
     log_info(&e->log, "mount new mount=%s", m->name);
     return m;
 }
@@ -63,8 +63,9 @@ struct estream *edge_stream_new(struct edge *e, struct emount *m, const char *en
     snprintf(s->encoder, sizeof(s->encoder), "%s", encoder);
     s->session = session;
     s->priority = priority;
-    s->first_rx = ev_now(e->loop);
+    s->first_rx = edge_now(e);
     s->off_how = ALIGN_NODATA; /* not measured yet: PTS alignment */
+    s->first_time = !merge_encoder_fed(m, s->encoder);
     s->next = m->streams;
     m->streams = s;
     m->n_streams++;
@@ -90,7 +91,7 @@ static void drop_warn(struct edge *e, struct erelay *from, const char *why,
                       const struct wire_frame *f)
 {
     uint64_t suppressed;
-    if (log_limit_pass(&e->ll, ev_now(e->loop), &suppressed))
+    if (log_limit_pass(&e->ll, edge_now(e), &suppressed))
         log_warn(&e->log, "peer=%s dropped frame: %s mount=%s encoder=%s seq=%llu suppressed=%llu",
                  from ? from->link.peer : "?", why, f->mount, f->encoder,
                  (unsigned long long)f->seq, (unsigned long long)suppressed);
@@ -120,12 +121,12 @@ void edge_frame_in(struct edge *e, const struct wire_frame *f, struct erelay *fr
             return;
         }
     }
-    if (reorder_push(&s->ro, f, (uint64_t)(ev_now(e->loop) * 1e6)) == FC_OK) {
+    if (reorder_push(&s->ro, f, (uint64_t)(edge_now(e) * 1e6)) == FC_OK) {
         e->c.first_copies++;
         if (from)
             from->first_copies++;
     }
-    s->last_rx = ev_now(e->loop);
+    s->last_rx = edge_now(e);
     if (f->has_meta && strcmp(m->title, f->title) != 0 && (!m->active || m->active == s)) {
         memcpy(m->title, f->title, sizeof(m->title));
         text_utf8_sanitize(m->title); /* JSON (jansson) refuses invalid UTF-8 */
@@ -166,7 +167,7 @@ static void check_sourceless(struct edge *e, struct emount *m, double now)
 
 void edge_tick(struct edge *e)
 {
-    double now = ev_now(e->loop);
+    double now = edge_now(e);
     for (struct emount *m = e->mounts; m; m = m->next) {
         merge_pump(e, m);
         if (m->wake_pending && now >= m->next_wake) {

@@ -376,6 +376,11 @@ static void on_save_timer(EV_P_ ev_timer *w, int revents)
     if (pid == 0) {
         signal(SIGTERM, SIG_DFL);
         signal(SIGINT, SIG_DFL);
+        /* The child must not hold listener or relay sockets: a listener that closes would get
+         * no FIN until the save ends. Slabs stay readable through their mappings. */
+        if (close_range(3, ~0u, 0) != 0)
+            for (int fd = 3; fd < 65536; fd++)
+                close(fd);
         int rc = 0;
         for (struct emount *m = e->mounts; m; m = m->next) {
             char path[PATH_MAX];

@@ -1,4 +1,5 @@
 /* main.c - framecast-shim: flags and config, then the event loop. */
+#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <sodium.h>
@@ -156,6 +157,32 @@ static void on_stats(EV_P_ ev_timer *w, int revents)
                  (unsigned long long)s->targets[i].dropped);
 }
 
+/*
+ * Test hook FC_DEBUG_DROP_SEQ=N[,M...]: those sequence numbers are never sent on any path (the
+ * patch test needs a frame lost everywhere). It is loud on purpose: a warning at start names
+ * the seqs, and a malformed value is a configuration error (exit 2), never silently half-read.
+ */
+static void debug_drop_parse(struct shim *s, const char *prog)
+{
+    const char *v = getenv("FC_DEBUG_DROP_SEQ");
+    if (!v)
+        return;
+    for (const char *p = v; *p;) {
+        char *end;
+        errno = 0;
+        unsigned long long q = strtoull(p, &end, 10);
+        if (end == p || errno || *p == '-' || (*end != ',' && *end != '\0') ||
+            s->n_debug_drop >= SHIM_DEBUG_DROP_MAX) {
+            fprintf(stderr, "%s: FC_DEBUG_DROP_SEQ=\"%s\": expected up to %d comma-separated "
+                    "sequence numbers\n", prog, v, SHIM_DEBUG_DROP_MAX);
+            exit(CLI_EXIT_USAGE);
+        }
+        s->debug_drop[s->n_debug_drop++] = q;
+        p = *end == ',' ? end + 1 : end;
+    }
+    log_warn(&s->log, "test hook FC_DEBUG_DROP_SEQ=%s: these frames are NOT sent", v);
+}
+
 int main(int argc, char **argv)
 {
     static struct shim shim;
@@ -173,11 +200,7 @@ int main(int argc, char **argv)
     s->loop = ev_default_loop(0);
     s->framer = &framer;
     randombytes_buf(&s->session, sizeof(s->session));
-    for (const char *p = getenv("FC_DEBUG_DROP_SEQ"); p && *p && s->n_debug_drop < 16;) {
-        char *end;
-        s->debug_drop[s->n_debug_drop++] = strtoull(p, &end, 10);
-        p = *end == ',' ? end + 1 : "";
-    }
+    debug_drop_parse(s, prog);
     ev_signal_init(&s->sigint, on_signal, SIGINT);
     ev_signal_start(s->loop, &s->sigint);
     ev_signal_init(&s->sigterm, on_signal, SIGTERM);

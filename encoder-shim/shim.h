@@ -1,6 +1,6 @@
 /*
  * shim.h - framecast-shim: take a station's audio, frame it, stamp it, MAC it, send every frame
- * to every target (DESIGN.md §1, §2).
+ * to every target (docs/architecture.md §1.2, §3).
  *
  * Inputs: --pull URL (libcurl multi-socket API on libev, Icy-MetaData: 1, ICY blocks removed,
  * StreamTitle carried as frame meta, reconnect with backoff), --file PATH (looped in real time).
@@ -26,10 +26,11 @@
 #include "wire.h"
 
 #define SHIM_MAX_TARGETS 16
+#define SHIM_DEBUG_DROP_MAX 16          /* seqs FC_DEBUG_DROP_SEQ may name (test hook) */
 #define SHIM_TCP_QUEUE_MSGS 4096        /* frames queued per TCP target (~100 s of MP3) */
 #define SHIM_TCP_QUEUE_BYTES (4u << 20)
-#define SHIM_META_REPEAT_S 5.0          /* DESIGN.md §3: title repeated every 5 s */
-#define SHIM_REANCHOR_US 200000         /* DESIGN.md §2: re-anchor past 200 ms drift */
+#define SHIM_META_REPEAT_S 5.0          /* docs/architecture.md §2.1: title every 5 s */
+#define SHIM_REANCHOR_US 200000         /* docs/architecture.md §3.4: re-anchor past 200 ms */
 #define SHIM_DRIFT_WINDOW_US 5000000    /* late for this long without a break: re-anchor */
 #define SHIM_COALESCE_S 0.01            /* a burst's chunks closer than this are one batch */
 #define SHIM_BURST_COALESCE_S 0.1       /* ... or this, while audio arrives faster than real time */
@@ -45,7 +46,7 @@
 #define SHIM_SOURCE_HANDSHAKE_S 10.0    /* a handshake must complete within this */
 #define SHIM_SOURCE_STALL_S 10.0        /* a source sending nothing this long is dropped */
 
-/* PTS anchoring (stamp.c), DESIGN.md §2. */
+/* PTS anchoring (stamp.c), docs/architecture.md §3.3. */
 struct stamper {
     bool anchored;           /* anchor_us is valid */
     uint64_t anchor_us;      /* wall-clock µs of sample 0 */
@@ -201,7 +202,7 @@ struct shim {
 
     ev_timer stats;
     ev_signal sigint, sigterm;
-    uint64_t debug_drop[16];  /* FC_DEBUG_DROP_SEQ: seqs never sent (tests) */
+    uint64_t debug_drop[SHIM_DEBUG_DROP_MAX]; /* FC_DEBUG_DROP_SEQ: seqs never sent (tests) */
     int n_debug_drop;
     uint64_t frames_sent;
     uint64_t frames_skipped;  /* re-sent burst frames skipped after reconnect */

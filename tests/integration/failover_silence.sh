@@ -12,19 +12,27 @@
 #   - the listener's audio after the switch is the programme: at least 90% of its 100 ms chunks
 #     are located in a direct recording of /backup.mp3 with correlation >= 0.7, none silent;
 #   - ffmpeg decodes the listener's audio without an error.
+#   - the splice error across the silence, measured against the programme (the offset of the
+#     listener's audio in the backup's recording after the switch vs before the silence), is at
+#     most one MP3 frame (FC_SPLICE_MAX_MS, default 26.2 ms).
+# Before the listener starts, the test waits on the edge's own state: the backup's alignment reads
+# 'correlation' (the edge trusts an offset only once two successive estimates agree), bounded by
+# the time left before the silence; a set-up that is not aligned by then is reported as a slow
+# set-up, with the edge's state.
 # Also prints the edge's detection time (silence start at the source -> failover log line; the
-# source->shim latency is included) and the splice error across the silence, measured against the
-# programme (a warning if above one frame).
+# source->shim latency is included).
 #
-# Env: FC_KEEP=1 keeps the temp dir; FC_SILENCE_MARGIN (s, default 1.5).
+# Env: FC_KEEP=1 keeps the temp dir; FC_SILENCE_MARGIN (s, default 1.5); FC_SPLICE_MAX_MS.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/splice_lib.sh"
 sp_need
 
-SIL_T=16                    # programme second the primary goes silent
+SIL_T=30                    # programme second the primary goes silent (alignment needs ~8 s of
+                            # history and two agreeing estimates 2 s apart: ample time before it)
 SIL_FAILOVER=3
 MARGIN=${FC_SILENCE_MARGIN:-1.5}
+MAX_MS=${FC_SPLICE_MAX_MS:-26.2}
 END_AFTER=10                # listener stops this long after the silence began
 T=$FC_TMP
 
@@ -44,7 +52,7 @@ if ! sp_wait_alignment "$budget"; then
   for p in "$SP_EDGE_PID" "$SP_R1" "$SP_R2" "$SHIM_A" "$SHIM_B" "$SP_SRC_PID"; do
     fc_alive "$p" || fc_fail "${FC_PID_NAME[$p]} died while waiting for alignment"
   done
-  fc_fail "backup alignment not 'correlation' ${budget}s after start (5 s before the silence): $(sp_state)"
+  fc_fail "slow set-up: backup alignment not 'correlation' (two agreeing estimates) within ${budget}s, 5 s before the silence: $(sp_state)"
 fi
 ST=$(sp_state)
 EST_OFF=$(sp_field b.offset_ms "$ST")
@@ -129,8 +137,8 @@ if [ -n "$SW" ]; then
   [ "$silent_after" = 0 ] || bad "$silent_after silent chunks after the switch"
   ev=$(grep '^event ' "$T/measure.txt" | head -n1)
   SPLICE_ERR=$(sp_kv splice_error_ms "$ev")
-  sp_abs_le "$SPLICE_ERR" "$SP_FRAME_MS" ||
-    echo "failover_silence: WARN splice error across the silence ${SPLICE_ERR} ms exceeds one frame ($SP_FRAME_MS ms)"
+  sp_abs_le "$SPLICE_ERR" "$MAX_MS" ||
+    bad "splice error across the silence ${SPLICE_ERR} ms exceeds one frame ($MAX_MS ms)"
   DMG=$(sp_damage "$T/refb.pcm" "$T/got.pcm" "$SW" 0)   # from the switch on (silence before)
   awk -v d="$DMG" -v f="$SP_FRAME_MS" 'BEGIN{exit !(d > f)}' &&
     echo "failover_silence: WARN ${DMG} ms around the switch match no programme (damaged audio)"

@@ -21,8 +21,10 @@ set -euo pipefail
 . "$(dirname "$0")/splice_lib.sh"
 sp_need
 
-PATCH_AT=16                 # programme second of the dropped frame
-LISTEN_FROM_LATEST=10       # the listener starts by this programme second at the latest
+PATCH_AT=30                 # programme second of the dropped frame
+LISTEN_FROM_LATEST=24       # the listener starts by this programme second at the latest (the
+                            # edge trusts an offset after ~8 s of history and two agreeing
+                            # estimates: the wait below is on that state, bounded by this)
 END_AFTER=8                 # ... and runs until this long after the patch
 MAX_MS=${FC_SPLICE_MAX_MS:-26.1}
 T=$FC_TMP
@@ -46,7 +48,7 @@ if ! sp_wait_alignment "$budget"; then
   for p in "$SP_EDGE_PID" "$SP_R1" "$SP_R2" "$SHIM_A" "$SHIM_B" "$SP_SRC_PID"; do
     fc_alive "$p" || fc_fail "${FC_PID_NAME[$p]} died while waiting for alignment"
   done
-  fc_fail "backup alignment not 'correlation' by programme second $LISTEN_FROM_LATEST: $(sp_state)"
+  fc_fail "slow set-up: backup alignment not 'correlation' (two agreeing estimates) by programme second $LISTEN_FROM_LATEST: $(sp_state)"
 fi
 ST=$(sp_state)
 EST_OFF=$(sp_field b.offset_ms "$ST")
