@@ -1,5 +1,5 @@
 /* listener.c - HTTP/1.x listeners: requests parsed with http-parser, audio written with writev
- * straight from the mount's rewind buffer (DESIGN.md §5 "Listeners"). */
+ * straight from the mount's rewind buffer (docs/architecture.md §7). */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -237,7 +237,7 @@ static void parse_request(struct elistener *l, char *buf, size_t len)
 /*
  * Requests are read into the edge's scratch buffer; most arrive whole and need no memory of
  * their own. Only a request split across reads is kept, in a per-listener buffer freed once it
- * is routed (memory per listener, DESIGN.md §7).
+ * is routed (memory per listener, docs/architecture.md §9.4).
  */
 static void on_read(EV_P_ ev_io *w, int revents)
 {

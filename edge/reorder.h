@@ -1,5 +1,5 @@
 /*
- * reorder.h - per-stream reorder buffer keyed by seq (DESIGN.md §5 "Merge").
+ * reorder.h - per-stream reorder buffer keyed by seq (docs/architecture.md §5.2).
  *
  * Copies of a stream's frames arrive from several relays in any order. Frames are held in
  * REORDER_SLOTS slots indexed by seq; contiguous ones are released at once. A missing seq is

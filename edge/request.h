@@ -1,6 +1,6 @@
 /*
  * request.h - what a listener's request asks for: query parameters of GET /<mount>
- * (DESIGN.md §5 "Listeners"): `offset=S` (seconds behind live), `at=T` (Unix seconds or
+ * (docs/architecture.md §7.4): `offset=S` (seconds behind live), `at=T` (Unix seconds or
  * ISO-8601 UTC such as 2026-11-22T09:00:00Z), `duration=S` (a download of that span).
  * Pure parsing; no allocation; no callbacks.
  */

@@ -1,5 +1,5 @@
 /*
- * rewind.h - a mount's audio in memory (DESIGN.md §5 "Rewind buffer").
+ * rewind.h - a mount's audio in memory (docs/architecture.md §6 "Rewind buffer").
  *
  * Frames are appended in output order into large slabs (REWIND_SLAB_BYTES; a frame never
  * straddles two slabs, so at most one frame's worth is wasted per slab). Slabs are shared
@@ -22,7 +22,7 @@
 #include "fc.h"
 
 #define REWIND_SLAB_BYTES (4u << 20) /* 4 MiB: ~8.7 min of 64 kbps; the open slab wastes < 4 MiB */
-#define REWIND_INDEX_US 500000       /* DESIGN.md §5: an index point every 0.5 s */
+#define REWIND_INDEX_US 500000       /* docs/architecture.md §6.2: an index point every 0.5 s */
 
 struct rewind_slab {
     uint64_t abs_start; /* abs of data[0] */

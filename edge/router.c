@@ -1,4 +1,4 @@
-/* router.c - what each request path gets (DESIGN.md §5 "Listeners"): the mount's audio (live,
+/* router.c - what each request path gets (docs/architecture.md §7.2): the mount's audio (live,
  * time-shifted or a download), JSON, playlists, HLS. */
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,5 +1,5 @@
 /*
- * level.h - per-frame loudness for the FRAME `level` field (DESIGN.md §2).
+ * level.h - per-frame loudness for the FRAME `level` field (docs/architecture.md §3.6).
  *
  * Each frame is decoded (libmpg123 for MP3, libfaad2 for ADTS) and its PCM split into four equal
  * parts; each part's RMS over all channels, in dBFS, rounded and clamped to -127..0, is one

@@ -1,4 +1,4 @@
-/* stamp.c - PTS anchoring (DESIGN.md §2).
+/* stamp.c - PTS anchoring (docs/architecture.md §3.3, §3.4).
  *
  * PTS of frame i = anchor + samples before i * 1e6 / sample_rate: smooth by construction. The
  * anchor is the earliest consistent one: no frame may end after it arrived, so each batch that

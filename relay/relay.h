@@ -1,5 +1,5 @@
 /*
- * relay.h - framecast-relay: verify, dedupe, keep a catch-up window, fan out (DESIGN.md §4).
+ * relay.h - framecast-relay: verify, dedupe, catch-up window, fan out (docs/architecture.md §4).
  *
  * One event loop. Frames arrive on TCP links (shims pushing, --upstream relays) and UDP sockets
  * (unicast or multicast). Each stream (mount, encoder, session) has a ring of RELAY_RING slots

@@ -1,4 +1,4 @@
-/* streams.c - per-stream dedupe ring and catch-up window (DESIGN.md §4). */
+/* streams.c - per-stream dedupe ring and catch-up window (docs/architecture.md §4.2, §4.3). */
 #include <stdlib.h>
 #include <string.h>
 #include "clock.h"

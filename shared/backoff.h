@@ -1,5 +1,5 @@
 /*
- * backoff.h - jittered exponential reconnect delays (DESIGN.md §4: 100 ms to 5 s).
+ * backoff.h - jittered exponential reconnect delays (docs/architecture.md §2.4: 100 ms to 5 s).
  */
 #ifndef FC_BACKOFF_H
 #define FC_BACKOFF_H

@@ -1,5 +1,5 @@
 /*
- * cli.h - command-line helpers shared by the three programs (DESIGN.md §6).
+ * cli.h - command-line helpers shared by the three programs (docs/architecture.md §1.4).
  *
  * Every flag also has a JSON config key: `--config FILE` holds an object whose keys are flag
  * names without dashes; arrays repeat a flag, `true` gives a bare flag. cli_expand() splices the

@@ -1,7 +1,7 @@
 /*
  * clock.h - the two clocks framecast uses.
  *
- * Wall clock (CLOCK_REALTIME, µs since the Unix epoch) stamps PTS (DESIGN.md §2); timeouts use
+ * Wall clock (CLOCK_REALTIME, µs since epoch) stamps PTS (docs/architecture.md §3.1); timeouts use
  * libev's monotonic ev_now() instead, never the wall clock.
  */
 #ifndef FC_CLOCK_H

@@ -24,7 +24,7 @@ enum fc_err {
 /* Returns a static, human-readable name for `err` ("protocol error", ...). Never NULL. */
 const char *fc_strerror(enum fc_err err);
 
-/* Codec numbers as carried in wire FRAME messages (DESIGN.md §3). */
+/* Codec numbers as carried in wire FRAME messages (docs/architecture.md §2.1). */
 enum fc_codec {
     FC_CODEC_NONE = 0,
     FC_CODEC_MP3 = 1,  /* MPEG-1/2/2.5 Layer III, ISO/IEC 11172-3 and 13818-3 */

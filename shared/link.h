@@ -1,5 +1,5 @@
 /*
- * link.h - one framecast TCP connection speaking wire protocol v1 (DESIGN.md §3, §4).
+ * link.h - one TCP connection speaking wire protocol v1 (docs/architecture.md §2.3, §2.4).
  *
  * Shared by the shim (to relays), the relay (accepted peers and --upstream) and the edge (to
  * relays). A link sends HELLO when the connection opens, expects HELLO first, then passes every
@@ -22,8 +22,8 @@
 #include "outq.h"
 #include "wire.h"
 
-#define LINK_HEARTBEAT_S 1.0 /* DESIGN.md §4 */
-#define LINK_DEAD_S 3.0      /* DESIGN.md §4 */
+#define LINK_HEARTBEAT_S 1.0 /* docs/architecture.md §2.4 */
+#define LINK_DEAD_S 3.0      /* docs/architecture.md §2.4 */
 #define LINK_HELLO_S 5.0     /* a connection must bring a verified HELLO within this */
 #define LINK_READS_PER_WAKE 16
 

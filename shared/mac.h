@@ -1,5 +1,5 @@
 /*
- * mac.h - the mesh key and message tags (DESIGN.md §3).
+ * mac.h - the mesh key and message tags (docs/architecture.md §2.2).
  *
  * Every wire message carries a 16-byte tag: keyed BLAKE2b-128 (libsodium crypto_generichash)
  * over the msgpack body, with a 32-byte mesh key shared by shims, relays and edges. Verification

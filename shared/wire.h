@@ -1,5 +1,5 @@
 /*
- * wire.h - framecast wire protocol v1 (DESIGN.md §3): msgpack bodies with a 16-byte tag.
+ * wire.h - wire protocol v1 (docs/architecture.md §2): msgpack bodies with a 16-byte tag.
  *
  * A message is a msgpack array `[1, type, ...]` followed by its MAC tag (mac.h). On TCP each
  * message is preceded by a uint32 big-endian length (body + tag, at most WIRE_MAX_MSG); on UDP and
@@ -22,7 +22,7 @@
 
 #define WIRE_VERSION 1
 #define WIRE_LEN_BYTES 4          /* TCP length prefix, big-endian */
-#define WIRE_MAX_MSG 65536        /* body + tag, DESIGN.md §3 */
+#define WIRE_MAX_MSG 65536        /* body + tag, docs/architecture.md §2.3 */
 #define WIRE_MOUNT_MAX 64         /* bytes, [A-Za-z0-9._-] */
 #define WIRE_ENCODER_MAX 32       /* bytes, same charset */
 #define WIRE_NODE_MAX 64          /* HELLO node name */

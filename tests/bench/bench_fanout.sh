@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Listener fan-out, side by side with icecast2 (DESIGN.md §7): N listeners on the same MP3 mount,
+# Listener fan-out beside icecast2 (docs/architecture.md §9.4): N listeners on the same MP3 mount,
 # once on icecast2 directly and once on a framecast edge fed from that icecast2 through a shim and
 # a relay. Prints each server's CPU time per listener-second (utime+stime from /proc, the listener
 # processes excluded), time to first audio byte, and the edge's RSS per listener.

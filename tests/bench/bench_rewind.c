@@ -1,6 +1,6 @@
 /*
  * bench_rewind - memory and seek cost of a mount's rewind buffer (edge/rewind.c, issue 4 item 7,
- * DESIGN.md §5 "memory within 2% of the audio bytes held").
+ * docs/architecture.md §6.3: memory within 2% of the audio bytes held).
  *
  * Fills one buffer with 8 hours of synthetic 64 kbps MP3 (MPEG-1 Layer III, 44.1 kHz, joint
  * stereo: header FF FB 50 44, 208 bytes, or FF FB 52 44 with the padding bit, 209 bytes, padded
@@ -31,7 +31,7 @@
 #define BASE_PTS 1795330800000000ull        /* 2026-11-22T07:00:00Z, µs */
 #define CURSORS 1000
 #define READ_BYTES (64u * 1024)             /* what each cursor reads after its seek */
-#define RATIO_MAX 1.02                      /* DESIGN.md §5 */
+#define RATIO_MAX 1.02                      /* docs/architecture.md §6.3 */
 #define FIXED_ALLOW_BYTES (8u << 20)        /* issue 4: "plus a fixed few MiB" (open slab, index) */
 
 static uint64_t rss_bytes(void)

@@ -11,7 +11,7 @@
 # gaps == 0, the listener never ran dry (a player starting with the 4 s burst as its buffer; with
 # framecmp alone a 10 s stall would pass), every process is still alive, and the edge noticed the
 # frozen relay: an event=relay_down line for relay 2 with reason "peer silent for 3 s" within
-# 2.5..6 s of SIGSTOP (heartbeat every 1 s, dead after 3 s of silence: DESIGN.md §4). Prints the
+# 2.5..6 s of SIGSTOP (heartbeat every 1 s, dead after 3 s: docs/architecture.md §2.4). Prints the
 # detection times, the frames checked, the largest arrival gap and the edge's counters.
 #
 # Env: FC_KEEP=1 keeps the temp dir; FC_STOP_S (how long relay 2 stays frozen, default 10).

@@ -1,6 +1,6 @@
 /*
  * test_relay_dedupe.c - unit tests for the relay's per-stream dedupe ring and catch-up window
- * (relay/streams.c, DESIGN.md §4). streams.c is included whole; rpeer_wants() and
+ * (relay/streams.c, docs/architecture.md §4.2). streams.c is included whole; rpeer_wants() and
  * rpeer_send_frame() live in relay/peers.c, which is not linked, so they are stubbed here: the
  * stub records every frame queued to a peer. relay_frame_in() forwards raw message bytes
  * verbatim, so each "raw message" here is just 16 bytes carrying the frame's seq and session.

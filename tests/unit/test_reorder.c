@@ -1,6 +1,6 @@
 /*
  * test_reorder.c - unit tests for the edge's per-stream reorder buffer (edge/reorder.c,
- * DESIGN.md §5 "Merge"). Frames are built by hand: reorder never parses headers, so each
+ * docs/architecture.md §5.2). Frames are built by hand: reorder never parses headers, so each
  * payload is a pattern derived from its seq and length, and every released frame is compared
  * byte for byte with what was pushed. Times are explicit monotonic µs values.
  */
@@ -16,7 +16,7 @@
 
 #include "../../edge/reorder.c"
 
-#define REORDER_US 300000u       /* --reorder-ms default (DESIGN.md §5) */
+#define REORDER_US 300000u       /* --reorder-ms default (docs/architecture.md §5.2) */
 #define T0_US 1000000000u        /* an arbitrary monotonic start */
 #define SMALL_LEN 417u           /* a 128 kbps 44.1 kHz MP3 frame */
 #define PAYLOAD_MAX 8192u        /* WIRE_MAX_PAYLOAD */

@@ -1,5 +1,5 @@
 /*
- * test_stamp.c - unit tests for the shim's PTS anchoring (encoder-shim/stamp.c, DESIGN.md §2).
+ * test_stamp.c - the shim's PTS anchoring (encoder-shim/stamp.c, docs/architecture.md §3.3).
  * Arrival times are synthetic wall-clock µs values. Frames are MP3 Layer III: 1152 samples, at
  * 44.1 kHz (26122 µs rounded down) unless a test changes the rate. "Real time" means a frame
  * arrives when its last sample would have played on the sample clock.

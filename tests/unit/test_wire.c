@@ -1,6 +1,6 @@
 /*
  * test_wire.c - unit tests for the wire protocol v1 (shared/wire.c) and message tags
- * (shared/mac.c), DESIGN.md §3.
+ * (shared/mac.c), docs/architecture.md §2.
  *
  * Valid messages come from the encoders; malformed ones are packed by hand with msgpack-c and
  * tagged with mac_tag(), so each test reaches the field check it aims at rather than stopping
@@ -219,7 +219,7 @@ static const int8_t LEVEL[4] = {-1, -2, -3, -4};
 static void hand_default(struct hand *h)
 {
     memset(h, 0, sizeof(*h));
-    h->n_items = h->n_written = 15; /* [1, 1, + 13 fields], DESIGN.md §3 */
+    h->n_items = h->n_written = 15; /* [1, 1, + 13 fields], docs/architecture.md §2.1 */
     h->version = WIRE_VERSION;
     h->type = WIRE_FRAME;
     h->mount = "live";
