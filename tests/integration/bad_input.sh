@@ -27,6 +27,9 @@ expect_usage --relay "$FC_BUILD/framecast-edge" --listen 127.0.0.1:1 --key "$FC_
 expect_usage --burst "$FC_BUILD/framecast-edge" --listen 127.0.0.1:1 --relay 127.0.0.1:2 --burst x --key "$FC_TMP/mesh.key"
 echo '{"relay": [1, {"x": 2}]}' >"$FC_TMP/bad.json"
 expect_usage --config "$FC_BUILD/framecast-edge" --config "$FC_TMP/bad.json"
+expect_usage --start-grace "$FC_BUILD/framecast-edge" --listen 127.0.0.1:1 --relay 127.0.0.1:2 --start-grace -1 --key "$FC_TMP/mesh.key"
+# The shim's test hook is a configuration error when malformed, never half-read.
+expect_usage FC_DEBUG_DROP_SEQ env FC_DEBUG_DROP_SEQ=5,x "$FC_BUILD/framecast-shim" --mount m --encoder a --file x --to tcp://127.0.0.1:1 --key "$FC_TMP/mesh.key"
 fc_log "bad command lines: exit 2 naming the flag"
 
 # -- a running chain fed from a file
