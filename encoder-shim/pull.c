@@ -73,27 +73,42 @@ static void start_body(struct shim *s)
              codec == FC_CODEC_ADTS ? "adts" : "mp3", s->metaint);
 }
 
+static uint64_t batch_audio_us(const struct shim *s)
+{
+    uint64_t us = 0;
+    for (size_t i = 0; i < s->n_batch; i++)
+        us += clock_samples_to_us(s->batch_samples[i], s->batch_rate[i]);
+    return us;
+}
+
 static size_t write_cb(char *data, size_t size, size_t n, void *userp)
 {
     struct shim *s = userp;
+    uint64_t now = clock_wall_us();
+    uint64_t gap_us = s->got_body ? now - s->batch_arrival_us : 0; /* since the last chunk */
     if (!s->got_body)
         start_body(s);
-    uint64_t now = clock_wall_us();
     if (s->n_batch == 0)
         s->batch_first_us = now;
+    uint64_t before_us = batch_audio_us(s);
     icy_demux_feed(&s->icy, (const uint8_t *)data, size * n, on_icy_audio, on_icy_meta, s);
     /* Chunks of a burst arrive back to back: stamp them as one batch, so the whole burst lands
      * in the past instead of each chunk pulling the anchor back (stamp.c). While the batch holds
-     * much more audio than the time it took to arrive (a server's burst on connect), wait a
-     * little longer for the rest of it; in steady state a batch is stamped 10 ms after it came. */
-    uint64_t audio_us = 0;
-    for (size_t i = 0; i < s->n_batch; i++)
-        audio_us += clock_samples_to_us(s->batch_samples[i], s->batch_rate[i]);
-    bool bursting = audio_us > now - s->batch_first_us + SHIM_BURST_MARGIN_US &&
-                    now - s->batch_first_us < SHIM_BURST_MAX_WAIT_US;
+     * much more audio than the time it took to arrive (a server's burst on connect), it waits for
+     * a chunk that comes at real-time pace (the server's live edge) and is stamped with that
+     * chunk's arrival, for at most SHIM_BURST_MAX_WAIT_US. Stamped at the burst's own last chunk,
+     * the anchor would be late by the burst's transfer time, and the first real-time batch would
+     * pull it back: PTS stepping backwards. In steady state a batch is stamped SHIM_COALESCE_S
+     * after it came. */
+    uint64_t audio_us = batch_audio_us(s), age_us = now - s->batch_first_us;
+    bool bursting = audio_us > age_us + SHIM_BURST_MARGIN_US && age_us < SHIM_BURST_MAX_WAIT_US;
+    bool live = gap_us >= (uint64_t)(SHIM_COALESCE_S * 1e6) && audio_us >= before_us &&
+                audio_us - before_us <= gap_us + SHIM_BURST_MARGIN_US;
     s->batch_arrival_us = now;
     ev_timer_stop(s->loop, &s->pull_flush);
-    ev_timer_set(&s->pull_flush, bursting ? SHIM_BURST_COALESCE_S : SHIM_COALESCE_S, 0);
+    ev_timer_set(&s->pull_flush,
+                 bursting && !live ? (double)(SHIM_BURST_MAX_WAIT_US - age_us) / 1e6
+                                   : SHIM_COALESCE_S, 0);
     ev_timer_start(s->loop, &s->pull_flush);
     return size * n;
 }

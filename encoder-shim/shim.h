@@ -33,9 +33,10 @@
 #define SHIM_REANCHOR_US 200000         /* docs/architecture.md §3.4: re-anchor past 200 ms */
 #define SHIM_DRIFT_WINDOW_US 5000000    /* late for this long without a break: re-anchor */
 #define SHIM_COALESCE_S 0.01            /* a burst's chunks closer than this are one batch */
-#define SHIM_BURST_COALESCE_S 0.1       /* ... or this, while audio arrives faster than real time */
-#define SHIM_BURST_MARGIN_US 200000     /* "faster": the batch holds this much more than its age */
-#define SHIM_BURST_MAX_WAIT_US 2000000  /* a burst is stamped after at most this long */
+#define SHIM_BURST_MARGIN_US 200000     /* "faster": the batch holds this much more than its age;
+                                           "real-time pace": a chunk brings at most this much
+                                           more audio than the time since the previous one */
+#define SHIM_BURST_MAX_WAIT_US 2000000  /* a burst waits for real-time pace at most this long */
 #define SHIM_HISTORY 4096               /* frame hashes kept to skip a reconnect's re-sent burst */
 #define SHIM_FILE_MAX (1u << 30)        /* --file is read into memory: at most 1 GiB */
 #define SHIM_PULL_STALL_S 10            /* no byte for this long: the upstream is stalled */

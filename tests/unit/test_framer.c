@@ -4,8 +4,10 @@
  * correct lengths and a deterministic payload free of 0xFF bytes, so only the garbage a test
  * inserts on purpose can look like a sync word.
  *
- * FC_TEST_MP3 / FC_TEST_AAC name real files to frame as well (default tests/data/sample.mp3 and
- * tests/data/sample.aac); those tests are skipped when the file is absent.
+ * Real files are framed too: tests/data/sample.mp3 (2 s, 44.1 kHz stereo, 128 kbit/s, no Xing
+ * frame), sample-id3.mp3 (the same audio behind a 72-byte ID3v2.3 tag) and sample.aac (2 s ADTS
+ * AAC-LC), made by tests/data/README.md. A missing file fails the test (run from the repository
+ * root, as `make unit` does); FC_TEST_MP3 / FC_TEST_AAC name other files to frame instead.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -645,49 +647,113 @@ static void test_feed_when_full(void **state)
     assert_string_equal(fc_strerror(FC_PROTO), "protocol error");
 }
 
-/* Frame a real file when one is provided: no garbage, consistent frames. */
-static void frame_real_file(enum fc_codec codec, const char *env, const char *fallback)
+#define REAL_MAX_BYTES (1024 * 1024) /* frames kept from one real file */
+
+/* What framing a real file gave. */
+struct real_result {
+    size_t frames;         /* frames returned */
+    size_t frame_bytes;    /* their total length */
+    size_t file_bytes;     /* bytes read */
+    struct frame_info first;
+    uint64_t tags_skipped;
+    uint8_t *audio;        /* the frames, concatenated (malloc'd) */
+};
+
+/*
+ * Frame a real file in odd-sized chunks: every frame agrees with the first (rate, channels,
+ * samples) and no byte is garbage. `path` (or the file named by `env`, if set) must exist.
+ */
+static struct real_result frame_real_file(enum fc_codec codec, const char *env, const char *path)
 {
-    const char *path = getenv(env) ? getenv(env) : fallback;
+    struct real_result r = {0};
+    bool custom = env && getenv(env);
+    if (custom)
+        path = getenv(env);
     FILE *fp = fopen(path, "rb");
     uint8_t chunk[1500]; /* odd size: chunk edges fall inside frames */
     const uint8_t *frame;
-    struct frame_info info, first = {0};
+    struct frame_info info;
     size_t n;
 
-    if (!fp) {
-        skip();
-        return;
-    }
+    if (!fp)
+        fail_msg("%s: cannot open (run from the repository root, as `make unit` does)", path);
+    r.audio = malloc(REAL_MAX_BYTES);
+    assert_non_null(r.audio);
     framer_init(&res.f, codec);
-    res.frames = 0;
-    while ((n = fread(chunk, 1, sizeof chunk, fp)) > 0) {
-        for (size_t off = 0; off < n;) {
+    for (bool eof = false; !eof;) {
+        n = fread(chunk, 1, sizeof chunk, fp);
+        r.file_bytes += n;
+        eof = n == 0;
+        if (eof)
+            framer_finish(&res.f);
+        size_t off = 0;
+        do {
             off += framer_feed(&res.f, chunk + off, n - off);
             while (framer_next(&res.f, &frame, &info) == FC_OK) {
-                if (res.frames++ == 0)
-                    first = info;
-                assert_int_equal(info.sample_rate, first.sample_rate);
-                assert_int_equal(info.channels, first.channels);
+                if (r.frames++ == 0)
+                    r.first = info;
+                assert_int_equal(info.sample_rate, r.first.sample_rate);
+                assert_int_equal(info.channels, r.first.channels);
+                assert_int_equal(info.samples, r.first.samples);
+                assert_true(r.frame_bytes + info.len <= REAL_MAX_BYTES);
+                memcpy(r.audio + r.frame_bytes, frame, info.len);
+                r.frame_bytes += info.len;
             }
-        }
+        } while (off < n);
     }
     fclose(fp);
-    framer_finish(&res.f);
-    while (framer_next(&res.f, &frame, &info) == FC_OK)
-        res.frames++;
-    assert_true(res.frames > 10);
     assert_int_equal(res.f.garbage_bytes, 0);
+    assert_int_equal(res.f.info_frames_dropped, 0);
+    r.tags_skipped = res.f.tags_skipped;
+    if (!custom)
+        assert_true(r.frames > 10);
+    return r;
 }
 
+/* 2 s of a 1 kHz tone, LAME at 128 kbit/s: 78 frames (ffprobe -count_packets), every byte a
+ * frame byte. */
 static void test_real_mp3(void **state)
 {
-    frame_real_file(FC_CODEC_MP3, "FC_TEST_MP3", "tests/data/sample.mp3");
+    struct real_result r = frame_real_file(FC_CODEC_MP3, "FC_TEST_MP3", "tests/data/sample.mp3");
+    if (!getenv("FC_TEST_MP3")) {
+        assert_int_equal(r.frames, 78);
+        assert_int_equal(r.frame_bytes, r.file_bytes);
+        assert_int_equal(r.tags_skipped, 0);
+        assert_int_equal(r.first.sample_rate, 44100);
+        assert_int_equal(r.first.channels, 2);
+        assert_int_equal(r.first.samples, 1152);
+        assert_int_equal(r.first.bitrate, 128000);
+    }
+    free(r.audio);
 }
 
+/* The same audio behind an ID3v2.3 tag: the tag is skipped and the frames are byte for byte
+ * those of the untagged file. */
+static void test_real_mp3_id3(void **state)
+{
+    struct real_result plain = frame_real_file(FC_CODEC_MP3, NULL, "tests/data/sample.mp3");
+    struct real_result tagged = frame_real_file(FC_CODEC_MP3, NULL, "tests/data/sample-id3.mp3");
+    assert_int_equal(tagged.tags_skipped, 1);
+    assert_int_equal(tagged.frames, plain.frames);
+    assert_int_equal(tagged.frame_bytes, plain.frame_bytes);
+    assert_int_equal(tagged.file_bytes, plain.file_bytes + 72); /* 10-byte header + 62 */
+    assert_memory_equal(tagged.audio, plain.audio, plain.frame_bytes);
+    free(plain.audio);
+    free(tagged.audio);
+}
+
+/* 2 s of the tone, FFmpeg's AAC-LC in ADTS: 88 frames of 1024 samples. */
 static void test_real_aac(void **state)
 {
-    frame_real_file(FC_CODEC_ADTS, "FC_TEST_AAC", "tests/data/sample.aac");
+    struct real_result r = frame_real_file(FC_CODEC_ADTS, "FC_TEST_AAC", "tests/data/sample.aac");
+    if (!getenv("FC_TEST_AAC")) {
+        assert_int_equal(r.frames, 88);
+        assert_int_equal(r.frame_bytes, r.file_bytes);
+        assert_int_equal(r.first.sample_rate, 44100);
+        assert_int_equal(r.first.channels, 2);
+        assert_int_equal(r.first.samples, 1024);
+    }
+    free(r.audio);
 }
 
 int main(void)
@@ -712,6 +778,7 @@ int main(void)
         cmocka_unit_test(test_trailing_junk),
         cmocka_unit_test(test_feed_when_full),
         cmocka_unit_test(test_real_mp3),
+        cmocka_unit_test(test_real_mp3_id3),
         cmocka_unit_test(test_real_aac),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

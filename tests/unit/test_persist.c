@@ -45,6 +45,11 @@ STUB bool merge_has_source(struct edge *e, struct emount *m)
     (void)e, (void)m;
     return false;
 }
+STUB bool merge_encoder_fed(const struct emount *m, const char *encoder)
+{
+    (void)m, (void)encoder;
+    return false;
+}
 STUB void edge_wake_listeners(struct emount *m)
 {
     (void)m;

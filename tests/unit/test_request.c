@@ -1,6 +1,6 @@
 /*
- * test_request.c - unit tests for the query of GET /<mount> (edge/request.c, DESIGN.md §5
- * "Listeners", issue 4 items 2-3): `offset=S`, `at=T` (Unix seconds or ISO-8601 UTC, with Z,
+ * test_request.c - tests for the query of GET /<mount> (edge/request.c, docs/architecture.md §7.4,
+ * issue 4 items 2-3): `offset=S`, `at=T` (Unix seconds or ISO-8601 UTC, with Z,
  * .fff, +00:00, and percent-encoded colons), `duration=S`, `dvr=S`; malformed values and offset
  * with at give FC_PROTO naming the parameter; percent-decoding and its bad escapes.
  */
@@ -208,7 +208,7 @@ static void test_long_values(void **state)
 
 /*
  * request.h: "unknown keys are ignored". A player's own long parameter (a token, a tracking
- * id) must not make the request fail; this reports (skips) when it does.
+ * id) must not make the request fail.
  */
 static void test_long_unknown_ignored(void **state)
 {
@@ -217,27 +217,26 @@ static void test_long_unknown_ignored(void **state)
     memset(q, 0, sizeof(q));
     strcpy(q, "offset=20&token=");
     memset(q + strlen(q), 'a', 200);
-    struct stream_req r;
+    struct stream_req r1, r;
     const char *why = NULL;
-    enum fc_err e1 = request_parse_query(q, strlen(q), &r, &why);
+    enum fc_err e1 = request_parse_query(q, strlen(q), &r1, &why);
     memset(q, 0, sizeof(q));
     memset(q, 'k', 40);
     strcat(q, "=1&offset=20");
     const char *why2 = NULL;
     enum fc_err e2 = request_parse_query(q, strlen(q), &r, &why2);
-    if (e1 != FC_OK || e2 != FC_OK) {
-        print_message("KNOWN: an unknown parameter with a value > 95 bytes (err %d, why \"%s\") "
-                      "or a key > 31 bytes (err %d, why \"%s\") makes the query fail\n",
-                      e1, why ? why : "", e2, why2 ? why2 : "");
-        skip();
-    }
+    if (e1 != FC_OK || e2 != FC_OK)
+        fail_msg("an unknown parameter with a value > 95 bytes (err %d, why \"%s\") or a key > "
+                 "31 bytes (err %d, why \"%s\") makes the query fail",
+                 e1, why ? why : "", e2, why2 ? why2 : "");
+    near(r1.offset_s, 20);
     near(r.offset_s, 20);
 }
 
 /*
  * A literal '+' in a query is a space (application/x-www-form-urlencoded), so
  * ?at=2026-11-22T09:00:00+00:00 typed by hand arrives as "...09:00:00 00:00". request.h says
- * "+00:00 accepted"; this reports (skips, so `make unit` stays green) when that form is refused.
+ * "+00:00 accepted": the space form is accepted as +00:00.
  */
 static void test_at_literal_plus(void **state)
 {
@@ -245,11 +244,8 @@ static void test_at_literal_plus(void **state)
     struct stream_req r;
     const char *why = NULL;
     const char *q = "at=2026-11-22T09:00:00+00:00";
-    if (request_parse_query(q, strlen(q), &r, &why) != FC_OK) {
-        print_message("KNOWN: query \"%s\" refused (why \"%s\"): the '+' decodes to a space; "
-                      "clients must send %%2B00:00 or Z\n", q, why);
-        skip();
-    }
+    if (request_parse_query(q, strlen(q), &r, &why) != FC_OK)
+        fail_msg("query \"%s\" refused (why \"%s\"): the '+' decodes to a space", q, why);
     near(r.at_s, T_2026_11_22_0900);
 }
 
