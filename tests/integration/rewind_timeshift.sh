@@ -2,9 +2,19 @@
 # Rewind buffer, time-shifted listening and persistence across a restart (issue 4).
 #
 # A --file shim (a 60 s MP3 of a non-repeating signal, looped) -> relay -> edge with
-# --rewind-dir and --rewind-save-every 5. A live listener records 40 s. At t = 30 s:
-#   ?offset=20            frames byte-identical to a contiguous run of the live recording, at the
-#                         position its X-Framecast-Start says (PTS difference / frame duration);
+# --rewind-dir and --rewind-save-every 5. A live listener records 40 s, every read timestamped
+# (timing_lib.sh). At t = 30 s:
+#   ?offset=20            frames byte-identical to a contiguous run of the live recording, starting
+#                         20 s (+- one frame) behind live as the live listener saw it, not as the
+#                         edge's header says: its first frame is found in the live recording
+#                         (frame K) and "live" at the moment of the request is the frames the live
+#                         listener had received by then (L, when the request was sent; L', after
+#                         its first read >= 110 ms after the offset listener's first byte: the edge
+#                         writes caught-up listeners every 100 ms): 20 s must lie within
+#                         [L - K, L' - K] widened by one frame (a bracket ~4-8 frames wide). The
+#                         wall-clock form (first byte of ?offset=20 minus the arrival of frame K at
+#                         the live listener) is printed beside it. Also at the position its
+#                         X-Framecast-Start says (PTS difference / frame duration);
 #   ?at=<Unix time t=12>  X-Framecast-Start within one index interval (0.5 s) + one frame of it,
 #                         at the right place in the live recording; the same time as ISO-8601
 #                         with %3A colons starts at the same frame;
@@ -27,6 +37,7 @@
 # keeps the edge down that long before the restart (the relay's --catchup 30 covers up to 30 s);
 # FC_RESTART_KILL=1 stops it with SIGKILL instead (no shutdown save: the last periodic save loads).
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/timing_lib.sh"
 set -uo pipefail
 
 SHIM="$FC_BUILD/framecast-shim"
@@ -92,7 +103,7 @@ alive_or_fail() {
 
 # --- t = 0: the live listener ------------------------------------------------------------------
 T0=$(now_ms)
-record "$BASE" "$T/live.mp3" "$LIVE_S" "$T/live.hdr"
+timed_record "$BASE" "$T/live.mp3" "$LIVE_S"   # live.mp3.headers, live.mp3.timeline
 LIVE_PID=$FC_LAST_PID
 sleep_until "$T0" 12
 T12=$(date +%s.%3N)   # ms: the ISO-8601 form below says exactly the same time
@@ -103,7 +114,7 @@ alive_or_fail "$EDGE_PID" "$RELAY_PID" "$SHIM_PID" "$LIVE_PID"
 fc_log "t=30 s: time-shifted requests (T12=$T12)"
 
 # --- t = 30 s ----------------------------------------------------------------------------------
-record "$BASE?offset=20" "$T/off20.mp3" 6 "$T/off20.hdr"
+timed_record "$BASE?offset=20" "$T/off20.mp3" 6   # off20.mp3.headers, off20.mp3.timeline
 OFF_PID=$FC_LAST_PID
 record "$BASE?at=$T12" "$T/at12.mp3" 3 "$T/at12.hdr"
 AT_PID=$FC_LAST_PID
@@ -147,22 +158,67 @@ code=$(curl -s -o "$T/pre.mp3" -D "$T/pre.hdr" --max-time 5 -w '%{http_code}' \
 [ -s "$RW/live.mp3.rewind" ] || fc_fail "no periodic save in $RW after 30 s (--rewind-save-every 5)"
 
 wait_exit "$OFF_PID" 10 || fc_fail "?offset=20 recorder did not stop"
+[ "$FC_WAIT_RC" = 0 ] || fc_fail "?offset=20 listener failed: $(tail -n1 "$T/off20.mp3.listener.log")"
 wait_exit "$AT_PID" 10 || fc_fail "?at recorder did not stop"
 
 # --- checks of the t = 30 s answers -------------------------------------------------------------
-LIVE_START=$(hdr "$T/live.hdr" X-Framecast-Start)
+LIVE_START=$(hdr "$T/live.mp3.headers" X-Framecast-Start)
 [ -n "$LIVE_START" ] || fc_fail "live response has no X-Framecast-Start"
 
 # ?offset=20: a contiguous run of the live recording, where its X-Framecast-Start says.
 python3 "$FC_LIB_DIR/frametrim.py" --codec mp3 "$T/off20.mp3" "$T/off20.whole.mp3" >/dev/null
-OFF_START=$(hdr "$T/off20.hdr" X-Framecast-Start)
+OFF_START=$(hdr "$T/off20.mp3.headers" X-Framecast-Start)
 out=$("$FRAMECMP" --codec mp3 --min-frames 300 "$T/live.mp3" "$T/off20.whole.mp3" 2>&1) ||
   fc_fail "?offset=20 is not a contiguous run of the live recording: $out"
+# How far behind live ?offset=20 started, by the live listener alone (no edge header).
+OFF_BEHIND_LIVE=$(python3 - "$FRAMEDUMP" "$T/live.mp3" "$T/live.mp3.timeline" "$T/off20.mp3.timeline" \
+  "$(matched_at "$out")" 20 "$FRAME_S" <<'PY'
+import subprocess, sys
+dump, live, live_tl, off_tl, k, want_s, frame_s = sys.argv[1:8]
+k, want_s, frame_s = int(k), float(want_s), float(frame_s)
+def timeline(path):  # (absolute monotonic ms of each read, bytes received so far)
+    start, cum, out = None, 0, []
+    for line in open(path):
+        p = line.split()
+        if not p: continue
+        if p[0] == "start": start = float(p[1]); continue
+        if p[0] == "end": continue
+        cum += int(p[1]); out.append((start + int(p[0]), cum))
+    return start, out
+ends = []  # byte offset just past each frame of the live recording
+for line in subprocess.run([dump, "--codec", "mp3", live], capture_output=True, text=True).stdout.splitlines():
+    p = line.split()
+    if len(p) == 6 and p[0].isdigit(): ends.append(int(p[1]) + int(p[2]))
+_, lv = timeline(live_tl)
+req, ov = timeline(off_tl)
+first = ov[0][0]
+def frames_in(b):  # whole live frames in the first b bytes
+    return sum(1 for e in ends if e <= b)
+def frames_by(t):  # whole live frames the live listener held at time t
+    return frames_in(max([c for a, c in lv if a <= t], default=0))
+def frames_after(t):  # whole live frames it held after its first read at or after time t
+    return frames_in(next((c for a, c in lv if a >= t), lv[-1][1]))
+def arrival(i):    # when frame i of the live recording had fully arrived
+    return next(a for a, c in lv if c >= ends[i])
+# Live at the request: at least what the live listener held when it was sent; at most what it held
+# after its first read once one edge write period (100 ms) had passed since the first byte of the
+# answer (a later read, on a loaded machine, only widens the bracket).
+lo, hi = frames_by(req) - k, frames_after(first + 110) - k
+want = want_s / frame_s
+wall = (first - arrival(k)) / 1000
+ok = lo - 1 <= want <= hi + 1
+print("%s behind_frames=[%d,%d] want=%.1f+-1 behind_s=[%.3f,%.3f] wall_clock_behind_s=%.3f first_byte_ms=%.0f k=%d" % (
+    "OK" if ok else "BAD", lo, hi, want, lo * frame_s, hi * frame_s, wall, first - req, k))
+PY
+) || fc_fail "cannot measure ?offset=20 against the live recording: $OFF_BEHIND_LIVE"
+echo "offset=20 against the live listener: ${OFF_BEHIND_LIVE#* }"
+[ "${OFF_BEHIND_LIVE%% *}" = OK ] ||
+  fc_fail "?offset=20 did not start 20 s (+- one frame) behind live as the live listener saw it: ${OFF_BEHIND_LIVE#* }"
 read -r OFF_K OFF_REM <<<"$(pos_of "$LIVE_START" "$OFF_START")"
 OFF_AT=$(matched_at "$out")
 echo "offset=20: $out start=$OFF_START expected_at=$OFF_K"
 [ "$OFF_AT" = "$OFF_K" ] || fc_fail "?offset=20 matched the live recording at frame $OFF_AT, X-Framecast-Start says $OFF_K"
-OFF_BEHIND=$(awk -v s="$OFF_START" -v n="$NOW30" 'BEGIN{printf "%.2f", n - s}')
+OFF_BEHIND=$(sed -n 's/.* behind_s=\(\[[^]]*\]\).*/\1/p' <<<"$OFF_BEHIND_LIVE")
 
 # ?at=T12: X-Framecast-Start within one index interval + one frame, and at the right place.
 AT_START=$(hdr "$T/at12.hdr" X-Framecast-Start)
@@ -224,7 +280,7 @@ PY
 
 # --- stop and restart the edge -----------------------------------------------------------------
 wait_exit "$LIVE_PID" 15 || fc_fail "live recorder did not stop"
-[ "$FC_WAIT_RC" = 28 ] || fc_log "live recorder ended with curl exit $FC_WAIT_RC (see its log)"
+[ "$FC_WAIT_RC" = 0 ] || fc_fail "live listener failed: $(tail -n1 "$T/live.mp3.listener.log")"
 LIVE_FRAMES=$(nframes "$T/live.mp3")
 out=$("$FRAMECMP" --codec mp3 --min-frames 1000 "$T/ref.mp3" "$T/live.mp3" 2>&1) ||
   fc_fail "live recording is not a contiguous run of the source: $out"

@@ -1,8 +1,14 @@
 #!/usr/bin/env bash
 # The web player in a real browser: Debian's chromium, headless, driven by playwright-core
 # (tests/browser). A source pushes to the shim and sets a title; the page at / must list the
-# mount with its title and format, play it over HLS (hls.js) and over the raw stream, and a
-# screenshot is kept as docs/web-player.png.
+# mount with its title and its format (asserted: "MP3 ~128 kbit/s, 44.1 kHz, stereo"), play it over
+# HLS (hls.js) and over the raw stream, and a screenshot is kept as docs/web-player.png. What each
+# mode fetched is asserted from the browser's network events (player.mjs): HLS really fetched
+# /radio.mp3.m3u8 (200, mpegurl) and >= 2 segments (200, audio/mpeg) and not the raw stream; raw
+# fetched /radio.mp3 (200, audio/mpeg) and no HLS. A page that silently falls back to the raw
+# stream in HLS mode (hls.js missing) fails.
+#
+# Env: FC_SCREENSHOT=FILE writes the screenshot there instead of docs/web-player.png.
 . "$(dirname "$0")/lib.sh"
 set -u
 fc_need_bin "$FC_BUILD/framecast-shim" "$FC_BUILD/framecast-relay" "$FC_BUILD/framecast-edge"
@@ -30,8 +36,9 @@ title="Morning Show – Zoë's picks"
 curl -s -o /dev/null -u source:pw -G --data-urlencode mount=/radio.mp3 --data-urlencode mode=updinfo \
   --data-urlencode "song=$title" "http://127.0.0.1:$src/admin/metadata" || fc_fail "admin/metadata failed"
 sleep 8 # a few HLS segments for hls.js to start from
-mkdir -p "$FC_ROOT/docs"
+shot=${FC_SCREENSHOT:-$FC_ROOT/docs/web-player.png}
+mkdir -p "$(dirname "$shot")"
 out=$(cd "$FC_ROOT/tests/browser" && timeout 90 node player.mjs "http://127.0.0.1:$http" radio.mp3 \
-  "$title" "$FC_ROOT/docs/web-player.png" 2>&1) || fc_fail "browser: $out"
+  "$title" "$shot" '^MP3 1(2[4-9]|3[0-2]) kbit/s, 44\.1 kHz, stereo$' 2>&1) || fc_fail "browser: $out"
 echo "$out"
-echo "web_player: PASS screenshot=docs/web-player.png"
+echo "web_player: PASS $(sed -n 's/^player: \(hls\|raw\) played, /\1: /p' <<<"$out" | paste -sd'|' -) screenshot=$shot"
