@@ -48,8 +48,14 @@
 #define EDGE_HLS_GROUPS_MAX 16
 #define EDGE_HOST_MAX 96                  /* bytes kept of a request's Host header */
 #define EDGE_STATIC_MAX 8                 /* web player files held in memory */
-#define EDGE_WAKE_S 0.1                   /* caught-up listeners are written at most this often:
-                                             one writev per listener per 100 ms, not per frame */
+#define EDGE_WAKE_S 0.1                   /* listeners holding little audio (no burst) are
+                                             written at most this often as audio arrives */
+#define EDGE_WRITE_INTERVAL_S 1.0         /* --write-interval default: a listener holding
+                                             seconds of audio is written once a second (bench:
+                                             docs/architecture.md §9.4) */
+#define EDGE_CADENCE_MARGIN_S 0.5         /* ... if it holds at least the interval + this */
+#define EDGE_WHEEL_SLOTS 256              /* timer wheel of EDGE_TICK_S slots: intervals up
+                                             to 5.1 s */
 
 /* Headers every HTTP answer carries. */
 #define CORS_HEADERS                                                                               \
@@ -138,6 +144,9 @@ struct emount {
     struct list_node listeners;        /* all listeners of the mount */
     struct list_node waiting;          /* caught-up listeners, woken by the next append */
     struct list_node paced;            /* time-shifted listeners at their real-time limit */
+    struct list_node blocked;          /* listeners whose socket is full (--max-lag walk) */
+    double next_lag_walk;              /* ev_now of the next --max-lag check of `blocked` */
+    uint64_t audio_writes;             /* writev calls for audio (bench: writes/listener-s) */
     uint32_t n_listeners;
     uint64_t frames_out, lost, gaps, switches, patched, failovers, failbacks, discontinuities;
     struct emount *next;
@@ -186,13 +195,17 @@ struct elistener {
     uint64_t pos;                      /* streaming: abs position in mount->rw */
     uint64_t end_abs;                  /* download: stop here; 0 = no end */
     bool paced;                        /* time-shifted: real time after the burst */
+    double burst_s;                    /* its burst (--burst or ?burst=) */
+    bool lim_set;                      /* paced: lim_abs / lim_dur_us are set */
+    uint64_t lim_abs;                  /* paced: may be written up to here ... */
+    uint64_t lim_dur_us;               /* ... which is this much audio after its start */
     uint64_t start_pts_us;             /* PTS of the first frame served */
     double start_wall;                 /* ev_now when it started */
-    double next_lag_check;             /* ev_now of the next --max-lag check */
     uint64_t bytes_sent;
-    bool in_waiting;                   /* linked (wlink) in mount->waiting or mount->paced */
+    bool linked;                       /* wlink is on a list (see wlink) */
     struct list_node mlink;            /* in mount->listeners */
-    struct list_node wlink;            /* in mount->waiting */
+    struct list_node wlink;            /* in one of: a wheel slot, mount->waiting, mount->paced,
+                                          mount->blocked (out_stream.c) */
     bool closing;                      /* reaped by the check watcher */
     struct elistener *reap_next;
     char peer[64];
@@ -218,6 +231,7 @@ struct edge_opts {
     double failback_after_s;           /* --failback-after */
     double start_grace_s;              /* --start-grace */
     double silence_failover_s;         /* --silence-failover, 0 = off */
+    double write_interval_s;           /* --write-interval, 0 = write as audio arrives */
     int silence_threshold_db;          /* --silence-threshold, dBFS */
     uint32_t metaint;                  /* --metaint: audio bytes between ICY blocks */
     double hls_segment_s;              /* --hls-segment */
@@ -252,6 +266,9 @@ struct edge {
     ev_check reap;
     ev_signal sigint, sigterm;
     struct elistener *reap_list;
+    struct list_node wheel[EDGE_WHEEL_SLOTS]; /* listeners to write, by tick (out_stream.c) */
+    uint32_t wheel_pos;                /* slot woken next */
+    double wheel_next;                 /* ev_now when it is due */
     uint32_t n_listeners;
     struct log_limit ll;
     struct edge_counters c;
@@ -328,10 +345,15 @@ void edge_fill_resume(struct edge *e, struct wire_subscribe *s);
 /* listener.c */
 enum fc_err edge_http_start(struct edge *e);
 void edge_http_free(struct edge *e);
+void listener_close(struct elistener *l, const char *why);
+
+/* out_stream.c (loop thread): write audio (and a pending response head, and ICY blocks) to `l`
+ * from its position; parks it when caught up, closes it on error or at a download's end. */
+void listener_write_audio(struct elistener *l);
 void edge_wake_listeners(struct emount *m);     /* new audio appended */
 void edge_wake_paced(struct emount *m);         /* time passed: paced listeners may go on */
-void edge_check_lag(struct emount *m);          /* close listeners past --max-lag (1/s each) */
-void listener_close(struct elistener *l, const char *why);
+void edge_wake_wheel(struct edge *e);           /* every tick: the wheel's due slots */
+void edge_check_lag(struct emount *m);          /* blocked listeners past --max-lag (1/s) */
 /* Queue a whole response; the connection closes once it is written. `extra` = more headers. */
 void listener_respond(struct elistener *l, int status, const char *ctype, const char *body,
                       size_t body_len, const char *extra);
@@ -364,8 +386,9 @@ void edge_route(struct elistener *l);
 /* out_icy.c */
 void icy_title_changed(struct emount *m, const char *title, const char *url);
 void icy_titles_free(struct emount *m);
-/* Send (the rest of) the ICY block due at the listener's position; false if blocked/closed. */
-bool icy_send_meta(struct elistener *l);
+/* Begin the ICY block due at buffer position `abs` for `l`: sets l->meta, meta_ptr, meta_len,
+ * meta_off = 0 (a reference, released by icy_release()) and l->title_sent. */
+void icy_meta_begin(struct elistener *l, uint64_t abs);
 void icy_release(struct elistener *l);
 
 /* api.c: JSON for GET / and GET /<mount>/rewind; return malloc'd text. */

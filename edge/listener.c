@@ -47,9 +47,9 @@ void listener_close(struct elistener *l, const char *why)
         log_info(&e->log, "listener=%s mount=%s closed bytes=%llu reason=\"%s\"", l->peer,
                  l->mount->name, (unsigned long long)l->bytes_sent, why);
         list_del(&l->mlink);
-        if (l->in_waiting)
+        if (l->linked)
             list_del(&l->wlink);
-        l->in_waiting = false;
+        l->linked = false;
         l->mount->n_listeners--;
     }
     e->n_listeners--;
@@ -137,8 +137,8 @@ void listener_serve_span(struct elistener *l, struct emount *m, const char *head
     list_init(&l->wlink);
     m->n_listeners++;
     e->c.listeners_total++;
-    l->next_lag_check = ev_now(e->loop) + 1;
-    start_write(l);
+    /* Head and burst in one writev, now: no epoll round trip (time to first byte in a storm). */
+    listener_write_audio(l);
 }
 
 static int on_url(http_parser *p, const char *at, size_t len)
@@ -272,162 +272,20 @@ static void on_idle(EV_P_ ev_timer *w, int revents)
     listener_close(l, "request not completed within 10 s");
 }
 
-/* --max-lag: a listener further behind where real-time playback would be is dropped. */
-static bool lagging(struct elistener *l)
-{
-    struct emount *m = l->mount;
-    struct edge *e = l->edge;
-    double now = ev_now(e->loop);
-    if (l->end_abs || now < l->next_lag_check)
-        return false;
-    l->next_lag_check = now + 1;
-    uint64_t at = rewind_pts_at(&m->rw, l->pos);
-    uint64_t should = l->paced ? l->start_pts_us + (uint64_t)((now - l->start_wall) * 1e6)
-                               : m->rw.end_pts_us;
-    double lag = should > at ? (should - at) / 1e6 : 0;
-    return lag > e->opt.max_lag_s + e->opt.burst_s;
-}
-
-/* How far this listener may be written now: live end, download end, or real time. */
-static uint64_t write_limit(struct elistener *l)
-{
-    struct emount *m = l->mount;
-    struct edge *e = l->edge;
-    if (l->end_abs)
-        return l->end_abs;
-    if (!l->paced)
-        return m->rw.abs_end;
-    double ahead_s = e->opt.burst_s + ev_now(e->loop) - l->start_wall;
-    uint64_t until = l->start_pts_us + (uint64_t)(ahead_s * 1e6), found;
-    if (until >= m->rw.end_pts_us)
-        return m->rw.abs_end;
-    return rewind_seek(&m->rw, until, &found);
-}
-
-static void park(struct elistener *l, struct list_node *list)
-{
-    ev_io_stop(l->edge->loop, &l->wio);
-    if (!l->in_waiting) {
-        list_add(list, &l->wlink);
-        l->in_waiting = true;
-    }
-}
-
-/* Write audio from the rewind buffer; park the listener when it has caught up. */
-static void write_audio(struct elistener *l)
-{
-    struct emount *m = l->mount;
-    struct iovec iov[8];
-    if (l->meta_ptr && !icy_send_meta(l))
-        return; /* finish the ICY block first */
-    if (l->pos < m->rw.abs_start)
-        return listener_close(l, "fell behind the rewind buffer");
-    if (lagging(l))
-        return listener_close(l, "lagging more than --max-lag behind real time");
-    for (int round = 0; round < 4; round++) {
-        uint64_t limit = write_limit(l);
-        if (l->pos >= limit) {
-            if (l->end_abs)
-                return listener_close(l, "download complete");
-            return park(l, l->paced && limit < m->rw.abs_end ? &m->paced : &m->waiting);
-        }
-        uint64_t room = limit - l->pos;
-        if (room > EDGE_WRITE_MAX)
-            room = EDGE_WRITE_MAX;
-        if (l->icy && room > l->metaint_left)
-            room = l->metaint_left;
-        int n = rewind_iov(&m->rw, l->pos, iov, 8, room);
-        if (n == 0)
-            return park(l, &m->waiting);
-        ssize_t w = writev(l->fd, iov, n);
-        if (w < 0) {
-            if (errno != EAGAIN && errno != EINTR)
-                listener_close(l, strerror(errno));
-            else
-                start_write(l);
-            return;
-        }
-        l->pos += (uint64_t)w;
-        l->bytes_sent += (uint64_t)w;
-        if (l->icy) {
-            l->metaint_left -= (uint32_t)w;
-            if (l->metaint_left == 0 && !icy_send_meta(l))
-                return; /* blocked mid-block (wio stays on) or closed */
-        }
-        size_t want = 0;
-        for (int i = 0; i < n; i++)
-            want += iov[i].iov_len;
-        if ((size_t)w < want)
-            return start_write(l); /* socket full: wait for writability */
-    }
-}
-
 static void on_write(EV_P_ ev_io *w, int revents)
 {
     struct elistener *l = container_of(w, struct elistener, wio);
-    if (l->out) {
-        ssize_t n = write(l->fd, l->out + l->out_off, l->out_len - l->out_off);
-        if (n < 0) {
-            if (errno != EAGAIN && errno != EINTR)
-                listener_close(l, strerror(errno));
-            return;
-        }
-        l->out_off += (uint32_t)n;
-        if (l->out_off < l->out_len)
-            return;
-        free(l->out);
-        l->out = NULL;
-        if (!l->mount)
-            return listener_close(l, "response sent");
-        l->state = L_STREAM;
-        free(l->req);
-        l->req = NULL;
-        l->url = NULL;
-    }
-    write_audio(l);
-}
-
-static void wake_list(struct emount *m, struct list_node *list)
-{
-    /* Move the parked listeners aside first: write_audio() parks those that catch up again. */
-    struct list_node woken;
-    if (list_empty(list))
+    if (l->mount)
+        return listener_write_audio(l); /* the response head goes with the first audio */
+    ssize_t n = write(l->fd, l->out + l->out_off, l->out_len - l->out_off);
+    if (n < 0) {
+        if (errno != EAGAIN && errno != EINTR)
+            listener_close(l, strerror(errno));
         return;
-    woken.next = list->next;
-    woken.prev = list->prev;
-    woken.next->prev = &woken;
-    woken.prev->next = &woken;
-    list_init(list);
-    while (!list_empty(&woken)) {
-        struct elistener *l = container_of(woken.next, struct elistener, wlink);
-        list_del(&l->wlink);
-        l->in_waiting = false;
-        /* Write now: a listener whose socket takes it all never touches epoll. */
-        write_audio(l);
     }
-    (void)m;
-}
-
-void edge_check_lag(struct emount *m)
-{
-    /* Listeners that stopped reading never reach write_audio(): check them from the tick. */
-    struct list_node *n = m->listeners.next;
-    while (n != &m->listeners) {
-        struct elistener *l = container_of(n, struct elistener, mlink);
-        n = n->next; /* listener_close() unlinks l */
-        if (l->state == L_STREAM && lagging(l))
-            listener_close(l, "lagging more than --max-lag behind real time");
-    }
-}
-
-void edge_wake_listeners(struct emount *m)
-{
-    wake_list(m, &m->waiting);
-}
-
-void edge_wake_paced(struct emount *m)
-{
-    wake_list(m, &m->paced);
+    l->out_off += (uint32_t)n;
+    if (l->out_off == l->out_len)
+        listener_close(l, "response sent");
 }
 
 static void accept_one(struct edge *e, int fd, const struct sockaddr *sa)
@@ -496,6 +354,8 @@ enum fc_err edge_http_start(struct edge *e)
     e->http.on_header_value = on_header_value;
     e->http.on_headers_complete = on_headers_complete;
     e->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    for (int i = 0; i < EDGE_WHEEL_SLOTS; i++)
+        list_init(&e->wheel[i]);
     e->listen_fd = net_tcp_listen(&e->opt.listen);
     if (e->listen_fd < 0) {
         log_error(&e->log, "listen %s: %s", e->opt.listen.text, strerror(errno));

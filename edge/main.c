@@ -19,6 +19,8 @@ static void usage(FILE *out)
             "  --relay HOST:PORT     a relay to subscribe to (repeatable)\n"
             "  --key FILE            mesh key, 64 hex characters\n"
             "  --burst S             seconds of audio sent at once on connect (default 4)\n"
+            "  --write-interval S    a listener holding seconds of audio is written this often\n"
+            "                        (default 1; 0 = as audio arrives)\n"
             "  --reorder-ms MS       wait for a missing frame this long (default 300)\n"
             "  --rewind S            seconds of audio kept per mount (default 14400)\n"
             "  --stream-timeout S    a stream silent this long is down (default 1)\n"
@@ -70,7 +72,7 @@ static void add_hls_group(struct edge *e, const char *arg)
 static void parse_args(struct edge *e, int argc, char **argv)
 {
     enum { O_LISTEN = 1, O_RELAY, O_KEY, O_BURST, O_REORDER, O_REWIND, O_TIMEOUT, O_SKEW,
-           O_LAG, O_NODE, O_JSON, O_FAILBACK, O_GRACE, O_SILENCE, O_SILENCE_DB, O_SOURCELESS, O_WEBHOOK, O_RWDIR, O_RWEVERY, O_METAINT, O_HLSSEG, O_HLSGROUP, O_WEBROOT };
+           O_LAG, O_NODE, O_JSON, O_FAILBACK, O_GRACE, O_WINTERVAL, O_SILENCE, O_SILENCE_DB, O_SOURCELESS, O_WEBHOOK, O_RWDIR, O_RWEVERY, O_METAINT, O_HLSSEG, O_HLSGROUP, O_WEBROOT };
     static const struct option opts[] = {
         {"listen", required_argument, 0, O_LISTEN},   {"relay", required_argument, 0, O_RELAY},
         {"key", required_argument, 0, O_KEY},         {"burst", required_argument, 0, O_BURST},
@@ -81,6 +83,7 @@ static void parse_args(struct edge *e, int argc, char **argv)
         {"failback-after", required_argument, 0, O_FAILBACK},
         {"silence-failover", required_argument, 0, O_SILENCE},
         {"start-grace", required_argument, 0, O_GRACE},
+        {"write-interval", required_argument, 0, O_WINTERVAL},
         {"silence-threshold", required_argument, 0, O_SILENCE_DB},
         {"sourceless-after", required_argument, 0, O_SOURCELESS},
         {"alert-webhook", required_argument, 0, O_WEBHOOK},
@@ -102,6 +105,7 @@ static void parse_args(struct edge *e, int argc, char **argv)
     e->opt.max_lag_s = 30;
     e->opt.failback_after_s = 10;
     e->opt.start_grace_s = EDGE_START_GRACE_S;
+    e->opt.write_interval_s = EDGE_WRITE_INTERVAL_S;
     e->opt.silence_failover_s = 15;
     e->opt.silence_threshold_db = -50;
     e->opt.sourceless_after_s = 30;
@@ -145,6 +149,9 @@ static void parse_args(struct edge *e, int argc, char **argv)
             break;
         case O_LAG:
             e->opt.max_lag_s = cli_double(prog, "--max-lag", optarg, 1, 86400);
+            break;
+        case O_WINTERVAL:
+            e->opt.write_interval_s = cli_double(prog, "--write-interval", optarg, 0, 5);
             break;
         case O_GRACE:
             e->opt.start_grace_s = cli_double(prog, "--start-grace", optarg, 0, 60);

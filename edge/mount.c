@@ -28,6 +28,7 @@ struct emount *edge_mount_new(struct edge *e, const char *name, enum fc_codec co
     list_init(&m->listeners);
     list_init(&m->waiting);
     list_init(&m->paced);
+    list_init(&m->blocked);
     m->next = e->mounts;
     e->mounts = m;
     e->n_mounts++;
@@ -194,6 +195,7 @@ void edge_tick(struct edge *e)
             pp = &s->next;
         }
     }
+    edge_wake_wheel(e);
 }
 
 void edge_fill_resume(struct edge *e, struct wire_subscribe *sub)

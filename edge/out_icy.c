@@ -63,34 +63,17 @@ void icy_release(struct elistener *l)
     l->meta_ptr = NULL;
 }
 
-bool icy_send_meta(struct elistener *l)
+void icy_meta_begin(struct elistener *l, uint64_t abs)
 {
-    if (!l->meta_ptr) {
-        const struct title_change *tc = title_at(l->mount, l->pos);
-        if (tc && tc->id != l->title_sent) {
-            l->meta = msgref_get(tc->block);
-            l->meta_ptr = tc->block->data;
-            l->meta_len = tc->block->len;
-            l->title_sent = tc->id;
-        } else {
-            l->meta_ptr = &icy_unchanged;
-            l->meta_len = 1;
-        }
-        l->meta_off = 0;
+    const struct title_change *tc = title_at(l->mount, abs);
+    if (tc && tc->id != l->title_sent) {
+        l->meta = msgref_get(tc->block);
+        l->meta_ptr = tc->block->data;
+        l->meta_len = tc->block->len;
+        l->title_sent = tc->id;
+    } else {
+        l->meta_ptr = &icy_unchanged;
+        l->meta_len = 1;
     }
-    while (l->meta_off < l->meta_len) {
-        ssize_t n = write(l->fd, l->meta_ptr + l->meta_off, l->meta_len - l->meta_off);
-        if (n < 0) {
-            if (errno != EAGAIN && errno != EINTR)
-                listener_close(l, strerror(errno));
-            else if (!ev_is_active(&l->wio))
-                ev_io_start(l->edge->loop, &l->wio); /* resume when the socket drains */
-            return false;
-        }
-        l->meta_off += (uint32_t)n;
-        l->bytes_sent += (uint64_t)n;
-    }
-    icy_release(l);
-    l->metaint_left = l->edge->opt.metaint;
-    return true;
+    l->meta_off = 0;
 }

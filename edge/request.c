@@ -66,6 +66,11 @@ static enum fc_err set_param(struct stream_req *r, const char *key, const char *
             return *why = "duration", FC_PROTO;
         r->has_duration = true;
         r->duration_s = v;
+    } else if (strcmp(key, "burst") == 0) {
+        if (!parse_number(val, &v) || v < 0 || v > REQUEST_MAX_BURST_S)
+            return *why = "burst", FC_PROTO;
+        r->has_burst = true;
+        r->burst_s = v;
     } else if (strcmp(key, "dvr") == 0) {
         if (!parse_number(val, &v) || v < 0 || v > REQUEST_MAX_DURATION_S)
             return *why = "dvr", FC_PROTO;
@@ -86,7 +91,7 @@ enum fc_err request_parse_query(const char *q, size_t len, struct stream_req *r,
         char key[32], val[96];
         /* Only our own parameters are decoded strictly; anything else (a player's token, a key
          * too long to be ours) is skipped. */
-        static const char *const known[] = {"offset", "at", "duration", "dvr"};
+        static const char *const known[] = {"offset", "at", "duration", "dvr", "burst"};
         const char *ours = NULL;
         if (eq && text_unescape(q + i, (size_t)(eq - q - i), key, sizeof(key)))
             for (size_t k = 0; k < sizeof(known) / sizeof(known[0]); k++)

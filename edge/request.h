@@ -1,7 +1,8 @@
 /*
  * request.h - what a listener's request asks for: query parameters of GET /<mount>
  * (docs/architecture.md §7.4): `offset=S` (seconds behind live), `at=T` (Unix seconds or
- * ISO-8601 UTC such as 2026-11-22T09:00:00Z), `duration=S` (a download of that span).
+ * ISO-8601 UTC such as 2026-11-22T09:00:00Z), `duration=S` (a download of that span),
+ * `burst=S` (seconds sent at once on connect instead of --burst; 0 = none).
  * Pure parsing; no allocation; no callbacks.
  */
 #ifndef FC_REQUEST_H
@@ -12,6 +13,7 @@
 #include "fc.h"
 
 #define REQUEST_MAX_DURATION_S (7.0 * 86400)
+#define REQUEST_MAX_BURST_S 600.0 /* as --burst */
 
 struct stream_req {
     bool has_offset;   /* offset_s given */
@@ -21,6 +23,8 @@ struct stream_req {
     bool has_duration; /* duration_s given: a download */
     double duration_s; /* > 0 */
     double dvr_s;      /* HLS: seconds of rewind to list (0 = default) */
+    bool has_burst;    /* burst_s given */
+    double burst_s;    /* seconds sent at once on connect, >= 0 */
 };
 
 /*

@@ -28,8 +28,10 @@ static bool choose_span(struct elistener *l, struct emount *m, const struct stre
 {
     struct edge *e = l->edge;
     uint64_t first = rewind_first_pts(&m->rw), last = m->rw.end_pts_us, target;
+    l->burst_s = rq->has_burst ? rq->burst_s : e->opt.burst_s;
+    uint64_t burst_us = (uint64_t)(l->burst_s * 1e6);
     if (rq->has_offset && rq->offset_s == 0 && !rq->has_duration) {
-        uint64_t burst_us = (uint64_t)(e->opt.burst_s * 1e6); /* ?offset=0 is plain live */
+        /* ?offset=0 is plain live */
         target = last > burst_us ? last - burst_us : 0;
     } else if (rq->has_at || rq->has_offset) {
         double t = rq->has_at ? rq->at_s * 1e6 : (double)last - rq->offset_s * 1e6;
@@ -40,7 +42,6 @@ static bool choose_span(struct elistener *l, struct emount *m, const struct stre
         target = (uint64_t)t;
         l->paced = !rq->has_duration;
     } else {
-        uint64_t burst_us = (uint64_t)(e->opt.burst_s * 1e6);
         target = last > burst_us ? last - burst_us : 0;
     }
     l->pos = rewind_seek(&m->rw, target, found_pts);

@@ -8,9 +8,10 @@
 #   - the listener's frames are byte-identical to a contiguous run of the frames icecast2 served
 #     directly to a reference recorder (framecmp, no frame missing), at least 90% of the 20 s plus
 #     the 4 s burst, and ffmpeg decodes them without a single error; Content-Type is right;
-#   - audio arrived within 1 s of every moment of the run, its start and its end included (the
-#     longest time without a byte <= 1000 ms: a stream that stops for good fails), and a player
-#     starting on the burst never ran dry (stall_report);
+#   - audio arrived within 1 s of every moment the edge would write it, the run's start and end
+#     included: the edge writes a listener holding its burst once per --write-interval (1 s, set
+#     explicitly below), so the longest time without a byte must be <= 1 s + 1 s (a stream that
+#     stops for good fails), and a player starting on the burst never ran dry (stall_report);
 # and relay 1 carried frames again after its restart: between the kill of relay 2 and the end the
 # edge's GET / counts at least 80% of the frames of both mounts from relay 1 (its "frames"), and the
 # restarted relay 1's own stats, on shutdown, forwarded at least that many to the edge.
@@ -36,7 +37,9 @@ AAC_FPS=46.875   # 48 kHz / 1024
 # 90% of the audio a listener is owed: 20 s of real time plus the 4 s burst sent ahead.
 MIN_MP3=$(frame_floor "$LISTEN_S" "$BURST_S" "$MP3_FPS")
 MIN_AAC=$(frame_floor "$LISTEN_S" "$BURST_S" "$AAC_FPS")
-MAX_GAP_MS=1000  # the longest time a listener may go without a byte, start and end included
+WRITE_INTERVAL_S=1   # the edge's --write-interval: a listener holding seconds of audio is
+                     # written once per interval, so arrivals are ~1 s apart by design
+MAX_GAP_MS=$(( WRITE_INTERVAL_S * 1000 + 1000 ))  # longest time without a byte, start and end included
 
 ICE=$(free_port)
 R1_IN=$(free_port); R1_SRV=$(free_port)
@@ -83,7 +86,7 @@ start_relay2
 wait_relay relay1 "$R1" "$R1_IN" "$R1_SRV"
 wait_relay relay2 "$R2" "$R2_IN" "$R2_SRV"
 
-fc_start edge "$EDGE" --listen "127.0.0.1:$EDGE_PORT" \
+fc_start edge "$EDGE" --listen "127.0.0.1:$EDGE_PORT" --write-interval "$WRITE_INTERVAL_S" \
   --relay "127.0.0.1:$R1_SRV" --relay "127.0.0.1:$R2_SRV" --key "$KEY" --burst "$BURST_S"
 EDGE_PID=$FC_LAST_PID
 wait_until 5 port_listening "$EDGE_PORT" || {

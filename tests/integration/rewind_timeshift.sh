@@ -103,7 +103,10 @@ alive_or_fail() {
 
 # --- t = 0: the live listener ------------------------------------------------------------------
 T0=$(now_ms)
-timed_record "$BASE" "$T/live.mp3" "$LIVE_S"   # live.mp3.headers, live.mp3.timeline
+# The live reference listener takes no burst (?burst=0), so the edge writes it as audio arrives
+# (at most every 100 ms), not once a second like a listener holding seconds of audio: its
+# arrival times say where live was, to a few frames.
+timed_record "$BASE?burst=0" "$T/live.mp3" "$LIVE_S"   # live.mp3.headers, live.mp3.timeline
 LIVE_PID=$FC_LAST_PID
 sleep_until "$T0" 12
 T12=$(date +%s.%3N)   # ms: the ISO-8601 form below says exactly the same time

@@ -72,6 +72,9 @@ void edge_wake_paced(struct emount *m)
 void edge_check_lag(struct emount *m)
 {
 }
+void edge_wake_wheel(struct edge *e)
+{
+}
 
 void alert_emit(struct alerter *a, const char *event, json_t *fields)
 {
