@@ -70,7 +70,7 @@ static bool lagging(struct elistener *l, double now)
 static uint64_t paced_limit(struct elistener *l)
 {
     struct emount *m = l->mount;
-    double allowed_s = l->burst_s + ev_now(l->edge->loop) - l->start_wall;
+    double allowed_s = l->burst_s + edge_now(l->edge) - l->start_wall;
     uint64_t allowed_us = (uint64_t)(allowed_s * 1e6);
     if (!l->lim_set) {
         l->lim_set = true;
@@ -105,7 +105,7 @@ static uint64_t write_limit(struct elistener *l)
 static int64_t ahead_us(const struct elistener *l, uint64_t limit)
 {
     const struct emount *m = l->mount;
-    double played_s = ev_now(l->edge->loop) - l->start_wall;
+    double played_s = edge_now(l->edge) - l->start_wall;
     if (l->paced && limit < m->rw.abs_end)
         return (int64_t)(l->burst_s * 1e6); /* the limit is its burst ahead of real time */
     return (int64_t)m->rw.end_pts_us - (int64_t)l->start_pts_us - (int64_t)(played_s * 1e6);
@@ -235,16 +235,16 @@ static void undo_meta(struct elistener *l, const struct plan *p)
 /* Account `w` bytes written of plan `p`. */
 static void advance(struct elistener *l, const struct plan *p, size_t w)
 {
+    bool meta_reached = false;
     for (int i = 0; i < p->n; i++) {
         size_t len = p->iov[i].iov_len, done = w < len ? w : len;
         w -= done;
         if (i == p->head_at) {
             head_sent(l, done);
         } else if (i == p->meta_at) {
-            if (done == 0) {
-                undo_meta(l, p);
-                return;
-            }
+            if (done == 0)
+                break;
+            meta_reached = true;
             l->meta_off += (uint32_t)done;
             l->bytes_sent += done;
             if (l->meta_off == l->meta_len) {
@@ -258,8 +258,13 @@ static void advance(struct elistener *l, const struct plan *p, size_t w)
                 l->metaint_left -= (uint32_t)done;
         }
         if (done < len)
-            return;
+            break;
     }
+    /* The writev ended before the block (in the head or the audio before it, or just before
+     * it): a block begun for it is given back, else it would go out first next time, ahead of
+     * the audio still due before it. */
+    if (!meta_reached)
+        undo_meta(l, p);
 }
 
 void listener_write_audio(struct elistener *l)
@@ -325,7 +330,7 @@ void edge_wake_paced(struct emount *m)
 
 void edge_wake_wheel(struct edge *e)
 {
-    double now = ev_now(e->loop);
+    double now = edge_now(e);
     if (now - e->wheel_next > 1.0)
         e->wheel_next = now; /* the loop stalled: don't replay a second of slots at once */
     for (int i = 0; i < EDGE_WHEEL_SLOTS && now >= e->wheel_next; i++) {
@@ -339,7 +344,7 @@ void edge_wake_wheel(struct edge *e)
 void edge_check_lag(struct emount *m)
 {
     /* Only a listener whose socket is full can fall behind: parked ones are caught up. */
-    double now = ev_now(m->edge->loop);
+    double now = edge_now(m->edge);
     if (now < m->next_lag_walk)
         return;
     m->next_lag_walk = now + 1;
