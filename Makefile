@@ -80,16 +80,32 @@ check: deps
 	$(MAKE) unit
 	$(MAKE) integration
 
-# libFuzzer targets (clang): build/fuzz/fuzz_<parser>; `make fuzz FUZZ_SECONDS=30` runs each.
+# libFuzzer targets (clang, ASan + UBSan, any UB is a crash): build/fuzz/fuzz_<parser>, run one
+# after another. `make fuzz FUZZ_SECONDS=30` runs each for 30 s; FUZZ_RUNS=N stops each after N
+# inputs (FUZZ_SECONDS=0 FUZZ_RUNS=10000000: exactly 10 M each); FUZZ_ONLY="fuzz_icy ..." picks.
+# Each starts from its corpus in the repository, tests/fuzz/corpus/<target>/ (only read), and
+# writes new inputs to build/fuzz/corpus-<target>/; log build/fuzz/<target>.log, crashing input
+# build/fuzz/<target>-crash-*. Fold a long run's finds into the repository (keep it small):
+#   build/fuzz/fuzz_X -merge=1 tests/fuzz/corpus/fuzz_X build/fuzz/corpus-fuzz_X
 FUZZ_SECONDS ?= 10
+FUZZ_RUNS    ?= -1
+FUZZ_ONLY    ?=
+FUZZ_CFLAGS  := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+FUZZ_RUN_SRC := $(if $(FUZZ_ONLY),$(filter $(FUZZ_ONLY:%=tests/fuzz/%.c),$(FUZZ_SRC)),$(FUZZ_SRC))
 fuzz:
 	@mkdir -p build/fuzz
-	@set -e; for f in $(FUZZ_SRC); do n=$$(basename $$f .c); \
-	  clang $(CSTD) -g -O1 -fsanitize=fuzzer,address,undefined -Ishared $(PKG_CFLAGS) \
-	    -o build/fuzz/$$n $$f $(LIB_SRC) $(PKG_LIBS) -lev -lhttp_parser -lm; \
-	  mkdir -p build/fuzz/corpus-$$n; \
-	  build/fuzz/$$n -max_total_time=$(FUZZ_SECONDS) build/fuzz/corpus-$$n >/dev/null 2>&1 \
-	    && echo "fuzz $$n: ok" || { echo "fuzz $$n: FAILED"; exit 1; }; done
+	@set -e; for f in $(FUZZ_RUN_SRC); do n=$$(basename $$f .c); \
+	  clang $(CSTD) $(FUZZ_CFLAGS) -Ishared $(PKG_CFLAGS) -o build/fuzz/$$n $$f $(LIB_SRC) \
+	    $(PKG_LIBS) -lev -lhttp_parser -lm -Wl,--allow-multiple-definition; \
+	  mkdir -p build/fuzz/corpus-$$n tests/fuzz/corpus/$$n; \
+	  if build/fuzz/$$n -max_total_time=$(FUZZ_SECONDS) -runs=$(FUZZ_RUNS) -print_final_stats=1 \
+	      -artifact_prefix=build/fuzz/$$n- build/fuzz/corpus-$$n tests/fuzz/corpus/$$n \
+	      >build/fuzz/$$n.log 2>&1; then \
+	    echo "fuzz $$n: ok execs=$$(sed -n 's/^stat::number_of_executed_units: *//p' build/fuzz/$$n.log)" \
+	      "exec/s=$$(sed -n 's/^stat::average_exec_per_sec: *//p' build/fuzz/$$n.log)"; \
+	  else echo "fuzz $$n: FAILED (build/fuzz/$$n.log)"; \
+	    grep -E 'ERROR|check failed|SUMMARY|Test unit written' build/fuzz/$$n.log | head -5; \
+	    exit 1; fi; done
 
 BENCH_SRC := $(sort $(wildcard tests/bench/bench_*.c))
 BENCH_BIN := $(BENCH_SRC:tests/bench/%.c=$(BUILD)/bench/%)
@@ -104,14 +120,47 @@ $(BUILD)/bench/%: tests/bench/%.c $(LIB)
 bench-rewind: $(BUILD)/bench/bench_rewind
 	$(BUILD)/bench/bench_rewind
 
-# Listener fan-out beside icecast2 (DESIGN.md §7): CPU per listener-second, time to first audio.
-.PHONY: bench-fanout
-bench-fanout: all
-	bash tests/bench/bench_fanout.sh $(BENCH_LISTENERS) $(BENCH_SECONDS)
-BENCH_LISTENERS ?= 1000
-BENCH_SECONDS ?= 20
+# Relay cost (issue 9, docs/architecture.md §4): verified, deduplicated frames per relay
+# CPU-second to 2 subscribers, 500 mounts, 1,000,000 frames, TCP and UDP ingest (one line each).
+.PHONY: bench-relay
+bench-relay: $(BUILD)/framecast-relay $(BUILD)/bench/bench_relay
+	FC_BUILD=$(abspath $(BUILD)) bash tests/bench/bench_relay.sh
 
-bench: bench-rewind bench-fanout
+# Measuring instruments (issue 9): the load client, the fan-out floor and the latency probe.
+# Standalone programs (no library), always optimized, even under SAN=1.
+BENCH_TOOLS := $(BUILD)/bench/listener-load $(BUILD)/bench/fanout-floor $(BUILD)/bench/latency-probe
+$(BENCH_TOOLS): $(BUILD)/bench/%: tests/bench/%.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 $(WARN) -O2 -g -o $@ $<
+
+# Listener fan-out beside icecast2 (issue 9, docs/architecture.md §9.4), icecast2 and the edge fed
+# from it in one run, same load client: CPU µs and writes per listener-second, TTFB p50/p99, RSS
+# per listener, ratio edge/icecast2; also ?offset=12 and fanout-floor at the edge's write cadence.
+# `make bench-fanout N=10000 RAMP=10000`. One line per variant; FAIL if a listener was not served.
+N    ?= 2000
+RAMP ?= 1000
+.PHONY: bench-fanout
+bench-fanout: all $(BENCH_TOOLS)
+	FC_BUILD=$(abspath $(BUILD)) bash tests/bench/bench_fanout.sh $(N) $(RAMP)
+
+# Latency: shim read -> edge buffer, and edge listener vs a listener on the same icecast2 mount.
+.PHONY: bench-latency
+bench-latency: all $(BENCH_TOOLS)
+	FC_BUILD=$(abspath $(BUILD)) bash tests/bench/bench_latency.sh
+
+# One after another (never in parallel: they measure CPU); all run, the status says if any failed.
+bench:
+	@rc=0; for t in bench-rewind bench-relay bench-fanout bench-latency; do \
+	  $(MAKE) --no-print-directory $$t || rc=1; done; exit $$rc
+
+# Soak (tests/soak/soak.sh): 500 churning listeners, the primary encoder flapping, relays killed
+# and restarted; RSS and fds of the long-lived processes flat within 5 %, lost=0. Not in `check`.
+SOAK_S ?= 1800
+.PHONY: soak
+soak: all
+	@mkdir -p $(BUILD)/soak
+	$(CC) $(CSTD) $(WARN) $(OPT) -o $(BUILD)/soak/churn tests/soak/churn.c
+	FC_BUILD=$(abspath $(BUILD)) bash tests/soak/soak.sh $(SOAK_S)
 
 demo: deps
 	$(MAKE) all

@@ -231,6 +231,8 @@ void relay_peers_free(struct relay *r)
     }
     for (int i = 0; i < r->n_listen; i++) {
         ev_io_stop(r->loop, &r->listen[i].io);
+        if (r->listen[i].addr.proto == NET_UDP)
+            ev_timer_stop(r->loop, &r->listen[i].coalesce);
         if (r->listen[i].fd >= 0)
             close(r->listen[i].fd);
     }

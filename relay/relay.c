@@ -7,8 +7,9 @@ static void on_tick(EV_P_ ev_timer *w, int revents)
 {
     struct relay *r = container_of(w, struct relay, tick);
     relay_expire(r);
-    for (int i = 0; i < r->n_listen; i++) /* resume accepting after EMFILE */
-        if (r->listen[i].fd >= 0 && !ev_is_active(&r->listen[i].io))
+    for (int i = 0; i < r->n_listen; i++) /* resume accepting after EMFILE (UDP: see ingest.c) */
+        if (r->listen[i].addr.proto == NET_TCP && r->listen[i].fd >= 0 &&
+            !ev_is_active(&r->listen[i].io))
             ev_io_start(EV_A_ & r->listen[i].io);
 }
 

@@ -27,20 +27,48 @@ static enum seq_verdict classify(const struct rstream *s, uint64_t seq)
     return SEQ_NEW;
 }
 
-static struct rstream *find_stream(struct relay *r, const struct wire_frame *f, uint32_t *n_mount)
+/* FNV-1a over mount and encoder (NUL included, so "ab"+"c" differs from "a"+"bc"), then the
+ * session mixed in: streams are looked up once per frame, so this must not walk the list. */
+static uint64_t stream_hash(const char *mount, const char *encoder, uint64_t session)
 {
-    *n_mount = 0;
-    for (struct rstream *s = r->streams; s; s = s->next) {
-        if (strcmp(s->mount, f->mount) != 0)
-            continue;
-        if (s->session == f->session && strcmp(s->encoder, f->encoder) == 0)
-            return s;
-        (*n_mount)++;
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (const char *c = mount;; c++) {
+        h = (h ^ (uint8_t)*c) * 0x100000001b3ull;
+        if (!*c)
+            break;
     }
+    for (const char *c = encoder;; c++) {
+        h = (h ^ (uint8_t)*c) * 0x100000001b3ull;
+        if (!*c)
+            break;
+    }
+    h ^= session;
+    h *= 0x9E3779B97F4A7C15ull;
+    return h ^ h >> 29;
+}
+
+static struct rstream **bucket_of(struct relay *r, uint64_t hash)
+{
+    return &r->buckets[hash & (RELAY_STREAM_BUCKETS - 1)];
+}
+
+/* The stream of `f`, or NULL; then `*n_mount` is the number of streams of its mount (a miss is
+ * rare - a new stream or a refused flood - so counting may walk every stream). */
+static struct rstream *find_stream(struct relay *r, const struct wire_frame *f, uint64_t hash,
+                                   uint32_t *n_mount)
+{
+    for (struct rstream *s = *bucket_of(r, hash); s; s = s->hnext)
+        if (s->hash == hash && s->session == f->session && strcmp(s->mount, f->mount) == 0 &&
+            strcmp(s->encoder, f->encoder) == 0)
+            return s;
+    *n_mount = 0;
+    for (struct rstream *s = r->streams; s; s = s->next)
+        if (strcmp(s->mount, f->mount) == 0)
+            (*n_mount)++;
     return NULL;
 }
 
-static struct rstream *new_stream(struct relay *r, const struct wire_frame *f)
+static struct rstream *new_stream(struct relay *r, const struct wire_frame *f, uint64_t hash)
 {
     struct rstream *s = calloc(1, sizeof(*s));
     if (!s)
@@ -54,12 +82,25 @@ static struct rstream *new_stream(struct relay *r, const struct wire_frame *f)
     memcpy(s->encoder, f->encoder, sizeof(s->encoder));
     s->session = f->session;
     s->priority = f->priority;
+    s->hash = hash;
     s->next = r->streams;
     r->streams = s;
+    struct rstream **b = bucket_of(r, hash);
+    s->hnext = *b;
+    *b = s;
     r->n_streams++;
     log_info(&r->log, "stream new mount=%s encoder=%s session=%016llx priority=%u", s->mount,
              s->encoder, (unsigned long long)s->session, s->priority);
     return s;
+}
+
+static void bucket_unlink(struct relay *r, struct rstream *s)
+{
+    for (struct rstream **pp = bucket_of(r, s->hash); *pp; pp = &(*pp)->hnext)
+        if (*pp == s) {
+            *pp = s->hnext;
+            return;
+        }
 }
 
 static void stream_free(struct rstream *s)
@@ -80,9 +121,14 @@ static void warn_limited(struct relay *r, const char *peer, const char *what,
                  (unsigned long long)suppressed);
 }
 
-static bool pts_in_range(const struct relay *r, uint64_t pts_us)
+static bool pts_in_range(struct relay *r, uint64_t pts_us)
 {
-    uint64_t now = clock_wall_us(), skew = (uint64_t)(r->opt.max_skew_s * 1e6);
+    /* A ±max-skew guard (seconds) needs the wall clock once per loop iteration, not per frame. */
+    if (r->wall_at != ev_now(r->loop) || r->wall_us == 0) {
+        r->wall_at = ev_now(r->loop);
+        r->wall_us = clock_wall_us();
+    }
+    uint64_t now = r->wall_us, skew = (uint64_t)(r->opt.max_skew_s * 1e6);
     return pts_us + skew >= now && pts_us <= now + skew;
 }
 
@@ -90,8 +136,9 @@ void relay_frame_in(struct relay *r, const struct wire_frame *f, const uint8_t *
                     struct rpeer *from, const char *peer_name)
 {
     uint32_t n_mount;
+    uint64_t hash = stream_hash(f->mount, f->encoder, f->session);
     r->c.frames_in++;
-    struct rstream *s = find_stream(r, f, &n_mount);
+    struct rstream *s = find_stream(r, f, hash, &n_mount);
     if (!s) {
         if (!pts_in_range(r, f->pts_us)) {
             r->c.skew_drops++;
@@ -103,7 +150,7 @@ void relay_frame_in(struct relay *r, const struct wire_frame *f, const uint8_t *
             warn_limited(r, peer_name, "too many sessions for mount", f);
             return;
         }
-        if (!(s = new_stream(r, f)))
+        if (!(s = new_stream(r, f, hash)))
             return;
     }
     enum seq_verdict v = classify(s, f->seq);
@@ -123,7 +170,7 @@ void relay_frame_in(struct relay *r, const struct wire_frame *f, const uint8_t *
         warn_limited(r, peer_name, "pts outside --max-skew", f);
         return;
     }
-    struct msgref *m = msgref_new((uint32_t)(WIRE_LEN_BYTES + len));
+    struct msgref *m = msgpool_new(&r->pool, (uint32_t)(WIRE_LEN_BYTES + len));
     if (!m)
         return;
     wire_put_len(m->data, (uint32_t)len);
@@ -134,6 +181,8 @@ void relay_frame_in(struct relay *r, const struct wire_frame *f, const uint8_t *
     slot->m = m; /* the ring's reference */
     slot->seq = f->seq;
     slot->rx = ev_now(r->loop);
+    if (s->frames == 0 || f->seq < s->expire_seq)
+        s->expire_seq = f->seq;
     if (s->frames == 0 || f->seq > s->max_seq)
         s->max_seq = f->seq;
     s->frames++;
@@ -187,19 +236,38 @@ void relay_expire(struct relay *r)
     struct rstream **pp = &r->streams;
     while (*pp) {
         struct rstream *s = *pp;
-        for (uint32_t i = 0; i < RELAY_RING; i++) {
-            struct rslot *slot = &s->ring[i];
-            if (slot->m && slot->rx < oldest_rx) {
-                msgref_put(slot->m);
-                slot->m = NULL; /* seq stays: late copies of it are still caught as stale */
+        /* Frames arrive in seq order, give or take a reorder: walk up from the oldest held one
+         * while they are expired - a few slots a tick, not the whole ring of every stream. A
+         * late frame below newer ones holds them until it expires itself (bounded by the ring). */
+        uint64_t seq = s->expire_seq;
+        if (s->max_seq >= RELAY_RING && seq < s->max_seq - (RELAY_RING - 1)) {
+            /* A seq leap left frames below the ring window: one scan of every slot. */
+            for (uint32_t i = 0; i < RELAY_RING; i++) {
+                struct rslot *slot = &s->ring[i];
+                if (slot->m && slot->rx < oldest_rx) {
+                    msgref_put(slot->m);
+                    slot->m = NULL;
+                }
             }
+            seq = s->max_seq - (RELAY_RING - 1);
         }
+        for (; s->frames > 0 && seq <= s->max_seq; seq++) {
+            struct rslot *slot = &s->ring[seq & (RELAY_RING - 1)];
+            if (!slot->m || slot->seq != seq)
+                continue;
+            if (slot->rx >= oldest_rx)
+                break;
+            msgref_put(slot->m);
+            slot->m = NULL; /* seq stays: late copies of it are still caught as stale */
+        }
+        s->expire_seq = seq;
         /* Keep an idle stream's dedupe state a while: a late copy must not look new. */
         if (now - s->last_rx > r->opt.catchup_s + 60) {
             log_info(&r->log, "stream expired mount=%s encoder=%s session=%016llx frames=%llu",
                      s->mount, s->encoder, (unsigned long long)s->session,
                      (unsigned long long)s->frames);
             *pp = s->next;
+            bucket_unlink(r, s);
             r->n_streams--;
             stream_free(s);
             continue;
@@ -216,4 +284,6 @@ void relay_streams_free(struct relay *r)
         stream_free(s);
     }
     r->n_streams = 0;
+    memset(r->buckets, 0, sizeof(r->buckets));
+    msgpool_free(&r->pool);
 }

@@ -66,7 +66,9 @@ struct link {
     bool up;                     /* HELLO received */
     bool stopped;                /* link_stop() called: no reconnects */
     ev_io rio;                   /* readable */
-    ev_io wio;                   /* writable; started only while output is pending */
+    ev_io wio;                   /* writable; started only while the socket is full */
+    ev_prepare flush;            /* started while output is queued: written before the loop
+                                  * sleeps, all that this iteration queued in one writev */
     ev_timer retry;              /* reconnect delay (outbound) */
     ev_timer beat;               /* heartbeat and dead-peer check, every LINK_HEARTBEAT_S */
     double last_rx;              /* ev_now of the last byte received */

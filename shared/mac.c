@@ -52,7 +52,10 @@ enum fc_err mac_verify(const struct mac_key *key, const uint8_t *msg, size_t len
     if (len < MAC_TAG_BYTES)
         return FC_PROTO;
     mac_tag(key, msg, len - MAC_TAG_BYTES, want);
-    return sodium_memcmp(want, msg + len - MAC_TAG_BYTES, MAC_TAG_BYTES) == 0 ? FC_OK : FC_AUTH;
+    /* Constant time, like sodium_memcmp(), but a fixed 16-byte compare: sodium_memcmp's
+     * byte loop cost 2 % of a relay's CPU (issue 9). */
+    _Static_assert(MAC_TAG_BYTES == crypto_verify_16_BYTES, "tag is 16 bytes");
+    return crypto_verify_16(want, msg + len - MAC_TAG_BYTES) == 0 ? FC_OK : FC_AUTH;
 }
 
 void mac_key_wipe(struct mac_key *key)

@@ -3,7 +3,7 @@
  *
  * Every wire message carries a 16-byte tag: keyed BLAKE2b-128 (libsodium crypto_generichash)
  * over the msgpack body, with a 32-byte mesh key shared by shims, relays and edges. Verification
- * uses sodium_memcmp (constant time). The key file holds the key as 64 hex characters (optional
+ * uses crypto_verify_16 (constant time). The key file holds the key as 64 hex characters (optional
  * trailing whitespace); `scripts/keygen.sh` writes one.
  */
 #ifndef FC_MAC_H

@@ -450,7 +450,7 @@ static bool msgpack_sane(const uint8_t *p, size_t len)
             case 0xdc: items = be(q, 2); break;
             case 0xdd: items = be(q, 4); break;
             case 0xde: items = 2u * be(q, 2); break;
-            case 0xdf: items = 2u * be(q, 4); break;
+            case 0xdf: items = 2ull * be(q, 4); break; /* 64-bit: 2 * 2^31 wrapped to 0 */
             default: break;
             }
         }
@@ -460,6 +460,150 @@ static bool msgpack_sane(const uint8_t *p, size_t len)
         pending = pending - 1 + items;
     }
     return i == len;
+}
+
+/* ---- FRAME fast path ---- */
+
+/*
+ * The common FRAME - exactly the 15 items wire_encode_frame() packs, meta nil - decoded straight
+ * from the bytes, without building msgpack-c's object tree: a relay decodes every frame it
+ * forwards (issue 9). Anything else, valid or not, returns false and wire_decode() takes the
+ * general path, so what is accepted, what is rejected and the `why` are the general path's.
+ * Every token taken here is one msgpack-c unpacks to the type the general path requires
+ * (positive fixint/uint 8-64 -> POSITIVE_INTEGER, fixstr/str 8-32 -> STR, bin 8-32 -> BIN).
+ */
+struct fast_rd {
+    const uint8_t *p;   /* next token */
+    const uint8_t *end; /* one past the body */
+};
+
+static inline bool fast_uint(struct fast_rd *r, uint64_t max, uint64_t *v)
+{
+    if (r->p >= r->end)
+        return false;
+    uint8_t c = *r->p;
+    size_t n;
+    if (c <= 0x7f) {
+        n = 0;
+        *v = c;
+    } else if (c >= 0xcc && c <= 0xcf) {
+        n = (size_t)1 << (c - 0xcc);
+        if ((size_t)(r->end - r->p) <= n)
+            return false;
+        *v = be(r->p + 1, n > 4 ? 4 : (int)n);
+        if (n == 8)
+            *v = *v << 32 | be(r->p + 5, 4);
+    } else {
+        return false;
+    }
+    r->p += 1 + n;
+    return *v <= max;
+}
+
+/* A str token of 1..max bytes of [A-Za-z0-9._-] (get_name()), copied NUL-terminated to `out`. */
+static bool fast_name(struct fast_rd *r, char *out, size_t max)
+{
+    size_t avail = (size_t)(r->end - r->p), hdr, n;
+    if (avail < 1)
+        return false;
+    uint8_t c = *r->p;
+    if (c >= 0xa0 && c <= 0xbf) {
+        hdr = 1;
+        n = c & 0x1f;
+    } else if (c == 0xd9 && avail >= 2) {
+        hdr = 2;
+        n = r->p[1];
+    } else {
+        return false; /* str 16/32 would be longer than any name */
+    }
+    if (n > max || avail - hdr < n || !wire_valid_name((const char *)r->p + hdr, n, max))
+        return false;
+    memcpy(out, r->p + hdr, n);
+    out[n] = '\0';
+    r->p += hdr + n;
+    return true;
+}
+
+static bool fast_bin(struct fast_rd *r, const uint8_t **data, uint32_t *n)
+{
+    size_t avail = (size_t)(r->end - r->p), hdr;
+    if (avail < 2)
+        return false;
+    switch (*r->p) {
+    case 0xc4: hdr = 2; break;
+    case 0xc5: hdr = 3; break;
+    case 0xc6: hdr = 5; break;
+    default: return false;
+    }
+    if (avail < hdr)
+        return false;
+    *n = be(r->p + 1, (int)hdr - 1);
+    if (avail - hdr < *n)
+        return false;
+    *data = r->p + hdr;
+    r->p += hdr + *n;
+    return true;
+}
+
+static bool decode_frame_fast(const uint8_t *body, size_t len, struct wire_msg *out)
+{
+    struct fast_rd r = {body, body + len};
+    struct wire_frame *f = &out->u.frame;
+    uint64_t v;
+    const char *why;
+    if (len < 3 || body[0] != 0x9f || body[1] != WIRE_VERSION || body[2] != WIRE_FRAME)
+        return false; /* 0x9f: an array of exactly 15 items */
+    r.p += 3;
+    if (!fast_name(&r, f->mount, WIRE_MOUNT_MAX) || !fast_name(&r, f->encoder, WIRE_ENCODER_MAX))
+        return false;
+    if (!fast_uint(&r, 255, &v))
+        return false;
+    f->priority = (uint32_t)v;
+    if (!fast_uint(&r, UINT64_MAX, &f->session) || !fast_uint(&r, UINT64_MAX - 1, &f->seq) ||
+        !fast_uint(&r, UINT64_MAX, &f->pts_us))
+        return false;
+    if (!fast_uint(&r, 2, &v) || v == 0)
+        return false;
+    f->codec = (enum fc_codec)v;
+    if (!fast_uint(&r, 96000, &v) || v < 8000)
+        return false;
+    f->sample_rate = (uint32_t)v;
+    if (!fast_uint(&r, 8, &v) || v == 0)
+        return false;
+    f->channels = (uint8_t)v;
+    if (!fast_uint(&r, 4096, &v) || v == 0)
+        return false;
+    f->samples = (uint16_t)v;
+    const uint8_t *level;
+    uint32_t n;
+    if (!fast_bin(&r, &level, &n) || n != 4)
+        return false;
+    memcpy(f->level, level, 4);
+    if (!fast_bin(&r, &f->payload, &f->payload_len) || f->payload_len == 0 ||
+        f->payload_len > WIRE_MAX_PAYLOAD)
+        return false;
+    if (r.p + 1 != r.end || *r.p != 0xc0) /* meta nil, and nothing after it */
+        return false;
+    if (decode_meta(&(const msgpack_object){.type = MSGPACK_OBJECT_NIL}, f, &why) != FC_OK ||
+        check_payload(f, &why) != FC_OK)
+        return false;
+    out->type = WIRE_FRAME;
+    return true;
+}
+
+/* Any message, through msgpack-c: `body` is `len` bytes without the tag. */
+static enum fc_err decode_general(struct wire_decoder *d, const uint8_t *body, size_t len,
+                                  struct wire_msg *out, const char **why)
+{
+    if (!msgpack_sane(body, len))
+        FAIL("msgpack syntax");
+    msgpack_object root;
+    size_t off = 0;
+    msgpack_zone_clear(&d->zone);
+    msgpack_unpack_return rc = msgpack_unpack((const char *)body, len, &off, &d->zone, &root);
+    if (rc != MSGPACK_UNPACK_SUCCESS)
+        FAIL(rc == MSGPACK_UNPACK_NOMEM_ERROR ? "out of memory" : "msgpack syntax");
+    return decode_body(&root, out, why);
 }
 
 enum fc_err wire_decode(struct wire_decoder *d, const struct mac_key *key, const uint8_t *msg,
@@ -480,16 +624,9 @@ enum fc_err wire_decode(struct wire_decoder *d, const struct mac_key *key, const
         *why = "bad tag";
         return err;
     }
-    if (!msgpack_sane(msg, len - MAC_TAG_BYTES))
-        FAIL("msgpack syntax");
-    msgpack_object root;
-    size_t off = 0;
-    msgpack_zone_clear(&d->zone);
-    msgpack_unpack_return rc =
-        msgpack_unpack((const char *)msg, len - MAC_TAG_BYTES, &off, &d->zone, &root);
-    if (rc != MSGPACK_UNPACK_SUCCESS)
-        FAIL(rc == MSGPACK_UNPACK_NOMEM_ERROR ? "out of memory" : "msgpack syntax");
-    return decode_body(&root, out, why);
+    if (decode_frame_fast(msg, len - MAC_TAG_BYTES, out))
+        return FC_OK;
+    return decode_general(d, msg, len - MAC_TAG_BYTES, out, why);
 }
 
 /* ---- TCP length-prefix framing ---- */

@@ -10,68 +10,11 @@ BENCH_BIN="$FC_BUILD/bench"
 BENCH_RATE_BPS=16000     # 128 kbit/s MP3
 BENCH_BURST_B=64000      # the edge's default --burst 4 at 16000 B/s: icecast2 gets the same
 
-# bench_icecast PORT CLIENTS: like lib.sh's start_icecast, with <clients> CLIENTS and
-# <burst-size> the edge's. The limits are in the file before icecast2 reads it (restarting
-# through start_icecast would regenerate the file with <clients>200</clients>).
+# bench_icecast PORT CLIENTS: lib.sh's start_icecast with <clients> CLIENTS and <burst-size> the
+# edge's, written into icecast.xml before icecast2 reads it.
 bench_icecast() {
-  local port=$1 clients=$2 dir="$FC_TMP/icecast" owner="" security=""
-  command -v icecast2 >/dev/null || fc_fail "icecast2 not installed (scripts/install-deps.sh)"
-  mkdir -p "$dir/log"
-  if [ "$(id -u)" -eq 0 ]; then
-    owner=$(fc_ice_owner)
-    chown -R "$owner" "$dir"
-    security="<security><chroot>0</chroot><changeowner><user>${owner%%:*}</user><group>${owner##*:}</group></changeowner></security>"
-  fi
-  cat >"$dir/icecast.xml" <<EOF
-<icecast>
-  <location>framecast bench</location>
-  <admin>root@localhost</admin>
-  <hostname>127.0.0.1</hostname>
-  <limits>
-    <clients>$clients</clients>
-    <sources>4</sources>
-    <queue-size>1048576</queue-size>
-    <client-timeout>30</client-timeout>
-    <header-timeout>15</header-timeout>
-    <source-timeout>10</source-timeout>
-    <burst-on-connect>1</burst-on-connect>
-    <burst-size>$BENCH_BURST_B</burst-size>
-  </limits>
-  <authentication>
-    <source-password>$FC_ICE_PASSWORD</source-password>
-    <relay-password>$FC_ICE_PASSWORD</relay-password>
-    <admin-user>admin</admin-user>
-    <admin-password>$FC_ICE_PASSWORD</admin-password>
-  </authentication>
-  <listen-socket>
-    <port>$port</port>
-    <bind-address>127.0.0.1</bind-address>
-  </listen-socket>
-  <fileserve>1</fileserve>
-  <paths>
-    <basedir>$dir</basedir>
-    <logdir>$dir/log</logdir>
-    <pidfile>$dir/icecast.pid</pidfile>
-    <webroot>/usr/share/icecast2/web</webroot>
-    <adminroot>/usr/share/icecast2/admin</adminroot>
-    <mime-types>/etc/mime.types</mime-types>
-  </paths>
-  <logging>
-    <accesslog>access.log</accesslog>
-    <errorlog>error.log</errorlog>
-    <loglevel>2</loglevel>
-  </logging>
-  $security
-</icecast>
-EOF
-  grep -q "<clients>$clients</clients>" "$dir/icecast.xml" || fc_fail "icecast.xml: <clients> not set"
-  fc_start icecast icecast2 -c "$dir/icecast.xml"
-  BENCH_ICE_PID=$FC_LAST_PID
-  FC_ICE_PID=$FC_LAST_PID
-  if ! wait_http "http://127.0.0.1:$port/status-json.xsl" 10; then
-    fc_alive "$BENCH_ICE_PID" || fc_fail "icecast2 exited at start (see icecast.log)"
-    fc_fail "icecast2 not answering on 127.0.0.1:$port after 10 s"
-  fi
+  FC_ICE_CLIENTS=$2 FC_ICE_BURST=$BENCH_BURST_B start_icecast "$1"
+  BENCH_ICE_PID=$FC_ICE_PID
 }
 
 # bench_chain ICE_PORT MOUNT [CLIENTS] [EDGE_ARGS...]: icecast2 with an MP3 128 kbit/s source on

@@ -286,12 +286,14 @@ start_icecast() {
   <admin>root@localhost</admin>
   <hostname>127.0.0.1</hostname>
   <limits>
-    <clients>200</clients>
+    <clients>${FC_ICE_CLIENTS:-200}</clients>
     <sources>16</sources>
     <queue-size>1048576</queue-size>
+    <client-timeout>30</client-timeout>
     <header-timeout>15</header-timeout>
     <source-timeout>10</source-timeout>
-    <burst-size>65536</burst-size>
+    <burst-on-connect>1</burst-on-connect>
+    <burst-size>${FC_ICE_BURST:-65536}</burst-size>
   </limits>
   <authentication>
     <source-password>$FC_ICE_PASSWORD</source-password>
@@ -320,6 +322,7 @@ start_icecast() {
   $security
 </icecast>
 EOF
+  grep -q "<clients>${FC_ICE_CLIENTS:-200}</clients>" "$dir/icecast.xml" || fc_fail "icecast.xml: <clients> not set"
   fc_start icecast icecast2 -c "$dir/icecast.xml"
   FC_ICE_PID=$FC_LAST_PID
   FC_ICE_PORT=$port

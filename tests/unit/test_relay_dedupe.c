@@ -561,6 +561,65 @@ static void test_regress_seq_near_u64_max(void **state)
     assert_int_equal(relay.c.frames_fwd, 2); /* actual: 1 */
 }
 
+/* Age every held message of `s` past --catchup. */
+static void age_all(struct rstream *s)
+{
+    for (uint32_t i = 0; i < RELAY_RING; i++)
+        if (s->ring[i].m)
+            s->ring[i].rx -= relay.opt.catchup_s + 1;
+}
+
+static size_t held(const struct rstream *s)
+{
+    size_t n = 0;
+    for (uint32_t i = 0; i < RELAY_RING; i++)
+        n += s->ring[i].m != NULL;
+    return n;
+}
+
+/* relay_expire walks up from the oldest held seq (issue 9) rather than scanning every slot:
+ * frames that arrived out of order, below the walk's start, or before a seq leap still expire. */
+static void test_expire_walk(void **state)
+{
+    /* Out of order: 10 and 11 arrive after 12. */
+    for (uint64_t seq = 0; seq < 10; seq++)
+        feed(1, seq);
+    feed(1, 12);
+    feed(1, 10);
+    feed(1, 11);
+    struct rstream *s = stream_of(MOUNT, 1);
+    assert_int_equal(held(s), 13);
+    age_all(s);
+    relay_expire(&relay);
+    assert_int_equal(held(s), 0);
+
+    /* Only the oldest half expired: the walk stops at the first live one and keeps the rest. */
+    for (uint64_t seq = 20; seq < 30; seq++)
+        feed(1, seq);
+    for (uint64_t seq = 20; seq < 25; seq++)
+        slot_of(s, seq)->rx -= relay.opt.catchup_s + 1;
+    relay_expire(&relay);
+    assert_int_equal(held(s), 5);
+    assert_null(slot_of(s, 24)->m);
+    assert_non_null(slot_of(s, 25)->m);
+    /* A late frame below where the walk stopped (never seen, so new) still expires. */
+    feed(1, 15);
+    assert_non_null(slot_of(s, 15)->m);
+    age_all(s);
+    relay_expire(&relay);
+    assert_int_equal(held(s), 0);
+
+    /* A seq leap of more than a ring: frames below the new window expire too. */
+    for (uint64_t seq = 40; seq < 45; seq++)
+        feed(1, seq);
+    feed(1, 45 + 3 * RELAY_RING);
+    assert_int_equal(held(s), 6);
+    age_all(s);
+    relay_expire(&relay);
+    assert_int_equal(held(s), 0);
+    assert_int_equal(relay.c.frames_fwd, 13 + 10 + 1 + 6);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -575,6 +634,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_catchup_stops_on_close, setup, teardown),
         cmocka_unit_test_setup_teardown(test_catchup_streams, setup, teardown),
         cmocka_unit_test_setup_teardown(test_expire, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_expire_walk, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ring_reuse, setup, teardown),
         cmocka_unit_test_setup_teardown(test_regress_seq_near_u64_max, setup, teardown),
     };
