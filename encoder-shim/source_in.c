@@ -313,7 +313,10 @@ static void on_src_read(EV_P_ ev_io *w, int revents)
     if (c->headers_done) {
         if (!handshake(c))
             return;
-        /* Bytes after the headers in this read are already audio. */
+        /* Bytes after the headers in this read are already audio. Paused in on_headers_complete,
+         * http_parser returns the count up to, not including, the byte that ended the headers
+         * (the final LF): that byte is not audio. */
+        parsed++;
         if (start + parsed < c->req_len)
             audio_in(c, (const uint8_t *)c->req + start + parsed, c->req_len - start - parsed);
         return;
