@@ -164,6 +164,10 @@ STUB void edge_wake_paced(struct emount *m)
 {
     (void)m;
 }
+STUB void edge_wake_wheel(struct edge *e)
+{
+    (void)e;
+}
 STUB void icy_title_changed(struct emount *m, const char *title, const char *url)
 {
     (void)m, (void)title, (void)url;

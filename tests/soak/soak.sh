@@ -18,13 +18,15 @@
 # After the warm-up (max(2, cycles/6) cycles) and after the last cycle, at the same point of a
 # cycle (so as many stale sessions are still held both times), the listeners are paused (churn
 # closes every connection; wait until the edge's GET / says listeners=0 and every relay link is
-# up) and every long-lived process (edge, relay1, shim b) is sampled: VmRSS (/proc/PID/status)
-# and open fds (/proc/PID/fd).
+# up) and every long-lived process (edge, relay1, shim b) is sampled: VmRSS and RssShmem
+# (/proc/PID/status) and open fds (/proc/PID/fd).
 #
 # Fails (one summary line, exit 1) unless:
-#   - every sampled process's private RSS (VmRSS - RssShmem) at the end is within 5 % of the
-#     warm-up sample (at least RSS_SLACK_KB), its fds within 5 % (at least FD_SLACK), and its
-#     shared memory (the edge's memfd rewind slabs) at most two 4 MiB slabs + 1 MiB;
+#   - every sampled process's private RSS (VmRSS - RssShmem) at the end has grown by at most 5 %
+#     of the warm-up sample (at least RSS_SLACK_KB; less memory is no leak: the edge's heap is
+#     trimmed now and then, -5 % was seen in a 30 min run), its fds are within ±5 % (at least
+#     ±FD_SLACK), and its shared memory (the edge's memfd rewind slabs) is at most two 4 MiB
+#     slabs + 1 MiB;
 #   - the edge's GET / shows lost=0 (and so gaps=0: runs of lost frames) for soak.mp3;
 #   - the faults happened: every cycle stopped and restarted shim a and killed and restarted
 #     relay2 and relay3, the edge re-linked to each restarted relay (connects >= cycles + 1),
@@ -217,7 +219,7 @@ while read -r n rss0 fd0 vm0 _; do
   d_rss=$(( rss1 - rss0 )); d_fd=$(( fd1 - fd0 ))
   lim_rss=$(( rss0 * 5 / 100 )); [ "$lim_rss" -lt "$RSS_SLACK_KB" ] && lim_rss=$RSS_SLACK_KB
   lim_fd=$(( fd0 * 5 / 100 )); [ "$lim_fd" -lt "$FD_SLACK" ] && lim_fd=$FD_SLACK
-  [ "${d_rss#-}" -le "$lim_rss" ] || bad "$n: private RSS ${rss0} kB -> ${rss1} kB (${d_rss} kB; limit ±${lim_rss} kB)"
+  [ "$d_rss" -le "$lim_rss" ] || bad "$n: private RSS ${rss0} kB -> ${rss1} kB (+${d_rss} kB; limit +${lim_rss} kB)"
   [ "${d_fd#-}" -le "$lim_fd" ] || bad "$n: fds ${fd0} -> ${fd1} (${d_fd}; limit ±${lim_fd})"
   # Shared memory (only the edge's rewind slabs): at most the two 4 MiB slabs that 20 s of audio
   # can straddle, plus 1 MiB.
