@@ -25,7 +25,7 @@ LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 LIB       := $(BUILD)/libframecast.a
 SHIM_OBJ  := $(patsubst %.c,$(BUILD)/obj/%.o,$(sort $(wildcard encoder-shim/*.c)))
 RELAY_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(sort $(wildcard relay/*.c)))
-EDGE_OBJ  := $(patsubst %.c,$(BUILD)/obj/%.o,$(sort $(wildcard edge/*.c)))
+EDGE_OBJ  := $(patsubst %.c,$(BUILD)/obj/%.o,$(sort $(wildcard edge/*.c edge/core/*.c edge/http/*.c)))
 PROGS     := $(BUILD)/framecast-shim $(BUILD)/framecast-relay $(BUILD)/framecast-edge
 UNIT_SRC  := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
@@ -167,7 +167,7 @@ demo: deps
 	bash scripts/demo.sh
 
 format:
-	clang-format -i shared/*.[ch] relay/*.[ch] edge/*.[ch] encoder-shim/*.[ch] tests/*/*.c
+	clang-format -i shared/*.[ch] relay/*.[ch] edge/*.[ch] edge/*/*.[ch] encoder-shim/*.[ch] tests/*/*.c
 
 clean:
 	rm -rf build build-san

@@ -47,11 +47,11 @@ static void usage(FILE *out)
 }
 
 /* NAME=mount1,mount2,... */
-static void add_hls_group(struct edge *e, const char *arg)
+static void add_hls_group(struct http_opts *ho, const char *arg)
 {
-    if (e->opt.n_hls_groups >= EDGE_HLS_GROUPS_MAX)
+    if (ho->n_hls_groups >= EDGE_HLS_GROUPS_MAX)
         cli_fail(prog, "--hls-group", "at most %d groups", EDGE_HLS_GROUPS_MAX);
-    struct hls_group *g = &e->opt.hls_groups[e->opt.n_hls_groups];
+    struct hls_group *g = &ho->hls_groups[ho->n_hls_groups];
     const char *eq = strchr(arg, '=');
     if (!eq || !wire_valid_name(arg, (size_t)(eq - arg), WIRE_MOUNT_MAX))
         cli_fail(prog, "--hls-group", "\"%s\": expected NAME=mount1,mount2", arg);
@@ -66,8 +66,10 @@ static void add_hls_group(struct edge *e, const char *arg)
     }
     if (g->n_mounts == 0)
         cli_fail(prog, "--hls-group", "\"%s\": no mounts", arg);
-    e->opt.n_hls_groups++;
+    ho->n_hls_groups++;
 }
+
+static bool log_json; /* --log-json */
 
 static void parse_args(struct edge *e, int argc, char **argv)
 {
@@ -94,108 +96,110 @@ static void parse_args(struct edge *e, int argc, char **argv)
         {"web-root", required_argument, 0, O_WEBROOT},
         {"rewind-save-every", required_argument, 0, O_RWEVERY},
         {"help", no_argument, 0, 'h'},                {0, 0, 0, 0}};
+    struct core_opts *co = &e->core.opt;
+    struct http_opts *ho = &e->http.opt;
     const char *key_path = NULL;
     bool have_listen = false;
     int c;
-    e->opt.burst_s = 4;
-    e->opt.reorder_us = 300000;
-    e->opt.rewind_us = 14400ull * 1000000;
-    e->opt.stream_timeout_s = 1;
-    e->opt.max_skew_s = 60;
-    e->opt.max_lag_s = 30;
-    e->opt.failback_after_s = 10;
-    e->opt.start_grace_s = EDGE_START_GRACE_S;
-    e->opt.write_interval_s = EDGE_WRITE_INTERVAL_S;
-    e->opt.silence_failover_s = 15;
-    e->opt.silence_threshold_db = -50;
-    e->opt.sourceless_after_s = 30;
-    e->opt.rewind_save_every_s = 60;
-    e->opt.metaint = EDGE_METAINT_DEFAULT;
-    e->opt.hls_segment_s = 6;
-    gethostname(e->opt.node, sizeof(e->opt.node) - 1);
+    ho->burst_s = 4;
+    co->reorder_us = 300000;
+    co->rewind_us = 14400ull * 1000000;
+    co->stream_timeout_s = 1;
+    co->max_skew_s = 60;
+    ho->max_lag_s = 30;
+    co->failback_after_s = 10;
+    co->start_grace_s = EDGE_START_GRACE_S;
+    ho->write_interval_s = EDGE_WRITE_INTERVAL_S;
+    co->silence_failover_s = 15;
+    co->silence_threshold_db = -50;
+    co->sourceless_after_s = 30;
+    co->rewind_save_every_s = 60;
+    ho->metaint = EDGE_METAINT_DEFAULT;
+    ho->hls_segment_s = 6;
+    gethostname(co->node, sizeof(co->node) - 1);
     opterr = 0;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
         case O_LISTEN:
-            if (net_addr_parse(optarg, &e->opt.listen) != FC_OK || e->opt.listen.proto != NET_TCP)
+            if (net_addr_parse(optarg, &ho->listen) != FC_OK || ho->listen.proto != NET_TCP)
                 cli_fail(prog, "--listen", "\"%s\": expected HOST:PORT", optarg);
             have_listen = true;
             break;
         case O_RELAY:
-            if (e->opt.n_relays >= EDGE_MAX_RELAYS)
+            if (co->n_relays >= EDGE_MAX_RELAYS)
                 cli_fail(prog, "--relay", "at most %d relays", EDGE_MAX_RELAYS);
-            if (net_addr_parse(optarg, &e->opt.relays[e->opt.n_relays]) != FC_OK ||
-                e->opt.relays[e->opt.n_relays].proto != NET_TCP)
+            if (net_addr_parse(optarg, &co->relays[co->n_relays]) != FC_OK ||
+                co->relays[co->n_relays].proto != NET_TCP)
                 cli_fail(prog, "--relay", "\"%s\": expected HOST:PORT", optarg);
-            e->opt.n_relays++;
+            co->n_relays++;
             break;
         case O_KEY:
             key_path = optarg;
             break;
         case O_BURST:
-            e->opt.burst_s = cli_double(prog, "--burst", optarg, 0, 600);
+            ho->burst_s = cli_double(prog, "--burst", optarg, 0, 600);
             break;
         case O_REORDER:
-            e->opt.reorder_us = (uint64_t)(cli_double(prog, "--reorder-ms", optarg, 1, 10000) * 1000);
+            co->reorder_us = (uint64_t)(cli_double(prog, "--reorder-ms", optarg, 1, 10000) * 1000);
             break;
         case O_REWIND:
-            e->opt.rewind_us = (uint64_t)(cli_double(prog, "--rewind", optarg, 10, 7 * 86400) * 1e6);
+            co->rewind_us = (uint64_t)(cli_double(prog, "--rewind", optarg, 10, 7 * 86400) * 1e6);
             break;
         case O_TIMEOUT:
-            e->opt.stream_timeout_s = cli_double(prog, "--stream-timeout", optarg, 0.05, 60);
+            co->stream_timeout_s = cli_double(prog, "--stream-timeout", optarg, 0.05, 60);
             break;
         case O_SKEW:
-            e->opt.max_skew_s = cli_double(prog, "--max-skew", optarg, 1, 86400);
+            co->max_skew_s = cli_double(prog, "--max-skew", optarg, 1, 86400);
             break;
         case O_LAG:
-            e->opt.max_lag_s = cli_double(prog, "--max-lag", optarg, 1, 86400);
+            ho->max_lag_s = cli_double(prog, "--max-lag", optarg, 1, 86400);
             break;
         case O_WINTERVAL:
-            e->opt.write_interval_s = cli_double(prog, "--write-interval", optarg, 0, 5);
+            ho->write_interval_s = cli_double(prog, "--write-interval", optarg, 0, 5);
             break;
         case O_GRACE:
-            e->opt.start_grace_s = cli_double(prog, "--start-grace", optarg, 0, 60);
+            co->start_grace_s = cli_double(prog, "--start-grace", optarg, 0, 60);
             break;
         case O_FAILBACK:
-            e->opt.failback_after_s = cli_double(prog, "--failback-after", optarg, 0, 86400);
+            co->failback_after_s = cli_double(prog, "--failback-after", optarg, 0, 86400);
             break;
         case O_SILENCE:
-            e->opt.silence_failover_s = cli_double(prog, "--silence-failover", optarg, 0, 86400);
+            co->silence_failover_s = cli_double(prog, "--silence-failover", optarg, 0, 86400);
             break;
         case O_SILENCE_DB:
-            e->opt.silence_threshold_db = (int)cli_double(prog, "--silence-threshold", optarg, -127, 0);
+            co->silence_threshold_db = (int)cli_double(prog, "--silence-threshold", optarg, -127, 0);
             break;
         case O_HLSSEG:
-            e->opt.hls_segment_s = cli_double(prog, "--hls-segment", optarg, 1, 60);
+            ho->hls_segment_s = cli_double(prog, "--hls-segment", optarg, 1, 60);
             break;
         case O_HLSGROUP:
-            add_hls_group(e, optarg);
+            add_hls_group(ho, optarg);
             break;
         case O_WEBROOT:
-            e->opt.web_root = optarg;
+            ho->web_root = optarg;
             break;
         case O_METAINT:
-            e->opt.metaint = (uint32_t)cli_double(prog, "--metaint", optarg, 256, 1 << 20);
+            ho->metaint = (uint32_t)cli_double(prog, "--metaint", optarg, 256, 1 << 20);
             break;
         case O_RWDIR:
-            e->opt.rewind_dir = optarg;
+            co->rewind_dir = optarg;
             break;
         case O_RWEVERY:
-            e->opt.rewind_save_every_s = cli_double(prog, "--rewind-save-every", optarg, 1, 86400);
+            co->rewind_save_every_s = cli_double(prog, "--rewind-save-every", optarg, 1, 86400);
             break;
         case O_SOURCELESS:
-            e->opt.sourceless_after_s = cli_double(prog, "--sourceless-after", optarg, 0, 86400);
+            co->sourceless_after_s = cli_double(prog, "--sourceless-after", optarg, 0, 86400);
             break;
         case O_WEBHOOK:
             if (strncmp(optarg, "http://", 7) != 0 && strncmp(optarg, "https://", 8) != 0)
                 cli_fail(prog, "--alert-webhook", "\"%s\": expected an http(s):// URL", optarg);
-            e->opt.alert_webhook = optarg;
+            co->alert_webhook = optarg;
             break;
         case O_NODE:
-            snprintf(e->opt.node, sizeof(e->opt.node), "%s", optarg);
+            snprintf(co->node, sizeof(co->node), "%s", optarg);
             break;
         case O_JSON:
-            e->opt.log_json = true;
+            log_json = true;
             break;
         case 'h':
             usage(stdout);
@@ -208,13 +212,13 @@ static void parse_args(struct edge *e, int argc, char **argv)
         cli_fail(prog, argv[optind], "unexpected argument");
     if (!have_listen)
         cli_fail(prog, "--listen", "required");
-    if (e->opt.n_relays == 0)
+    if (co->n_relays == 0)
         cli_fail(prog, "--relay", "give at least one relay");
     if (!key_path)
         cli_fail(prog, "--key", "required");
-    cli_key(prog, key_path, &e->key);
-    if (e->opt.rewind_dir && access(e->opt.rewind_dir, W_OK | X_OK) != 0)
-        cli_fail(prog, "--rewind-dir", "%s: %s", e->opt.rewind_dir, strerror(errno));
+    cli_key(prog, key_path, &e->core.key);
+    if (co->rewind_dir && access(co->rewind_dir, W_OK | X_OK) != 0)
+        cli_fail(prog, "--rewind-dir", "%s: %s", co->rewind_dir, strerror(errno));
 }
 
 int main(int argc, char **argv)
@@ -227,7 +231,7 @@ int main(int argc, char **argv)
     }
     cli_expand(prog, &argc, &argv);
     parse_args(&edge, argc, argv);
-    log_init(&edge.log, "edge", edge.opt.log_json);
+    log_init(&edge.core.log, "edge", log_json);
     struct ev_loop *loop = ev_default_loop(0);
     int rc = 0;
     if (edge_start(&edge, loop) != FC_OK)

@@ -4,7 +4,7 @@
 # frame (matched by content hash) at
 #   - a listener on the icecast2 mount the shim pulls: it reads each frame when the shim does, so
 #     this stands for "shim read";
-#   - the edge's rewind buffer: the memfd behind it (edge/rewind.h), opened through
+#   - the edge's rewind buffer: the memfd behind it (edge/core/rewind.h), opened through
 #     /proc/EDGE_PID/fd and polled every 1 ms; the edge is not instrumented;
 #   - a listener on the edge asking ?burst=0 (an edge that ignores the parameter sends its
 #     --burst first; frames are only compared after SKIP_S, once both bursts are over).

@@ -1,5 +1,5 @@
 /*
- * bench_rewind - memory and seek cost of a mount's rewind buffer (edge/rewind.c, issue 4 item 7,
+ * bench_rewind - memory and seek cost of a mount's rewind buffer (edge/core/rewind.c, issue 4 item 7,
  * docs/architecture.md §6.3: memory within 2% of the audio bytes held).
  *
  * Fills one buffer with 8 hours of synthetic 64 kbps MP3 (MPEG-1 Layer III, 44.1 kHz, joint
@@ -21,7 +21,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "../../edge/rewind.c"
+#include "../../edge/core/rewind.c"
 
 #define BITRATE 64000u
 #define SAMPLE_RATE 44100u

@@ -6,7 +6,7 @@
  * (a) is the reference: the shim pulls the same icecast2 mount, so an icecast2 listener reads a
  *     frame when the shim does (same server, same write loop).
  * (b) is read from outside the edge, without instrumenting it: the rewind buffer is a memfd
- *     (edge/rewind.h: slab k at file offset k * 4 MiB, frames appended back to back, a frame
+ *     (edge/core/rewind.h: slab k at file offset k * 4 MiB, frames appended back to back, a frame
  *     never straddles slabs, unwritten bytes are zero). It is opened through
  *     /proc/EDGE_PID/fd/N and polled every millisecond for the next frame header.
  * (c) is an ordinary HTTP listener (the URL may carry ?burst=0).

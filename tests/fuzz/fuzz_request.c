@@ -1,11 +1,11 @@
-/* libFuzzer target: the edge's query-string and time parsers (edge/request.c) on arbitrary bytes.
+/* libFuzzer target: the edge's query-string and time parsers (edge/http/request.c) on arbitrary bytes.
  * Checks the invariants callers rely on: parsed values are in range, strings NUL-terminated. */
 #include <assert.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include "../../edge/request.c"
+#include "../../edge/http/request.c"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

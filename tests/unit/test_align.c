@@ -1,7 +1,7 @@
 /*
- * test_align.c - unit tests for the edge's encoder alignment (edge/align.c, docs: align.h).
+ * test_align.c - unit tests for the edge's encoder alignment (edge/core/align.c, docs: align.h).
  *
- * Two lanes (edge/lane.c) are filled by hand with MP3-sized frames (1152 samples at 44.1 kHz:
+ * Two lanes (edge/core/lane.c) are filled by hand with MP3-sized frames (1152 samples at 44.1 kHz:
  * 26122 µs, four sub-frame levels of 6530 µs each) carrying one synthetic programme: a
  * random-ish loudness envelope (piecewise linear between random knots every 40 ms, -28..-12 dB,
  * about 4.6 dB standard deviation, like a compressed broadcast). Lane x carries the programme at
@@ -19,8 +19,8 @@
 
 #include <cmocka.h>
 
-#include "../../edge/align.c"
-#include "../../edge/lane.c"
+#include "../../edge/core/align.c"
+#include "../../edge/core/lane.c"
 
 #define SAMPLES 1152u
 #define RATE 44100u

@@ -1,5 +1,5 @@
 /*
- * test_lane.c - unit tests for a stream's lane of decided frames (edge/lane.c, docs: lane.h).
+ * test_lane.c - unit tests for a stream's lane of decided frames (edge/core/lane.c, docs: lane.h).
  *
  * Frames are built by hand: every field and payload byte is derived from the seq, so what
  * lane_get() returns is compared with what was put, field by field. PTS follow the shim's
@@ -17,7 +17,7 @@
 
 #include <cmocka.h>
 
-#include "../../edge/lane.c"
+#include "../../edge/core/lane.c"
 
 #define SAMPLES 1152u
 #define RATE 44100u

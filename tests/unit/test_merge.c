@@ -1,11 +1,13 @@
 /*
  * test_merge.c - unit tests for the edge's merge of several encoders into one output per mount
- * (edge/merge.c with edge/mount.c, reorder.c, lane.c, align.c and rewind.c), on a fake clock.
+ * (edge/core/merge.c with mount.c, titles.c, reorder.c, lane.c, align.c and rewind.c), on a
+ * fake clock.
  *
- * A struct edge is built by hand (as edge_start() would, without sockets or timers) and driven
- * by e->test_now: every EDGE_TICK_S of fake time, the frames due by then are handed to
- * edge_frame_in() (as relay links would) and edge_tick() runs. The HTTP side (listener wake-ups,
- * ICY titles) is stubbed; alert_emit() is stubbed to record events.
+ * A struct core is built by hand (as core_start() would, without timers) and driven by
+ * c->test_now: every EDGE_TICK_S of fake time, the frames due by then are handed to
+ * edge_frame_in() (as relay links would) and edge_tick() runs. The core knows nothing of HTTP:
+ * its hooks (struct edge_hooks) count appended frames and ticks here; alert_emit() is stubbed
+ * to record events.
  *
  * Two encoders, a (priority 0) and b (priority 1), carry one synthetic programme: content frame
  * c is a 417-byte MP3 frame (a real Layer III header, main_data_begin 0) whose payload names the
@@ -25,16 +27,17 @@
 
 #include <cmocka.h>
 
-#include "../../edge/lane.c"
+#include "../../edge/core/lane.c"
 #undef MASK
-#include "../../edge/reorder.c"
+#include "../../edge/core/reorder.c"
 #undef MASK
-#include "../../edge/align.c"
-#include "../../edge/rewind.c"
+#include "../../edge/core/align.c"
+#include "../../edge/core/rewind.c"
 #define splice merge_splice /* rewind.c's <fcntl.h> declares splice(2) */
-#include "../../edge/merge.c"
+#include "../../edge/core/merge.c"
 #undef splice
-#include "../../edge/mount.c"
+#include "../../edge/core/mount.c"
+#include "../../edge/core/titles.c"
 
 #define SAMPLES 1152u
 #define RATE 44100u
@@ -50,30 +53,25 @@
 #define MAX_OUT 20000                     /* output frames read back */
 #define STEP_US 6530                      /* one sub-frame of alignment */
 
-/* ---- stubs for the HTTP side and alerts ---- */
+/* ---- the core's hooks (where the HTTP side would be) and a stub for alerts ---- */
 
-static unsigned n_wakes;
+static unsigned n_appends, n_ticks, n_freed;
 static char alerts[64][32];
 static unsigned n_alerts;
 
-void icy_title_changed(struct emount *m, const char *title, const char *url)
+static void on_appended(void *ctx, struct emount *m)
 {
+    assert_ptr_equal(ctx, &n_appends);
+    assert_true(m->has_audio);
+    n_appends++;
 }
-void icy_titles_free(struct emount *m)
+static void on_tick(void *ctx)
 {
+    n_ticks++;
 }
-void edge_wake_listeners(struct emount *m)
+static void on_mount_freed(void *ctx, struct emount *m)
 {
-    n_wakes++;
-}
-void edge_wake_paced(struct emount *m)
-{
-}
-void edge_check_lag(struct emount *m)
-{
-}
-void edge_wake_wheel(struct edge *e)
-{
+    n_freed++;
 }
 
 void alert_emit(struct alerter *a, const char *event, json_t *fields)
@@ -127,7 +125,7 @@ struct enc {
     uint64_t sent;
 };
 
-static struct edge E;
+static struct core E;
 static struct enc A, B;
 static uint8_t frame_buf[FRAME_LEN];
 
@@ -308,7 +306,6 @@ static int setup(void **state)
     E.opt.rewind_us = 600ull * 1000000;
     E.opt.stream_timeout_s = 1;
     E.opt.max_skew_s = 1e9; /* PTS are P0-based, not today's wall clock */
-    E.opt.max_lag_s = 30;
     E.opt.failback_after_s = 10;
     E.opt.start_grace_s = EDGE_START_GRACE_S;
     E.opt.silence_failover_s = 15;
@@ -317,7 +314,9 @@ static int setup(void **state)
     E.align = malloc(sizeof(*E.align));
     assert_non_null(E.align);
     E.test_now = T0_S;
-    n_alerts = n_wakes = 0;
+    E.hooks = (struct edge_hooks){.ctx = &n_appends, .appended = on_appended, .tick = on_tick,
+                                  .mount_freed = on_mount_freed};
+    n_alerts = n_appends = n_ticks = n_freed = 0;
     n_out = 0;
     enc_init(&A, "a", 0, P0_US, 0, T0_S);
     enc_init(&B, "b", 1, P0_US + B_PHASE_US, -B_SHIFT, T0_S);
@@ -326,7 +325,9 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
+    uint32_t mounts = E.n_mounts;
     edge_mounts_free(&E);
+    assert_int_equal(n_freed, mounts);
     free(E.align);
     return 0;
 }
@@ -355,7 +356,8 @@ static bool b_trusted(void)
 }
 
 /* Both encoders healthy from the start: output begins (within the start grace and a little),
- * on a, every frame in order in the rewind buffer, listeners woken; b's offset is measured at
+ * on a, every frame in order in the rewind buffer, the appended hook called for each and the
+ * tick hook every tick; b's offset is measured at
  * +400 ms within one sub-frame. */
 static void test_output_in_order(void **state)
 {
@@ -365,7 +367,8 @@ static void test_output_in_order(void **state)
     assert_true(m->has_audio);
     assert_true(n_out > 10);
     assert_ptr_equal(m->active, stream_of(m, "a"));
-    assert_true(n_wakes > 0);
+    assert_int_equal(n_appends, m->frames_out);
+    assert_true(n_ticks >= (unsigned)((E.opt.start_grace_s + 1.0) / EDGE_TICK_S) - 1);
 
     double t = run_until(T0_S + 60, b_trusted);
     assert_true(b_trusted()); /* within 60 s of programme */

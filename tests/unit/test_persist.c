@@ -1,13 +1,13 @@
 /*
- * test_persist.c - unit tests for the rewind buffer on disk (edge/persist.c, issue 4 item 4,
+ * test_persist.c - unit tests for the rewind buffer on disk (edge/core/persist.c, issue 4 item 4,
  * format in persist.h): a round trip keeps the bytes, the PTS (as rewind_seek() and
  * rewind_pts_at() see them) and every stream's resume state; a file truncated at every 1/16th
  * (and densely) or with one flipped byte (many positions) loads exactly its valid prefix or is
  * rejected, never anything else; files that are not rewind files are rejected with FC_PROTO.
  *
- * persist.c works on a `struct edge`, so mount.c (mounts and streams), rewind.c, reorder.c and
- * lane.c are compiled in; merge.c and listener.c are not: their few symbols that mount.c needs
- * are stubbed below (none of them is reached by these tests).
+ * persist.c works on the edge's `struct core`, so mount.c (mounts and streams), titles.c,
+ * rewind.c, reorder.c and lane.c are compiled in; merge.c is not: its few symbols that mount.c
+ * needs are stubbed below (none of them is reached by these tests).
  *
  * Frames are synthetic but valid MP3: MPEG-1 Layer III, 128 kbps, 44.1 kHz, header FF FB 90 44
  * (417 bytes) or, every third frame, with the padding bit FF FB 92 44 (418 bytes), so a loader
@@ -26,21 +26,22 @@
 
 #include <cmocka.h>
 
-#include "../../edge/lane.c"
+#include "../../edge/core/lane.c"
 #undef MASK /* lane.c and reorder.c each define their own ring mask */
-#include "../../edge/reorder.c"
-#include "../../edge/mount.c"
-#include "../../edge/persist.c"
-#include "../../edge/rewind.c"
+#include "../../edge/core/reorder.c"
+#include "../../edge/core/mount.c"
+#include "../../edge/core/persist.c"
+#include "../../edge/core/rewind.c"
+#include "../../edge/core/titles.c"
 
-/* ---- stubs for the rest of the edge (merge.c, listener.c, out_icy.c) ----
+/* ---- stubs for the rest of the core (merge.c) ----
  * Weak, so a build that links the real ones wins; none is reached by these tests. */
 #define STUB __attribute__((weak))
-STUB void merge_pump(struct edge *e, struct emount *m)
+STUB void merge_pump(struct core *e, struct emount *m)
 {
     (void)e, (void)m;
 }
-STUB bool merge_has_source(struct edge *e, struct emount *m)
+STUB bool merge_has_source(struct core *e, struct emount *m)
 {
     (void)e, (void)m;
     return false;
@@ -49,30 +50,6 @@ STUB bool merge_encoder_fed(const struct emount *m, const char *encoder)
 {
     (void)m, (void)encoder;
     return false;
-}
-STUB void edge_wake_listeners(struct emount *m)
-{
-    (void)m;
-}
-STUB void edge_check_lag(struct emount *m)
-{
-    (void)m;
-}
-STUB void edge_wake_paced(struct emount *m)
-{
-    (void)m;
-}
-STUB void edge_wake_wheel(struct edge *e)
-{
-    (void)e;
-}
-STUB void icy_title_changed(struct emount *m, const char *title, const char *url)
-{
-    (void)m, (void)title, (void)url;
-}
-STUB void icy_titles_free(struct emount *m)
-{
-    (void)m;
 }
 
 #define FRAME_US 26122u                    /* clock_samples_to_us(1152, 44100) */
@@ -88,7 +65,7 @@ static struct ev_loop *loop;
 
 /* A whole original mount: frames, their PTS and lengths, and the reference bytes. */
 struct orig {
-    struct edge e;
+    struct core e;
     struct emount *m;
     uint8_t *bytes;   /* every byte held, in order */
     uint64_t n_bytes;
@@ -115,7 +92,7 @@ static void make_frame(uint64_t k, uint8_t *buf)
         buf[i] = i < 12 ? (uint8_t)(k >> (8 * (i - 4))) : (uint8_t)(k * 29u + i * 13u + 5u);
 }
 
-static void edge_setup(struct edge *e, uint64_t keep_us)
+static void edge_setup(struct core *e, uint64_t keep_us)
 {
     memset(e, 0, sizeof(*e));
     e->loop = loop;
@@ -281,7 +258,7 @@ static void parse_layout(const uint8_t *f, size_t n, struct layout *L)
 /* ---- checks ---- */
 
 struct loaded {
-    struct edge e;
+    struct core e;
     struct emount *m;
     enum fc_err err;
     uint64_t frames, dropped;

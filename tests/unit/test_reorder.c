@@ -1,5 +1,5 @@
 /*
- * test_reorder.c - unit tests for the edge's per-stream reorder buffer (edge/reorder.c,
+ * test_reorder.c - unit tests for the edge's per-stream reorder buffer (edge/core/reorder.c,
  * docs/architecture.md §5.2). Frames are built by hand: reorder never parses headers, so each
  * payload is a pattern derived from its seq and length, and every released frame is compared
  * byte for byte with what was pushed. Times are explicit monotonic µs values.
@@ -14,7 +14,7 @@
 
 #include <cmocka.h>
 
-#include "../../edge/reorder.c"
+#include "../../edge/core/reorder.c"
 
 #define REORDER_US 300000u       /* --reorder-ms default (docs/architecture.md §5.2) */
 #define T0_US 1000000000u        /* an arbitrary monotonic start */
@@ -416,7 +416,7 @@ static void test_far_jump_drops_held(void **state)
 /*
  * BUG (not in the suite): after a jump of more than REORDER_SLOTS, the seqs skipped inside
  * reorder_push() (below the new floor) never reach the caller through reorder_pop()'s
- * `*lost_before`, and the one run of lost seqs is counted as two gaps. edge/mount.c pump() adds
+ * `*lost_before`, and the one run of lost seqs is counted as two gaps. edge/core/mount.c pump() adds
  * lost_before into m->lost and logs one event=gap per non-zero lost_before, so the mount's loss
  * count misses them. Input: push 0, pop, push 1025 (= 1 + REORDER_SLOTS), pop after reorder_us.
  * Expected lost_before 1024 (seqs 1..1024) and gaps 1; actual lost_before 1023, gaps 2.

@@ -1,5 +1,5 @@
 /*
- * test_request.c - tests for the query of GET /<mount> (edge/request.c, docs/architecture.md §7.4,
+ * test_request.c - tests for the query of GET /<mount> (edge/http/request.c, docs/architecture.md §7.4,
  * issue 4 items 2-3): `offset=S`, `at=T` (Unix seconds or ISO-8601 UTC, with Z,
  * .fff, +00:00, and percent-encoded colons), `duration=S`, `dvr=S`; malformed values and offset
  * with at give FC_PROTO naming the parameter; percent-decoding and its bad escapes.
@@ -13,7 +13,7 @@
 
 #include <cmocka.h>
 
-#include "../../edge/request.c"
+#include "../../edge/http/request.c"
 
 #define T_2026_11_22_0900 1795338000.0 /* 2026-11-22T09:00:00Z (python calendar.timegm) */
 #define T_2000_01_01 946684800.0       /* 2000-01-01T00:00:00Z */

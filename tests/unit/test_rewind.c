@@ -1,5 +1,5 @@
 /*
- * test_rewind.c - unit tests for a mount's rewind buffer (edge/rewind.c, docs/architecture.md §6
+ * test_rewind.c - unit tests for a mount's rewind buffer (edge/core/rewind.c, docs/architecture.md §6
  * "Rewind buffer"). Frames are synthetic but valid MP3: MPEG-1 Layer III, 128 kbps, 44.1 kHz,
  * no padding (header FF FB 90 44), so every frame is 417 bytes and 1152 samples (26122 µs
  * rounded down, as clock_samples_to_us() and the edge's output PTS count it). rewind_seek()
@@ -16,7 +16,7 @@
 
 #include <cmocka.h>
 
-#include "../../edge/rewind.c"
+#include "../../edge/core/rewind.c"
 
 #define FRAME_LEN 417u                        /* 144 * 128000 / 44100, no padding */
 #define FRAME_SAMPLES 1152u                   /* MPEG-1 Layer III */

@@ -1,11 +1,12 @@
-/* mount.c - streams per mount: merge, choose the active stream, feed the rewind buffer. */
+/* mount.c - the core's mounts and streams: frames in from relay links, titles and station
+ * fields, the tick (docs/architecture.md §5.1, §5.4, §5.10). */
 #include <stdlib.h>
 #include <string.h>
 #include "clock.h"
-#include "edge.h"
+#include "core.h"
 #include "text.h"
 
-struct emount *edge_mount_find(struct edge *e, const char *name, size_t len)
+struct emount *edge_mount_find(struct core *e, const char *name, size_t len)
 {
     for (struct emount *m = e->mounts; m; m = m->next)
         if (strlen(m->name) == len && memcmp(m->name, name, len) == 0)
@@ -13,7 +14,7 @@ struct emount *edge_mount_find(struct edge *e, const char *name, size_t len)
     return NULL;
 }
 
-struct emount *edge_mount_new(struct edge *e, const char *name, enum fc_codec codec)
+struct emount *edge_mount_new(struct core *e, const char *name, enum fc_codec codec)
 {
     struct emount *m = calloc(1, sizeof(*m));
     if (!m)
@@ -23,16 +24,12 @@ struct emount *edge_mount_new(struct edge *e, const char *name, enum fc_codec co
         return NULL;
     }
     snprintf(m->name, sizeof(m->name), "%s", name);
-    m->edge = e;
+    m->core = e;
     m->codec = codec;
-    list_init(&m->listeners);
-    list_init(&m->waiting);
-    list_init(&m->paced);
-    list_init(&m->blocked);
     m->next = e->mounts;
     e->mounts = m;
     e->n_mounts++;
-    m->first_seen = edge_now(e);
+    m->first_seen = core_now(e);
     log_info(&e->log, "mount new mount=%s", m->name);
     return m;
 }
@@ -45,7 +42,7 @@ static struct estream *stream_find(struct emount *m, const struct wire_frame *f)
     return NULL;
 }
 
-struct estream *edge_stream_new(struct edge *e, struct emount *m, const char *encoder,
+struct estream *edge_stream_new(struct core *e, struct emount *m, const char *encoder,
                                 uint64_t session, uint32_t priority)
 {
     struct estream *s = calloc(1, sizeof(*s));
@@ -64,7 +61,7 @@ struct estream *edge_stream_new(struct edge *e, struct emount *m, const char *en
     snprintf(s->encoder, sizeof(s->encoder), "%s", encoder);
     s->session = session;
     s->priority = priority;
-    s->first_rx = edge_now(e);
+    s->first_rx = core_now(e);
     s->off_how = ALIGN_NODATA; /* not measured yet: PTS alignment */
     s->first_time = !merge_encoder_fed(m, s->encoder);
     s->next = m->streams;
@@ -82,23 +79,23 @@ static void stream_free(struct estream *s)
     free(s);
 }
 
-static bool pts_in_range(const struct edge *e, uint64_t pts_us)
+static bool pts_in_range(const struct core *e, uint64_t pts_us)
 {
     uint64_t now = clock_wall_us(), skew = (uint64_t)(e->opt.max_skew_s * 1e6);
     return pts_us + skew >= now && pts_us <= now + skew;
 }
 
-static void drop_warn(struct edge *e, struct erelay *from, const char *why,
+static void drop_warn(struct core *e, struct erelay *from, const char *why,
                       const struct wire_frame *f)
 {
     uint64_t suppressed;
-    if (log_limit_pass(&e->ll, edge_now(e), &suppressed))
+    if (log_limit_pass(&e->ll, core_now(e), &suppressed))
         log_warn(&e->log, "peer=%s dropped frame: %s mount=%s encoder=%s seq=%llu suppressed=%llu",
                  from ? from->link.peer : "?", why, f->mount, f->encoder,
                  (unsigned long long)f->seq, (unsigned long long)suppressed);
 }
 
-void edge_frame_in(struct edge *e, const struct wire_frame *f, struct erelay *from)
+void edge_frame_in(struct core *e, const struct wire_frame *f, struct erelay *from)
 {
     e->c.frames_in++;
     if (!pts_in_range(e, f->pts_us)) {
@@ -122,16 +119,16 @@ void edge_frame_in(struct edge *e, const struct wire_frame *f, struct erelay *fr
             return;
         }
     }
-    if (reorder_push(&s->ro, f, (uint64_t)(edge_now(e) * 1e6)) == FC_OK) {
+    if (reorder_push(&s->ro, f, (uint64_t)(core_now(e) * 1e6)) == FC_OK) {
         e->c.first_copies++;
         if (from)
             from->first_copies++;
     }
-    s->last_rx = edge_now(e);
+    s->last_rx = core_now(e);
     if (f->has_meta && strcmp(m->title, f->title) != 0 && (!m->active || m->active == s)) {
         memcpy(m->title, f->title, sizeof(m->title));
         text_utf8_sanitize(m->title); /* JSON (jansson) refuses invalid UTF-8 */
-        icy_title_changed(m, f->title, f->url);
+        titles_add(&m->titles, m->rw.abs_end, f->title, f->url);
         log_info(&e->log, "mount=%s title=\"%s\"", m->name, m->title);
     }
     if (f->has_station && (!m->active || m->active == s)) {
@@ -146,7 +143,7 @@ void edge_frame_in(struct edge *e, const struct wire_frame *f, struct erelay *fr
 }
 
 /* `sourceless`: a mount with no healthy stream for --sourceless-after. */
-static void check_sourceless(struct edge *e, struct emount *m, double now)
+static void check_sourceless(struct core *e, struct emount *m, double now)
 {
     if (merge_has_source(e, m)) {
         if (m->sourceless_alerted)
@@ -166,18 +163,11 @@ static void check_sourceless(struct edge *e, struct emount *m, double now)
     }
 }
 
-void edge_tick(struct edge *e)
+void edge_tick(struct core *e)
 {
-    double now = edge_now(e);
+    double now = core_now(e);
     for (struct emount *m = e->mounts; m; m = m->next) {
         merge_pump(e, m);
-        if (m->wake_pending && now >= m->next_wake) {
-            m->wake_pending = false;
-            m->next_wake = now + EDGE_WAKE_S;
-            edge_wake_listeners(m);
-        }
-        edge_wake_paced(m);
-        edge_check_lag(m);
         check_sourceless(e, m, now);
         struct estream **pp = &m->streams;
         while (*pp) {
@@ -195,10 +185,11 @@ void edge_tick(struct edge *e)
             pp = &s->next;
         }
     }
-    edge_wake_wheel(e);
+    if (e->hooks.tick)
+        e->hooks.tick(e->hooks.ctx);
 }
 
-void edge_fill_resume(struct edge *e, struct wire_subscribe *sub)
+void edge_fill_resume(struct core *e, struct wire_subscribe *sub)
 {
     sub->n_resume = 0;
     for (struct emount *m = e->mounts; m; m = m->next)
@@ -214,7 +205,7 @@ void edge_fill_resume(struct edge *e, struct wire_subscribe *sub)
         }
 }
 
-void edge_mounts_free(struct edge *e)
+void edge_mounts_free(struct core *e)
 {
     while (e->mounts) {
         struct emount *m = e->mounts;
@@ -224,9 +215,12 @@ void edge_mounts_free(struct edge *e)
             m->streams = s->next;
             stream_free(s);
         }
+        if (e->hooks.mount_freed)
+            e->hooks.mount_freed(e->hooks.ctx, m);
         rewind_free(&m->rw);
-        icy_titles_free(m);
+        titles_free(&m->titles);
         free(m);
     }
     e->n_mounts = 0;
 }
+

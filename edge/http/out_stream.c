@@ -14,14 +14,19 @@
  *
  * Bookkeeping is O(1) per listener and write: a parked listener is on exactly one list (the
  * wheel slot, the mount's waiting or paced list, or the mount's blocked list while its socket is
- * full); only blocked listeners can fall behind, so only they are checked against --max-lag,
- * once per second per mount. A time-shifted listener's real-time limit is carried forward frame
- * by frame (the audio duration it has been allowed), not sought in the index per write.
+ * full; the lists are the HTTP side's, struct hmount); only blocked listeners can fall behind, so
+ * only they are checked against --max-lag, once per second per mount. A time-shifted listener's
+ * real-time limit is carried forward frame by frame (the audio duration it has been allowed),
+ * not sought in the index per write.
+ *
+ * The core drives this through its hooks (struct edge_hooks, edge/core/core.h): `appended` marks
+ * a mount's waiting listeners due, `tick` writes what is due.
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <sys/uio.h>
 #include <unistd.h>
-#include "edge.h"
+#include "http.h"
 
 #define STREAM_IOV_MAX 16   /* iovecs per writev: head, ICY block and audio pieces */
 #define STREAM_ROUNDS 4     /* writevs per wake-up before yielding to other listeners */
@@ -44,9 +49,9 @@ static void link_to(struct elistener *l, struct list_node *list)
 /* Socket full: wait for writability, on the mount's blocked list (the --max-lag walk). */
 static void block(struct elistener *l)
 {
-    link_to(l, &l->mount->blocked);
+    link_to(l, &l->hm->blocked);
     if (!ev_is_active(&l->wio))
-        ev_io_start(l->edge->loop, &l->wio);
+        ev_io_start(l->http->loop, &l->wio);
 }
 
 /* --max-lag: a listener further behind where real-time playback would be. */
@@ -59,7 +64,7 @@ static bool lagging(struct elistener *l, double now)
     uint64_t should = l->paced ? l->start_pts_us + (uint64_t)((now - l->start_wall) * 1e6)
                                : m->rw.end_pts_us;
     double lag = should > at ? (should - at) / 1e6 : 0;
-    return lag > l->edge->opt.max_lag_s + l->burst_s;
+    return lag > l->http->opt.max_lag_s + l->burst_s;
 }
 
 /*
@@ -70,7 +75,7 @@ static bool lagging(struct elistener *l, double now)
 static uint64_t paced_limit(struct elistener *l)
 {
     struct emount *m = l->mount;
-    double allowed_s = l->burst_s + edge_now(l->edge) - l->start_wall;
+    double allowed_s = l->burst_s + http_now(l->http) - l->start_wall;
     uint64_t allowed_us = (uint64_t)(allowed_s * 1e6);
     if (!l->lim_set) {
         l->lim_set = true;
@@ -105,7 +110,7 @@ static uint64_t write_limit(struct elistener *l)
 static int64_t ahead_us(const struct elistener *l, uint64_t limit)
 {
     const struct emount *m = l->mount;
-    double played_s = edge_now(l->edge) - l->start_wall;
+    double played_s = http_now(l->http) - l->start_wall;
     if (l->paced && limit < m->rw.abs_end)
         return (int64_t)(l->burst_s * 1e6); /* the limit is its burst ahead of real time */
     return (int64_t)m->rw.end_pts_us - (int64_t)l->start_pts_us - (int64_t)(played_s * 1e6);
@@ -114,19 +119,20 @@ static int64_t ahead_us(const struct elistener *l, uint64_t limit)
 /* Caught up at `limit`: wait on the wheel (seconds of audio held), or for the next audio. */
 static void park(struct elistener *l, uint64_t limit)
 {
-    struct edge *e = l->edge;
+    struct ehttp *h = l->http;
     struct emount *m = l->mount;
-    double iv = e->opt.write_interval_s;
-    ev_io_stop(e->loop, &l->wio);
+    struct hmount *hm = l->hm;
+    double iv = h->opt.write_interval_s;
+    ev_io_stop(h->loop, &l->wio);
     if (iv > 0 && !l->end_abs && ahead_us(l, limit) >= (iv + EDGE_CADENCE_MARGIN_S) * 1e6) {
         uint32_t k = (uint32_t)(iv / EDGE_TICK_S + 0.5);
         if (k < 1)
             k = 1;
         if (k >= EDGE_WHEEL_SLOTS)
             k = EDGE_WHEEL_SLOTS - 1;
-        return link_to(l, &e->wheel[(e->wheel_pos + k - 1) % EDGE_WHEEL_SLOTS]);
+        return link_to(l, &h->wheel[(h->wheel_pos + k - 1) % EDGE_WHEEL_SLOTS]);
     }
-    link_to(l, l->paced && limit < m->rw.abs_end ? &m->paced : &m->waiting);
+    link_to(l, l->paced && limit < m->rw.abs_end ? &hm->paced : &hm->waiting);
 }
 
 /* A response head still to send goes first, in the same writev as the audio. */
@@ -169,7 +175,7 @@ static void plan_audio(struct elistener *l, uint64_t limit, struct plan *p)
     struct emount *m = l->mount;
     uint64_t at = l->pos;
     size_t budget = limit > at ? (size_t)(limit - at) : 0;
-    uint32_t left = l->meta_ptr ? l->edge->opt.metaint : l->metaint_left;
+    uint32_t left = l->meta_ptr ? l->http->opt.metaint : l->metaint_left;
     if (budget > EDGE_WRITE_MAX)
         budget = EDGE_WRITE_MAX;
     while (budget > 0 && p->n < STREAM_IOV_MAX - 1) {
@@ -198,7 +204,7 @@ static void plan_audio(struct elistener *l, uint64_t limit, struct plan *p)
         p->iov[p->n].iov_base = (void *)l->meta_ptr;
         p->iov[p->n++].iov_len = l->meta_len;
         p->bytes += l->meta_len;
-        left = l->edge->opt.metaint;
+        left = l->http->opt.metaint;
     }
 }
 
@@ -249,7 +255,7 @@ static void advance(struct elistener *l, const struct plan *p, size_t w)
             l->bytes_sent += done;
             if (l->meta_off == l->meta_len) {
                 icy_release(l);
-                l->metaint_left = l->edge->opt.metaint;
+                l->metaint_left = l->http->opt.metaint;
             }
         } else {
             l->pos += done;
@@ -284,7 +290,7 @@ void listener_write_audio(struct elistener *l)
         if (p.n == 0)
             return park(l, limit);
         ssize_t w = writev(l->fd, p.iov, p.n);
-        m->audio_writes++;
+        l->hm->audio_writes++;
         if (w < 0) {
             undo_meta(l, &p);
             if (errno != EAGAIN && errno != EINTR)
@@ -318,41 +324,87 @@ static void wake_list(struct list_node *list)
     }
 }
 
-void edge_wake_listeners(struct emount *m)
+/* Only a listener whose socket is full can fall behind: parked ones are caught up. */
+static void check_lag(struct hmount *hm, double now)
 {
-    wake_list(&m->waiting);
-}
-
-void edge_wake_paced(struct emount *m)
-{
-    wake_list(&m->paced);
-}
-
-void edge_wake_wheel(struct edge *e)
-{
-    double now = edge_now(e);
-    if (now - e->wheel_next > 1.0)
-        e->wheel_next = now; /* the loop stalled: don't replay a second of slots at once */
-    for (int i = 0; i < EDGE_WHEEL_SLOTS && now >= e->wheel_next; i++) {
-        struct list_node *slot = &e->wheel[e->wheel_pos];
-        e->wheel_pos = (e->wheel_pos + 1) % EDGE_WHEEL_SLOTS;
-        e->wheel_next += EDGE_TICK_S;
-        wake_list(slot);
-    }
-}
-
-void edge_check_lag(struct emount *m)
-{
-    /* Only a listener whose socket is full can fall behind: parked ones are caught up. */
-    double now = edge_now(m->edge);
-    if (now < m->next_lag_walk)
+    if (now < hm->next_lag_walk)
         return;
-    m->next_lag_walk = now + 1;
-    struct list_node *n = m->blocked.next;
-    while (n != &m->blocked) {
+    hm->next_lag_walk = now + 1;
+    struct list_node *n = hm->blocked.next;
+    while (n != &hm->blocked) {
         struct elistener *l = container_of(n, struct elistener, wlink);
         n = n->next; /* listener_close() unlinks l */
         if (lagging(l, now))
             listener_close(l, "lagging more than --max-lag behind real time");
     }
+}
+
+static void wake_wheel(struct ehttp *h, double now)
+{
+    if (now - h->wheel_next > 1.0)
+        h->wheel_next = now; /* the loop stalled: don't replay a second of slots at once */
+    for (int i = 0; i < EDGE_WHEEL_SLOTS && now >= h->wheel_next; i++) {
+        struct list_node *slot = &h->wheel[h->wheel_pos];
+        h->wheel_pos = (h->wheel_pos + 1) % EDGE_WHEEL_SLOTS;
+        h->wheel_next += EDGE_TICK_S;
+        wake_list(slot);
+    }
+}
+
+void edge_http_appended(void *ctx, struct emount *m)
+{
+    struct hmount *hm = m->http;
+    if (hm)
+        hm->wake_pending = true; /* listeners are written in batches (edge_http_tick) */
+}
+
+void edge_http_tick(void *ctx)
+{
+    struct ehttp *h = ctx;
+    double now = http_now(h);
+    for (struct hmount *hm = h->hmounts; hm; hm = hm->next) {
+        if (hm->wake_pending && now >= hm->next_wake) {
+            hm->wake_pending = false;
+            hm->next_wake = now + EDGE_WAKE_S;
+            wake_list(&hm->waiting);
+        }
+        wake_list(&hm->paced); /* time passed: paced listeners may go on */
+        check_lag(hm, now);
+    }
+    wake_wheel(h, now);
+}
+
+struct hmount *hmount_of(struct ehttp *h, struct emount *m)
+{
+    if (m->http)
+        return m->http;
+    struct hmount *hm = calloc(1, sizeof(*hm));
+    if (!hm)
+        return NULL;
+    hm->m = m;
+    hm->http = h;
+    list_init(&hm->listeners);
+    list_init(&hm->waiting);
+    list_init(&hm->paced);
+    list_init(&hm->blocked);
+    hm->next = h->hmounts;
+    h->hmounts = hm;
+    m->http = hm;
+    return hm;
+}
+
+void edge_http_mount_freed(void *ctx, struct emount *m)
+{
+    struct ehttp *h = ctx;
+    struct hmount *hm = m->http;
+    if (!hm)
+        return;
+    for (struct hmount **pp = &h->hmounts; *pp; pp = &(*pp)->next)
+        if (*pp == hm) {
+            *pp = hm->next;
+            break;
+        }
+    /* Its listeners were closed by edge_http_free() first (edge_free's order). */
+    m->http = NULL;
+    free(hm);
 }

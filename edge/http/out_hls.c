@@ -14,15 +14,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include "edge.h"
+#include "http.h"
 
 #define HLS_PRIV_OWNER "com.apple.streaming.transportStreamTimestamp"
 #define HLS_ID3_BYTES (10 + 10 + sizeof(HLS_PRIV_OWNER) + 8) /* header, frame header, owner+NUL, ts */
 #define HLS_PLAYLIST_MAX (64 * 1024)
 
-static uint64_t seg_us(const struct edge *e)
+static uint64_t seg_us(const struct ehttp *h)
 {
-    return (uint64_t)(e->opt.hls_segment_s * 1e6);
+    return (uint64_t)(h->opt.hls_segment_s * 1e6);
 }
 
 static void syncsafe(uint8_t *p, uint32_t v)
@@ -47,11 +47,11 @@ static void id3_timestamp(uint64_t pts_us, uint8_t out[HLS_ID3_BYTES])
 }
 
 /* Bounds of segment n: false unless the buffer holds all of it. */
-static bool segment_span(const struct edge *e, const struct emount *m, uint64_t n,
+static bool segment_span(const struct ehttp *h, const struct emount *m, uint64_t n,
                          uint64_t *start_abs, uint64_t *end_abs, uint64_t *start_pts,
                          uint64_t *end_pts)
 {
-    uint64_t from = n * seg_us(e), to = from + seg_us(e);
+    uint64_t from = n * seg_us(h), to = from + seg_us(h);
     if (from < rewind_first_pts(&m->rw) || to > m->rw.end_pts_us)
         return false;
     *start_abs = rewind_seek(&m->rw, from, start_pts);
@@ -75,8 +75,8 @@ static void iso_ms(uint64_t pts_us, char *buf, size_t n)
 
 void hls_playlist(struct elistener *l, struct emount *m, double dvr_s)
 {
-    struct edge *e = l->edge;
-    uint64_t L = seg_us(e);
+    struct ehttp *h = l->http;
+    uint64_t L = seg_us(h);
     if (m->rw.end_pts_us < L)
         return listener_respond_error(l, 404, "no complete segment yet");
     uint64_t last = m->rw.end_pts_us / L; /* the segment still filling */
@@ -89,7 +89,7 @@ void hls_playlist(struct elistener *l, struct emount *m, double dvr_s)
     char *pl = malloc(HLS_PLAYLIST_MAX);
     if (!pl)
         return listener_respond_error(l, 503, "out of memory");
-    int target = (int)ceil(e->opt.hls_segment_s);
+    int target = (int)ceil(h->opt.hls_segment_s);
     size_t n = (size_t)snprintf(pl, HLS_PLAYLIST_MAX,
                                 "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:%d\n"
                                 "#EXT-X-MEDIA-SEQUENCE:%llu\n",
@@ -97,7 +97,7 @@ void hls_playlist(struct elistener *l, struct emount *m, double dvr_s)
     for (uint64_t seg = first; seg < last && n + 512 < HLS_PLAYLIST_MAX; seg++) {
         uint64_t a, b, p0, p1;
         char when[40];
-        if (!segment_span(e, m, seg, &a, &b, &p0, &p1))
+        if (!segment_span(h, m, seg, &a, &b, &p0, &p1))
             continue;
         iso_ms(p0, when, sizeof(when));
         n += (size_t)snprintf(pl + n, HLS_PLAYLIST_MAX - n,
@@ -111,7 +111,7 @@ void hls_playlist(struct elistener *l, struct emount *m, double dvr_s)
 void hls_segment(struct elistener *l, struct emount *m, uint64_t seg)
 {
     uint64_t a, b, p0, p1;
-    if (!segment_span(l->edge, m, seg, &a, &b, &p0, &p1))
+    if (!segment_span(l->http, m, seg, &a, &b, &p0, &p1))
         return listener_respond_error(l, 404, "no such segment (not complete, or evicted)");
     uint8_t id3[HLS_ID3_BYTES];
     char head[768];
@@ -139,14 +139,14 @@ static const char *codecs(const struct emount *m)
  * ID3 tags included. Measured over the newest complete segments (VBR and ADTS frames vary),
  * with a 10% margin on the peak for segments yet to come; the frame header's rate before any.
  */
-static void segment_rates(const struct edge *e, const struct emount *m, uint32_t *peak,
+static void segment_rates(const struct ehttp *h, const struct emount *m, uint32_t *peak,
                           uint32_t *avg)
 {
-    uint64_t L = seg_us(e), last = m->rw.end_pts_us / L, bytes = 0, us = 0;
+    uint64_t L = seg_us(h), last = m->rw.end_pts_us / L, bytes = 0, us = 0;
     double best = 0;
     for (uint64_t seg = last > 10 ? last - 10 : 0; seg < last; seg++) {
         uint64_t a, b, p0, p1;
-        if (!segment_span(e, m, seg, &a, &b, &p0, &p1) || p1 <= p0)
+        if (!segment_span(h, m, seg, &a, &b, &p0, &p1) || p1 <= p0)
             continue;
         double bps = (double)(b - a + HLS_ID3_BYTES) * 8e6 / (double)(p1 - p0);
         if (bps > best)
@@ -165,20 +165,20 @@ static void segment_rates(const struct edge *e, const struct emount *m, uint32_t
 
 void hls_master(struct elistener *l, const char *group, size_t len)
 {
-    struct edge *e = l->edge;
+    struct ehttp *h = l->http;
     char pl[8192];
     size_t n = (size_t)snprintf(pl, sizeof(pl), "#EXTM3U\n#EXT-X-VERSION:3\n");
     int found = 0;
-    for (int g = 0; g < e->opt.n_hls_groups; g++) {
-        const struct hls_group *hg = &e->opt.hls_groups[g];
+    for (int g = 0; g < h->opt.n_hls_groups; g++) {
+        const struct hls_group *hg = &h->opt.hls_groups[g];
         if (strlen(hg->name) != len || memcmp(hg->name, group, len) != 0)
             continue;
         for (int i = 0; i < hg->n_mounts; i++) {
-            struct emount *m = edge_mount_find(e, hg->mounts[i], strlen(hg->mounts[i]));
+            struct emount *m = edge_mount_find(h->core, hg->mounts[i], strlen(hg->mounts[i]));
             if (!m || !m->has_audio || n + 256 > sizeof(pl))
                 continue;
             uint32_t peak, avg;
-            segment_rates(e, m, &peak, &avg);
+            segment_rates(h, m, &peak, &avg);
             n += (size_t)snprintf(pl + n, sizeof(pl) - n,
                                   "#EXT-X-STREAM-INF:BANDWIDTH=%u,AVERAGE-BANDWIDTH=%u,"
                                   "CODECS=\"%s\"\n/%s.m3u8\n",

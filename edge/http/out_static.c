@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include "edge.h"
+#include "http.h"
 
 #define STATIC_MAX_BYTES (4u << 20)
 
@@ -34,11 +34,11 @@ static char *slurp(const char *path, size_t *len)
 }
 
 /* --web-root, or web/ beside the build directory of this binary. */
-static void web_root(const struct edge *e, char *out, size_t n)
+static void web_root(const struct ehttp *h, char *out, size_t n)
 {
     char exe[PATH_MAX];
-    if (e->opt.web_root) {
-        snprintf(out, n, "%s", e->opt.web_root);
+    if (h->opt.web_root) {
+        snprintf(out, n, "%s", h->opt.web_root);
         return;
     }
     ssize_t k = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
@@ -46,34 +46,34 @@ static void web_root(const struct edge *e, char *out, size_t n)
     snprintf(out, n, "%s/../web", dirname(exe));
 }
 
-void static_load(struct edge *e)
+void static_load(struct ehttp *h)
 {
     char root[PATH_MAX], path[PATH_MAX + 64];
-    web_root(e, root, sizeof(root));
+    web_root(h, root, sizeof(root));
     for (size_t i = 0; i < FC_ARRAY_LEN(static_files) && i < EDGE_STATIC_MAX; i++) {
         snprintf(path, sizeof(path), "%s/%s", root, static_files[i].file);
-        e->statics[i].data = slurp(path, &e->statics[i].len);
-        if (!e->statics[i].data)
-            log_warn(&e->log, "web file %s not found (the player page will lack it)", path);
+        h->statics[i].data = slurp(path, &h->statics[i].len);
+        if (!h->statics[i].data)
+            log_warn(h->log, "web file %s not found (the player page will lack it)", path);
     }
 }
 
-void static_free(struct edge *e)
+void static_free(struct ehttp *h)
 {
     for (size_t i = 0; i < EDGE_STATIC_MAX; i++) {
-        free(e->statics[i].data);
-        e->statics[i].data = NULL;
+        free(h->statics[i].data);
+        h->statics[i].data = NULL;
     }
 }
 
 bool static_serve(struct elistener *l, const char *path, size_t len)
 {
-    struct edge *e = l->edge;
+    struct ehttp *h = l->http;
     for (size_t i = 0; i < FC_ARRAY_LEN(static_files) && i < EDGE_STATIC_MAX; i++) {
         const char *p = static_files[i].path;
-        if (strlen(p) != len || memcmp(p, path, len) != 0 || !e->statics[i].data)
+        if (strlen(p) != len || memcmp(p, path, len) != 0 || !h->statics[i].data)
             continue;
-        listener_respond(l, 200, static_files[i].ctype, e->statics[i].data, e->statics[i].len,
+        listener_respond(l, 200, static_files[i].ctype, h->statics[i].data, h->statics[i].len,
                          i == 0 ? "Cache-Control: no-cache\r\n" : NULL);
         return true;
     }

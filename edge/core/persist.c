@@ -175,7 +175,7 @@ static enum fc_err read_block(struct reader *r, uint32_t *type, uint32_t *len, c
     return FC_OK;
 }
 
-static void restore_streams(struct edge *e, struct emount *m, json_t *streams)
+static void restore_streams(struct core *e, struct emount *m, json_t *streams)
 {
     size_t i;
     json_t *js;
@@ -199,7 +199,7 @@ static void restore_streams(struct edge *e, struct emount *m, json_t *streams)
     }
 }
 
-static struct emount *restore_state(struct edge *e, const uint8_t *text, uint32_t len,
+static struct emount *restore_state(struct core *e, const uint8_t *text, uint32_t len,
                                     const char **why)
 {
     json_error_t jerr;
@@ -246,7 +246,7 @@ static bool restore_frames(struct emount *m, const uint8_t *p, uint32_t len, uin
     return off == len;
 }
 
-enum fc_err persist_load_mount(struct edge *e, const char *path, uint64_t *frames_loaded,
+enum fc_err persist_load_mount(struct core *e, const char *path, uint64_t *frames_loaded,
                                uint64_t *blocks_dropped, const char **why)
 {
     struct reader r = {fopen(path, "rb"), malloc(PERSIST_BLOCK_BYTES)};
@@ -294,12 +294,12 @@ out:
     return err;
 }
 
-static void mount_path(const struct edge *e, const char *mount, char *out, size_t n)
+static void mount_path(const struct core *e, const char *mount, char *out, size_t n)
 {
     snprintf(out, n, "%s/%s.rewind", e->opt.rewind_dir, mount);
 }
 
-void persist_load_all(struct edge *e)
+void persist_load_all(struct core *e)
 {
     DIR *d = opendir(e->opt.rewind_dir);
     if (!d) {
@@ -329,7 +329,7 @@ void persist_load_all(struct edge *e)
     closedir(d);
 }
 
-void persist_save_all(struct edge *e)
+void persist_save_all(struct core *e)
 {
     for (struct emount *m = e->mounts; m; m = m->next) {
         char path[PATH_MAX];
@@ -341,7 +341,7 @@ void persist_save_all(struct edge *e)
     }
 }
 
-static void set_defer(struct edge *e, bool defer)
+static void set_defer(struct core *e, bool defer)
 {
     for (struct emount *m = e->mounts; m; m = m->next)
         rewind_defer_punch(&m->rw, defer);
@@ -349,7 +349,7 @@ static void set_defer(struct edge *e, bool defer)
 
 static void on_child(EV_P_ ev_child *w, int revents)
 {
-    struct edge *e = container_of(w, struct edge, save_child);
+    struct core *e = container_of(w, struct core, save_child);
     ev_child_stop(EV_A_ w);
     e->save_pid = 0;
     set_defer(e, false);
@@ -363,7 +363,7 @@ static void on_child(EV_P_ ev_child *w, int revents)
  * stay in the memfd until it is done) and writes them while the loop goes on. */
 static void on_save_timer(EV_P_ ev_timer *w, int revents)
 {
-    struct edge *e = container_of(w, struct edge, save_timer);
+    struct core *e = container_of(w, struct core, save_timer);
     if (e->save_pid > 0)
         return; /* the previous save is still running */
     set_defer(e, true);
@@ -395,7 +395,7 @@ static void on_save_timer(EV_P_ ev_timer *w, int revents)
     ev_child_start(EV_A_ & e->save_child);
 }
 
-void persist_start(struct edge *e)
+void persist_start(struct core *e)
 {
     ev_init(&e->save_child, on_child);
     ev_timer_init(&e->save_timer, on_save_timer, e->opt.rewind_save_every_s,
@@ -403,7 +403,7 @@ void persist_start(struct edge *e)
     ev_timer_start(e->loop, &e->save_timer);
 }
 
-void persist_stop(struct edge *e)
+void persist_stop(struct core *e)
 {
     ev_timer_stop(e->loop, &e->save_timer);
     if (e->save_pid > 0) {

@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "clock.h"
-#include "edge.h"
+#include "core.h"
 #include "framer.h"
 
 #define SPLICE_MDB_SEARCH 2 /* frames either side of the aligned point */
@@ -23,21 +23,21 @@ static uint64_t frame_dur(const struct lane_frame *f)
     return clock_samples_to_us(f->samples, f->sample_rate);
 }
 
-static bool alive(const struct edge *e, const struct estream *s)
+static bool alive(const struct core *e, const struct estream *s)
 {
-    return s->lane.any && edge_now(e) - s->last_rx < e->opt.stream_timeout_s;
+    return s->lane.any && core_now(e) - s->last_rx < e->opt.stream_timeout_s;
 }
 
-static bool has_sound(const struct edge *e, const struct estream *s)
+static bool has_sound(const struct core *e, const struct estream *s)
 {
-    return edge_now(e) - s->loud_last < EDGE_LOUD_RECENT_S;
+    return core_now(e) - s->loud_last < EDGE_LOUD_RECENT_S;
 }
 
 /* Dead air: silent for --silence-failover while another alive stream has sound. */
-static bool dead_air(const struct edge *e, const struct emount *m, const struct estream *s)
+static bool dead_air(const struct core *e, const struct emount *m, const struct estream *s)
 {
     if (e->opt.silence_failover_s <= 0 || s->silent_since == 0 ||
-        edge_now(e) - s->silent_since < e->opt.silence_failover_s)
+        core_now(e) - s->silent_since < e->opt.silence_failover_s)
         return false;
     for (const struct estream *t = m->streams; t; t = t->next)
         if (t != s && alive(e, t) && has_sound(e, t))
@@ -45,12 +45,12 @@ static bool dead_air(const struct edge *e, const struct emount *m, const struct 
     return false;
 }
 
-static bool healthy(const struct edge *e, const struct emount *m, const struct estream *s)
+static bool healthy(const struct core *e, const struct emount *m, const struct estream *s)
 {
     return alive(e, s) && !dead_air(e, m, s);
 }
 
-bool merge_has_source(struct edge *e, struct emount *m)
+bool merge_has_source(struct core *e, struct emount *m)
 {
     for (struct estream *s = m->streams; s; s = s->next)
         if (healthy(e, m, s))
@@ -66,13 +66,13 @@ static int64_t offset(const struct estream *a, const struct estream *b)
 
 /* ---- decided frames into lanes; per-stream health ---- */
 
-static void note_level(struct edge *e, struct estream *s, const struct reorder_frame *f)
+static void note_level(struct core *e, struct estream *s, const struct reorder_frame *f)
 {
     int8_t loudest = f->level[0];
     for (int i = 1; i < 4; i++)
         if (f->level[i] > loudest)
             loudest = f->level[i];
-    double now = edge_now(e);
+    double now = core_now(e);
     if (loudest < e->opt.silence_threshold_db) {
         if (s->silent_since == 0)
             s->silent_since = now;
@@ -82,9 +82,9 @@ static void note_level(struct edge *e, struct estream *s, const struct reorder_f
     }
 }
 
-static void fill_lanes(struct edge *e, struct emount *m)
+static void fill_lanes(struct core *e, struct emount *m)
 {
-    uint64_t now_us = (uint64_t)(edge_now(e) * 1e6);
+    uint64_t now_us = (uint64_t)(core_now(e) * 1e6);
     for (struct estream *s = m->streams; s; s = s->next) {
         const struct reorder_frame *f;
         uint64_t lost;
@@ -96,7 +96,7 @@ static void fill_lanes(struct edge *e, struct emount *m)
         }
         bool h = healthy(e, m, s);
         if (h && s->healthy_since == 0)
-            s->healthy_since = edge_now(e);
+            s->healthy_since = core_now(e);
         else if (!h)
             s->healthy_since = 0;
     }
@@ -131,9 +131,9 @@ static bool confirmed(struct estream *s, int64_t d)
     return false;
 }
 
-static void update_offsets(struct edge *e, struct emount *m)
+static void update_offsets(struct core *e, struct emount *m)
 {
-    double now = edge_now(e);
+    double now = core_now(e);
     if (now < m->next_align)
         return;
     m->next_align = now + EDGE_ALIGN_EVERY_S;
@@ -183,7 +183,7 @@ static void update_offsets(struct edge *e, struct emount *m)
 
 /* ---- output ---- */
 
-static void output(struct edge *e, struct emount *m, const struct lane_frame *f)
+static void output(struct core *e, struct emount *m, const struct lane_frame *f)
 {
     struct frame_info info;
     uint64_t dur = frame_dur(f);
@@ -211,7 +211,8 @@ static void output(struct edge *e, struct emount *m, const struct lane_frame *f)
     m->last_dur_us = dur;
     if (frame_header_parse(f->codec, f->data, f->len, &info) == FC_OK)
         m->bitrate = info.bitrate;
-    m->wake_pending = true; /* listeners are written in batches (edge_tick) */
+    if (e->hooks.appended)
+        e->hooks.appended(e->hooks.ctx, m); /* the HTTP side batches its writes */
 }
 
 static bool compatible(const struct lane_frame *a, const struct lane_frame *b)
@@ -262,7 +263,7 @@ static uint64_t splice_frame(const struct lane *l, uint64_t seq)
 }
 
 /* The healthy stream with the lowest priority number (newest first among equals). */
-static struct estream *best(struct edge *e, struct emount *m, const struct estream *except)
+static struct estream *best(struct core *e, struct emount *m, const struct estream *except)
 {
     struct estream *b = NULL;
     for (struct estream *s = m->streams; s; s = s->next) {
@@ -286,12 +287,12 @@ static bool trusted(const struct estream *s)
  * backup that can be trusted (a splice by PTS alone is off by the encoders' latency difference),
  * bounded by EDGE_ALIGN_WAIT_S. A stream that stopped is replaced at once.
  */
-static bool wait_for_offset(struct edge *e, struct emount *m, const struct estream *cur,
+static bool wait_for_offset(struct core *e, struct emount *m, const struct estream *cur,
                             const struct estream *b)
 {
     if (!alive(e, cur) || (trusted(cur) && trusted(b)) || b->off_how == ALIGN_FLAT)
         return false;
-    double waited = edge_now(e) - cur->silent_since - e->opt.silence_failover_s;
+    double waited = core_now(e) - cur->silent_since - e->opt.silence_failover_s;
     if (waited >= EDGE_ALIGN_WAIT_S) {
         log_warn(&e->log, "mount=%s dead air on %s: no trusted offset to %s after %.1f s, "
                  "splicing by PTS", m->name, cur->encoder, b->encoder, waited);
@@ -305,14 +306,14 @@ static bool wait_for_offset(struct edge *e, struct emount *m, const struct estre
 }
 
 /* Which stream should be active now (may be the current one). */
-static struct estream *target(struct edge *e, struct emount *m)
+static struct estream *target(struct core *e, struct emount *m)
 {
     struct estream *cur = m->active, *b = best(e, m, NULL);
     if (!cur || !b || b == cur)
         return b ? b : cur;
     if (!healthy(e, m, cur))
         return wait_for_offset(e, m, cur, b) ? cur : b;
-    double now = edge_now(e);
+    double now = core_now(e);
     /* Fail back once the primary has been healthy long enough and the offset between it and the
      * current stream has been measured since it came back (a restarted encoder has a new
      * latency); after a further correlation window, PTS alignment has to do. An encoder that
@@ -330,7 +331,7 @@ static struct estream *target(struct edge *e, struct emount *m)
  * Continue the output from stream `to` at the point where it currently ends. Returns false when
  * `to` has not yet decided frames that far (wait and retry).
  */
-static bool splice(struct edge *e, struct emount *m, struct estream *to)
+static bool splice(struct core *e, struct emount *m, struct estream *to)
 {
     struct estream *from = m->active;
     uint64_t seq;
@@ -376,10 +377,10 @@ static bool splice(struct edge *e, struct emount *m, struct estream *to)
  * The active stream lost seqs [cur_seq, cur_seq + n) on every path: play a backup's frames for
  * the same span. Returns false to wait for the backup (bounded by EDGE_PATCH_WAIT_S).
  */
-static bool patch(struct edge *e, struct emount *m, uint64_t n)
+static bool patch(struct core *e, struct emount *m, uint64_t n)
 {
     struct estream *cur = m->active, *b = best(e, m, cur);
-    double now = edge_now(e);
+    double now = core_now(e);
     uint64_t dur = m->last_dur_us, span = n * dur;
     if (m->gap_since == 0)
         m->gap_since = now;
@@ -436,7 +437,7 @@ static uint64_t lost_run(const struct lane *l, uint64_t seq, bool *closed)
     return n;
 }
 
-static void start(struct edge *e, struct emount *m, struct estream *s)
+static void start(struct core *e, struct emount *m, struct estream *s)
 {
     note_fed(m, s);
     m->active = s;
@@ -445,13 +446,13 @@ static void start(struct edge *e, struct emount *m, struct estream *s)
              (unsigned long long)m->cur_seq);
 }
 
-void merge_pump(struct edge *e, struct emount *m)
+void merge_pump(struct core *e, struct emount *m)
 {
     fill_lanes(e, m);
     update_offsets(e, m);
     if (!m->active) {
         struct estream *s = best(e, m, NULL);
-        if (!s || edge_now(e) - m->first_seen < e->opt.start_grace_s)
+        if (!s || core_now(e) - m->first_seen < e->opt.start_grace_s)
             return;
         start(e, m, s);
     }

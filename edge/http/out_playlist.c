@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include "edge.h"
+#include "http.h"
 
 /* The URL listeners use for this edge, from the request's Host header or the listen address. */
 static void base_url(const struct elistener *l, char *out, size_t n)
@@ -13,7 +13,7 @@ static void base_url(const struct elistener *l, char *out, size_t n)
     if (l->host[0])
         snprintf(out, n, "http://%s", l->host);
     else
-        snprintf(out, n, "http://%s", l->edge->opt.listen.text);
+        snprintf(out, n, "http://%s", l->http->opt.listen.text);
 }
 
 void playlist_pls(struct elistener *l, struct emount *m)
@@ -48,8 +48,8 @@ static json_t *source_json(const struct elistener *l, const struct emount *m, co
              m->channels, m->bitrate / 1000);
     return json_pack("{s:s, s:I, s:s, s:s, s:I, s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:n}",
                      "audio_info", info, "bitrate", (json_int_t)(m->bitrate / 1000), "genre",
-                     "various", "listenurl", url, "listeners", (json_int_t)m->n_listeners,
-                     "listener_peak", (json_int_t)m->n_listeners, "server_description",
+                     "various", "listenurl", url, "listeners", (json_int_t)edge_http_listeners(m),
+                     "listener_peak", (json_int_t)edge_http_listeners(m), "server_description",
                      "framecast edge", "server_name", m->name, "server_type",
                      listener_content_type(m->codec), "stream_start_iso8601", start, "title",
                      m->title, "server_url", url, "dummy");
@@ -57,11 +57,11 @@ static json_t *source_json(const struct elistener *l, const struct emount *m, co
 
 void playlist_status_json(struct elistener *l)
 {
-    struct edge *e = l->edge;
+    struct ehttp *h = l->http;
     char base[160];
     base_url(l, base, sizeof(base));
     json_t *sources = json_array();
-    for (struct emount *m = e->mounts; m; m = m->next)
+    for (struct emount *m = h->core->mounts; m; m = m->next)
         if (m->has_audio)
             json_array_append_new(sources, source_json(l, m, base));
     /* Icecast gives one source as an object and several as an array; dashboards expect that. */
@@ -70,7 +70,7 @@ void playlist_status_json(struct elistener *l)
     json_decref(sources);
     json_t *root = json_pack("{s:{s:s, s:s, s:s, s:s, s:o}}", "icestats", "admin",
                              "admin@localhost", "host", l->host[0] ? l->host : "localhost",
-                             "location", e->opt.node, "server_id", "framecast/1", "source",
+                             "location", h->core->opt.node, "server_id", "framecast/1", "source",
                              source);
     char *text = root ? json_dumps(root, JSON_INDENT(2)) : NULL;
     json_decref(root);

@@ -16,7 +16,7 @@
 #define FC_PERSIST_H
 
 #include <stdio.h>
-#include "edge.h"
+#include "core.h"
 
 #define PERSIST_VERSION 1
 #define PERSIST_BLOCK_BYTES (1u << 20)
@@ -28,17 +28,17 @@ enum fc_err persist_save_mount(struct emount *m, const char *path);
 /* Read `path` into a new mount of `e`. Returns FC_OK if a mount was made (possibly from a
  * prefix of the file: `*blocks_dropped` counts what was cut), FC_PROTO / FC_IO if nothing
  * usable. `*why` says what ended the file early. */
-enum fc_err persist_load_mount(struct edge *e, const char *path, uint64_t *frames_loaded,
+enum fc_err persist_load_mount(struct core *e, const char *path, uint64_t *frames_loaded,
                                uint64_t *blocks_dropped, const char **why);
 
 /* Load every `*.rewind` file of --rewind-dir (logged). */
-void persist_load_all(struct edge *e);
+void persist_load_all(struct core *e);
 
 /* Save every mount now, in this process (shutdown). */
-void persist_save_all(struct edge *e);
+void persist_save_all(struct core *e);
 
 /* Start the periodic saver (fork per save). */
-void persist_start(struct edge *e);
-void persist_stop(struct edge *e);
+void persist_start(struct core *e);
+void persist_stop(struct core *e);
 
 #endif

@@ -1,7 +1,8 @@
-/* api.c - JSON answers: GET / lists mounts, their streams and relay links. */
-#include <jansson.h>
-#include <time.h>
-#include "edge.h"
+/* status.c - the core's state as JSON (GET /, docs/architecture.md §7.7) and as `stats` log
+ * lines: mounts, their streams (merge state: active, offsets, reorder counters) and relay
+ * links. The HTTP side adds only what it owns (listener counts). */
+#include <stdio.h>
+#include "core.h"
 
 static json_t *stream_json(const struct emount *m, const struct estream *s, double now)
 {
@@ -15,7 +16,7 @@ static json_t *stream_json(const struct emount *m, const struct estream *s, doub
                      (json_int_t)s->frames_out, "patched", (json_int_t)s->patched);
 }
 
-static json_t *mount_json(const struct emount *m, double now)
+json_t *core_mount_json(const struct emount *m, double now, uint32_t listeners)
 {
     json_t *streams = json_array();
     for (const struct estream *s = m->streams; s; s = s->next) {
@@ -32,7 +33,7 @@ static json_t *mount_json(const struct emount *m, double now)
                      "mount", m->name, "url", "", "codec",
                      m->codec == FC_CODEC_ADTS ? "aac" : "mp3", "sample_rate",
                      (json_int_t)m->sample_rate, "channels", (json_int_t)m->channels, "bitrate",
-                     (json_int_t)m->bitrate, "listeners", (json_int_t)m->n_listeners, "title",
+                     (json_int_t)m->bitrate, "listeners", (json_int_t)listeners, "title",
                      m->title, "buffer_s",
                      first ? (m->rw.end_pts_us - first) / 1e6 : 0.0, "frames_out",
                      (json_int_t)m->frames_out, "lost", (json_int_t)m->lost, "gaps",
@@ -56,59 +57,45 @@ static json_t *relay_json(const struct erelay *r)
                      (json_int_t)r->link.st.disconnects);
 }
 
-char *edge_api_mounts_json(struct edge *e)
+json_t *core_relays_json(const struct core *e)
 {
-    double now = ev_now(e->loop);
-    json_t *mounts = json_array(), *relays = json_array();
-    for (const struct emount *m = e->mounts; m; m = m->next) {
-        if (!m->has_audio)
-            continue; /* not playable yet: listed once it is */
-        json_t *jm = mount_json(m, now);
-        char url[WIRE_MOUNT_MAX + 2];
-        snprintf(url, sizeof(url), "/%s", m->name);
-        json_object_set_new(jm, "url", json_string(url));
-        json_array_append_new(mounts, jm);
-    }
+    json_t *relays = json_array();
     for (int i = 0; i < e->opt.n_relays; i++)
         json_array_append_new(relays, relay_json(&e->relays[i]));
-    json_t *root = json_pack("{s:o, s:o, s:I, s:{s:I, s:I, s:I, s:I}}", "mounts", mounts,
-                             "relays", relays, "listeners", (json_int_t)e->n_listeners,
-                             "counters", "frames_in", (json_int_t)e->c.frames_in, "first_copies",
-                             (json_int_t)e->c.first_copies, "skew_drops",
-                             (json_int_t)e->c.skew_drops, "stream_drops",
-                             (json_int_t)e->c.stream_drops);
-    if (!root)
-        return NULL;
-    char *text = json_dumps(root, JSON_INDENT(2));
-    json_decref(root);
-    return text;
+    return relays;
 }
 
-static void iso_time(uint64_t pts_us, char *buf, size_t n)
+json_t *core_counters_json(const struct core *e)
 {
-    time_t t = (time_t)(pts_us / 1000000);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    size_t k = strftime(buf, n, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(buf + k, n - k, ".%03uZ", (unsigned)(pts_us % 1000000 / 1000));
+    return json_pack("{s:I, s:I, s:I, s:I}", "frames_in", (json_int_t)e->c.frames_in,
+                     "first_copies", (json_int_t)e->c.first_copies, "skew_drops",
+                     (json_int_t)e->c.skew_drops, "stream_drops", (json_int_t)e->c.stream_drops);
 }
 
-char *edge_api_rewind_json(struct emount *m)
+void core_log_stats(struct core *e)
 {
-    char first[40], last[40];
-    uint64_t f = rewind_first_pts(&m->rw), l = m->rw.end_pts_us;
-    iso_time(f, first, sizeof(first));
-    iso_time(l, last, sizeof(last));
-    json_t *root = json_pack("{s:s, s:I, s:I, s:s, s:s, s:f, s:I, s:I, s:I, s:f}", "mount",
-                             m->name, "first_pts_us", (json_int_t)f, "last_pts_us", (json_int_t)l,
-                             "first", first, "last", last, "seconds", f ? (l - f) / 1e6 : 0.0,
-                             "bytes", (json_int_t)rewind_bytes_held(&m->rw), "frames",
-                             (json_int_t)m->rw.frames_held, "memory_bytes",
-                             (json_int_t)rewind_mem_bytes(&m->rw), "keep_seconds",
-                             m->rw.keep_us / 1e6);
-    if (!root)
-        return NULL;
-    char *text = json_dumps(root, JSON_INDENT(2));
-    json_decref(root);
-    return text;
+    for (struct emount *m = e->mounts; m; m = m->next)
+        log_info(&e->log,
+                 "stats mount=%s listeners=%u frames_out=%llu lost=%llu gaps=%llu patched=%llu "
+                 "failovers=%llu failbacks=%llu buffer_bytes=%llu",
+                 m->name, e->hooks.listeners ? e->hooks.listeners(e->hooks.ctx, m) : 0,
+                 (unsigned long long)m->frames_out, (unsigned long long)m->lost,
+                 (unsigned long long)m->gaps, (unsigned long long)m->patched,
+                 (unsigned long long)m->failovers, (unsigned long long)m->failbacks,
+                 (unsigned long long)rewind_bytes_held(&m->rw));
+    for (struct emount *m = e->mounts; m; m = m->next)
+        for (struct estream *s = m->streams; s; s = s->next)
+            log_info(&e->log,
+                     "stats mount=%s encoder=%s priority=%u received=%llu duplicates=%llu "
+                     "late=%llu lost=%llu patched=%llu offset_ms=%.1f",
+                     m->name, s->encoder, s->priority, (unsigned long long)s->ro.received,
+                     (unsigned long long)s->ro.duplicates, (unsigned long long)s->ro.late,
+                     (unsigned long long)s->ro.lost, (unsigned long long)s->patched,
+                     s->off_us / 1000.0);
+    for (int i = 0; i < e->opt.n_relays; i++) {
+        const struct erelay *r = &e->relays[i];
+        log_info(&e->log, "stats relay=%s up=%d frames=%llu first_copies=%llu bad_tags=%llu",
+                 r->addr.text, r->link.up, (unsigned long long)r->frames,
+                 (unsigned long long)r->first_copies, (unsigned long long)r->link.st.bad_tags);
+    }
 }

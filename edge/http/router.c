@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include "edge.h"
+#include "http.h"
 #include "request.h"
 
 /* 416 with the range held, as JSON. */
@@ -26,9 +26,9 @@ static void respond_range(struct elistener *l, struct emount *m, const char *why
 static bool choose_span(struct elistener *l, struct emount *m, const struct stream_req *rq,
                         uint64_t *found_pts)
 {
-    struct edge *e = l->edge;
+    struct ehttp *h = l->http;
     uint64_t first = rewind_first_pts(&m->rw), last = m->rw.end_pts_us, target;
-    l->burst_s = rq->has_burst ? rq->burst_s : e->opt.burst_s;
+    l->burst_s = rq->has_burst ? rq->burst_s : h->opt.burst_s;
     uint64_t burst_us = (uint64_t)(l->burst_s * 1e6);
     if (rq->has_offset && rq->offset_s == 0 && !rq->has_duration) {
         /* ?offset=0 is plain live */
@@ -46,7 +46,7 @@ static bool choose_span(struct elistener *l, struct emount *m, const struct stre
     }
     l->pos = rewind_seek(&m->rw, target, found_pts);
     l->start_pts_us = *found_pts;
-    l->start_wall = ev_now(e->loop);
+    l->start_wall = http_now(h);
     if (rq->has_duration) {
         uint64_t end_pts = *found_pts + (uint64_t)(rq->duration_s * 1e6), end_found;
         if (end_pts > last) {
@@ -64,15 +64,15 @@ static bool choose_span(struct elistener *l, struct emount *m, const struct stre
 
 static void start_stream(struct elistener *l, struct emount *m, const struct stream_req *rq)
 {
-    struct edge *e = l->edge;
+    struct ehttp *h = l->http;
     char head[4096], extra[256] = "";
     uint64_t found_pts = 0;
     if (!choose_span(l, m, rq, &found_pts))
         return;
     l->icy = l->icy && !l->end_abs; /* a download is a file: no ICY blocks in it */
     if (l->icy) {
-        snprintf(extra, sizeof(extra), "icy-metaint: %u\r\n", e->opt.metaint);
-        l->metaint_left = e->opt.metaint;
+        snprintf(extra, sizeof(extra), "icy-metaint: %u\r\n", h->opt.metaint);
+        l->metaint_left = h->opt.metaint;
     }
     if (l->end_abs) {
         time_t t = (time_t)(found_pts / 1000000);
@@ -101,7 +101,7 @@ static void start_stream(struct elistener *l, struct emount *m, const struct str
                      listener_content_type(m->codec), extra,
                      m->has_station && m->st_name[0] ? m->st_name : m->name, station, br,
                      m->sample_rate, br, m->channels, found_pts / 1e6);
-    log_info(&e->log, "listener=%s mount=%s start behind_live_s=%.1f%s%s", l->peer, m->name,
+    log_info(h->log, "listener=%s mount=%s start behind_live_s=%.1f%s%s", l->peer, m->name,
              (m->rw.end_pts_us - found_pts) / 1e6, l->paced ? " time-shifted" : "",
              l->end_abs ? " download" : "");
     listener_serve_span(l, m, head, (size_t)n, NULL, 0);
@@ -127,9 +127,9 @@ static bool ends_with(const char *p, size_t n, const char *suffix)
 }
 
 /* A mount with audio named by `name` minus `suffix_len` trailing bytes, or NULL. */
-static struct emount *mount_named(struct edge *e, const char *name, size_t len)
+static struct emount *mount_named(struct ehttp *h, const char *name, size_t len)
 {
-    struct emount *m = edge_mount_find(e, name, len);
+    struct emount *m = edge_mount_find(h->core, name, len);
     return m && m->has_audio ? m : NULL;
 }
 
@@ -155,14 +155,14 @@ static bool segment_path(const char *rest, size_t len, uint64_t *seg)
 static void route_mount(struct elistener *l, const char *name, size_t len,
                         const struct stream_req *rq)
 {
-    struct edge *e = l->edge;
-    struct emount *m = mount_named(e, name, len);
+    struct ehttp *h = l->http;
+    struct emount *m = mount_named(h, name, len);
     if (m)
         return start_stream(l, m, rq);
     static const char *const suffixes[] = {".m3u8", ".pls", ".m3u", "/rewind"};
     for (size_t i = 0; i < FC_ARRAY_LEN(suffixes); i++) {
         size_t k = strlen(suffixes[i]);
-        if (!ends_with(name, len, suffixes[i]) || !(m = mount_named(e, name, len - k)))
+        if (!ends_with(name, len, suffixes[i]) || !(m = mount_named(h, name, len - k)))
             continue;
         switch (i) {
         case 0: return hls_playlist(l, m, rq->dvr_s);
@@ -173,7 +173,7 @@ static void route_mount(struct elistener *l, const char *name, size_t len,
     }
     const char *hls = memmem(name, len, "/hls/", 5);
     uint64_t seg;
-    if (hls && (m = mount_named(e, name, (size_t)(hls - name))) &&
+    if (hls && (m = mount_named(h, name, (size_t)(hls - name))) &&
         segment_path(hls + 5, len - (size_t)(hls + 5 - name), &seg))
         return hls_segment(l, m, seg);
     listener_respond_error(l, 404, "no such mount");
@@ -181,7 +181,7 @@ static void route_mount(struct elistener *l, const char *name, size_t len,
 
 void edge_route(struct elistener *l)
 {
-    struct edge *e = l->edge;
+    struct ehttp *h = l->http;
     struct http_parser_url u;
     struct stream_req rq;
     const char *why = "";
@@ -202,11 +202,11 @@ void edge_route(struct elistener *l)
         return listener_respond_error(l, 400, why);
     /* "/" is the player page for browsers and the JSON list for everyone else (issue 2). */
     if (path_len == 1 && !l->wants_html)
-        return send_json(l, edge_api_mounts_json(e));
+        return send_json(l, edge_api_mounts_json(h));
     if (static_serve(l, path, path_len))
         return;
     if (path_len == 1)
-        return send_json(l, edge_api_mounts_json(e));
+        return send_json(l, edge_api_mounts_json(h));
     if (path_is(path, path_len, "/status-json.xsl"))
         return playlist_status_json(l);
     if (path_len > 10 && memcmp(path, "/hls/", 5) == 0 && ends_with(path, path_len, ".m3u8"))

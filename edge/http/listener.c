@@ -9,7 +9,7 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
-#include "edge.h"
+#include "http.h"
 #include "request.h"
 
 
@@ -34,27 +34,27 @@ static const char *status_text(int status)
 
 void listener_close(struct elistener *l, const char *why)
 {
-    struct edge *e = l->edge;
+    struct ehttp *h = l->http;
     if (l->closing)
         return;
     l->closing = true;
-    ev_io_stop(e->loop, &l->rio);
-    ev_io_stop(e->loop, &l->wio);
-    ev_timer_stop(e->loop, &l->idle);
+    ev_io_stop(h->loop, &l->rio);
+    ev_io_stop(h->loop, &l->wio);
+    ev_timer_stop(h->loop, &l->idle);
     close(l->fd);
     l->fd = -1;
     if (l->mount) {
-        log_info(&e->log, "listener=%s mount=%s closed bytes=%llu reason=\"%s\"", l->peer,
+        log_info(h->log, "listener=%s mount=%s closed bytes=%llu reason=\"%s\"", l->peer,
                  l->mount->name, (unsigned long long)l->bytes_sent, why);
         list_del(&l->mlink);
         if (l->linked)
             list_del(&l->wlink);
         l->linked = false;
-        l->mount->n_listeners--;
+        l->hm->n_listeners--;
     }
-    e->n_listeners--;
-    l->reap_next = e->reap_list;
-    e->reap_list = l;
+    h->n_listeners--;
+    l->reap_next = h->reap_list;
+    h->reap_list = l;
 }
 
 static void listener_free(struct elistener *l)
@@ -68,7 +68,7 @@ static void listener_free(struct elistener *l)
 static void start_write(struct elistener *l)
 {
     if (!ev_is_active(&l->wio))
-        ev_io_start(l->edge->loop, &l->wio);
+        ev_io_start(l->http->loop, &l->wio);
 }
 
 /* Queue a whole response (headers + body); the connection closes once it is written. */
@@ -97,7 +97,7 @@ void listener_respond(struct elistener *l, int status, const char *ctype, const 
     l->out_off = 0;
     l->state = L_RESPONSE;
     if (status >= 400)
-        l->edge->c.http_errors++;
+        l->http->c.http_errors++;
     start_write(l);
 }
 
@@ -105,7 +105,7 @@ void listener_respond_error(struct elistener *l, int status, const char *msg)
 {
     char body[256];
     int n = snprintf(body, sizeof(body), "{\"error\":\"%s\",\"status\":%d}\n", msg, status);
-    log_info(&l->edge->log, "listener=%s http=%d %s", l->peer, status, msg);
+    log_info(l->http->log, "listener=%s http=%d %s", l->peer, status, msg);
     listener_respond(l, status, "application/json", body, (size_t)n, NULL);
 }
 
@@ -117,7 +117,7 @@ const char *listener_content_type(enum fc_codec codec)
 void listener_serve_span(struct elistener *l, struct emount *m, const char *head, size_t head_len,
                          const uint8_t *prefix, size_t prefix_len)
 {
-    struct edge *e = l->edge;
+    struct ehttp *h = l->http;
     size_t n = head_len + (l->head ? 0 : prefix_len);
     l->out = malloc(n);
     if (!l->out) {
@@ -132,11 +132,15 @@ void listener_serve_span(struct elistener *l, struct emount *m, const char *head
     l->state = L_RESPONSE;
     if (l->head)
         return start_write(l);
+    struct hmount *hm = hmount_of(h, m);
+    if (!hm)
+        return listener_close(l, "out of memory");
     l->mount = m;
-    list_add(&m->listeners, &l->mlink);
+    l->hm = hm;
+    list_add(&hm->listeners, &l->mlink);
     list_init(&l->wlink);
-    m->n_listeners++;
-    e->c.listeners_total++;
+    hm->n_listeners++;
+    h->c.listeners_total++;
     /* Head and burst in one writev, now: no epoll round trip (time to first byte in a storm). */
     listener_write_audio(l);
 }
@@ -222,10 +226,10 @@ static void parse_request(struct elistener *l, char *buf, size_t len)
     l->url_len = l->hfield_len = l->hvalue_len = 0;
     l->icy = l->wants_html = l->done = false;
     l->host[0] = '\0';
-    size_t parsed = http_parser_execute(&l->parser, &l->edge->http, buf, len);
+    size_t parsed = http_parser_execute(&l->parser, &l->http->parser, buf, len);
     enum http_errno err = HTTP_PARSER_ERRNO(&l->parser);
     if (l->done) {
-        ev_timer_stop(l->edge->loop, &l->idle);
+        ev_timer_stop(l->http->loop, &l->idle);
         return edge_route(l);
     }
     if (err != HPE_OK || parsed != len)
@@ -242,12 +246,12 @@ static void parse_request(struct elistener *l, char *buf, size_t len)
 static void on_read(EV_P_ ev_io *w, int revents)
 {
     struct elistener *l = container_of(w, struct elistener, rio);
-    struct edge *e = l->edge;
+    struct ehttp *h = l->http;
     if (l->state != L_REQUEST)
         return drain_input(l);
     size_t have = l->req ? l->req_len : 0;
-    memcpy(e->req_scratch, l->req ? l->req : "", have);
-    ssize_t n = read(l->fd, e->req_scratch + have, EDGE_REQ_MAX - have);
+    memcpy(h->req_scratch, l->req ? l->req : "", have);
+    ssize_t n = read(l->fd, h->req_scratch + have, EDGE_REQ_MAX - have);
     if (n == 0)
         return listener_close(l, "closed before completing the request");
     if (n < 0) {
@@ -256,13 +260,13 @@ static void on_read(EV_P_ ev_io *w, int revents)
         return;
     }
     size_t len = have + (size_t)n;
-    parse_request(l, e->req_scratch, len);
+    parse_request(l, h->req_scratch, len);
     if (l->closing || l->state != L_REQUEST)
         return;
     /* Incomplete: keep what came for the next read. */
     if (!l->req && !(l->req = malloc(EDGE_REQ_MAX)))
         return listener_close(l, "out of memory");
-    memcpy(l->req, e->req_scratch, len);
+    memcpy(l->req, h->req_scratch, len);
     l->req_len = (uint32_t)len;
 }
 
@@ -288,14 +292,14 @@ static void on_write(EV_P_ ev_io *w, int revents)
         listener_close(l, "response sent");
 }
 
-static void accept_one(struct edge *e, int fd, const struct sockaddr *sa)
+static void accept_one(struct ehttp *h, int fd, const struct sockaddr *sa)
 {
     struct elistener *l = calloc(1, sizeof(*l));
     if (!l) {
         close(fd);
         return;
     }
-    l->edge = e;
+    l->http = h;
     l->fd = fd;
     l->req = NULL;
     net_sockaddr_str(sa, l->peer, sizeof(l->peer));
@@ -306,30 +310,30 @@ static void accept_one(struct edge *e, int fd, const struct sockaddr *sa)
     ev_io_init(&l->rio, on_read, fd, EV_READ);
     ev_io_init(&l->wio, on_write, fd, EV_WRITE);
     ev_timer_init(&l->idle, on_idle, EDGE_REQ_TIMEOUT_S, 0);
-    ev_io_start(e->loop, &l->rio);
-    ev_timer_start(e->loop, &l->idle);
-    e->n_listeners++;
+    ev_io_start(h->loop, &l->rio);
+    ev_timer_start(h->loop, &l->idle);
+    h->n_listeners++;
 }
 
 static void on_accept(EV_P_ ev_io *w, int revents)
 {
-    struct edge *e = container_of(w, struct edge, accept_w);
+    struct ehttp *h = container_of(w, struct ehttp, accept_w);
     for (int i = 0; i < 256; i++) {
         struct sockaddr_storage ss;
         socklen_t sl = sizeof(ss);
-        int fd = accept4(e->listen_fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        int fd = accept4(h->listen_fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd >= 0) {
-            accept_one(e, fd, (struct sockaddr *)&ss);
+            accept_one(h, fd, (struct sockaddr *)&ss);
             continue;
         }
-        if ((errno == EMFILE || errno == ENFILE) && e->spare_fd >= 0) {
+        if ((errno == EMFILE || errno == ENFILE) && h->spare_fd >= 0) {
             /* Out of descriptors: accept with the spare and close, so the loop doesn't spin. */
-            close(e->spare_fd);
-            fd = accept(e->listen_fd, NULL, NULL);
+            close(h->spare_fd);
+            fd = accept(h->listen_fd, NULL, NULL);
             if (fd >= 0)
                 close(fd);
-            e->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-            log_warn(&e->log, "accept: out of file descriptors, connection refused");
+            h->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+            log_warn(h->log, "accept: out of file descriptors, connection refused");
         }
         return;
     }
@@ -337,47 +341,59 @@ static void on_accept(EV_P_ ev_io *w, int revents)
 
 static void on_reap(EV_P_ ev_check *w, int revents)
 {
-    struct edge *e = container_of(w, struct edge, reap);
-    while (e->reap_list) {
-        struct elistener *l = e->reap_list;
-        e->reap_list = l->reap_next;
+    struct ehttp *h = container_of(w, struct ehttp, reap);
+    while (h->reap_list) {
+        struct elistener *l = h->reap_list;
+        h->reap_list = l->reap_next;
         listener_free(l);
     }
 }
 
-enum fc_err edge_http_start(struct edge *e)
+enum fc_err edge_http_start(struct ehttp *h)
 {
-    memset(&e->http, 0, sizeof(e->http));
-    e->http.on_url = on_url;
-    e->http.on_message_complete = on_message_complete;
-    e->http.on_header_field = on_header_field;
-    e->http.on_header_value = on_header_value;
-    e->http.on_headers_complete = on_headers_complete;
-    e->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    memset(&h->parser, 0, sizeof(h->parser));
+    h->parser.on_url = on_url;
+    h->parser.on_message_complete = on_message_complete;
+    h->parser.on_header_field = on_header_field;
+    h->parser.on_header_value = on_header_value;
+    h->parser.on_headers_complete = on_headers_complete;
+    h->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     for (int i = 0; i < EDGE_WHEEL_SLOTS; i++)
-        list_init(&e->wheel[i]);
-    e->listen_fd = net_tcp_listen(&e->opt.listen);
-    if (e->listen_fd < 0) {
-        log_error(&e->log, "listen %s: %s", e->opt.listen.text, strerror(errno));
+        list_init(&h->wheel[i]);
+    h->listen_fd = net_tcp_listen(&h->opt.listen);
+    if (h->listen_fd < 0) {
+        log_error(h->log, "listen %s: %s", h->opt.listen.text, strerror(errno));
         return FC_IO;
     }
-    ev_io_init(&e->accept_w, on_accept, e->listen_fd, EV_READ);
-    ev_io_start(e->loop, &e->accept_w);
-    ev_check_init(&e->reap, on_reap);
-    ev_check_start(e->loop, &e->reap);
-    log_info(&e->log, "listening http=%s", e->opt.listen.text);
+    ev_io_init(&h->accept_w, on_accept, h->listen_fd, EV_READ);
+    ev_io_start(h->loop, &h->accept_w);
+    ev_check_init(&h->reap, on_reap);
+    ev_check_start(h->loop, &h->reap);
+    log_info(h->log, "listening http=%s", h->opt.listen.text);
     return FC_OK;
 }
 
-void edge_http_free(struct edge *e)
+void edge_http_free(struct ehttp *h)
 {
-    for (struct emount *m = e->mounts; m; m = m->next)
-        while (!list_empty(&m->listeners))
-            listener_close(container_of(m->listeners.next, struct elistener, mlink), "shutdown");
-    on_reap(e->loop, &e->reap, 0);
-    ev_io_stop(e->loop, &e->accept_w);
-    if (e->listen_fd >= 0)
-        close(e->listen_fd);
-    if (e->spare_fd >= 0)
-        close(e->spare_fd);
+    for (struct hmount *hm = h->hmounts; hm; hm = hm->next)
+        while (!list_empty(&hm->listeners))
+            listener_close(container_of(hm->listeners.next, struct elistener, mlink), "shutdown");
+    on_reap(h->loop, &h->reap, 0);
+    while (h->hmounts) {
+        struct hmount *hm = h->hmounts;
+        h->hmounts = hm->next;
+        hm->m->http = NULL;
+        free(hm);
+    }
+    ev_io_stop(h->loop, &h->accept_w);
+    if (h->listen_fd >= 0)
+        close(h->listen_fd);
+    if (h->spare_fd >= 0)
+        close(h->spare_fd);
+}
+
+uint32_t edge_http_listeners(const struct emount *m)
+{
+    const struct hmount *hm = m->http;
+    return hm ? hm->n_listeners : 0;
 }

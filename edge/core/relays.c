@@ -1,6 +1,6 @@
 /* relays.c - the edge's links to relays: subscribe to every mount, resume after reconnects. */
 #include <string.h>
-#include "edge.h"
+#include "core.h"
 
 #define EDGE_LINK_MAX_MSGS 256
 #define EDGE_LINK_MAX_BYTES (1u << 20)
@@ -12,21 +12,21 @@ static void relay_on_msg(struct link *l, const struct wire_msg *msg, const uint8
     if (msg->type != WIRE_FRAME)
         return;
     r->frames++;
-    edge_frame_in(r->edge, &msg->u.frame, r);
+    edge_frame_in(r->core, &msg->u.frame, r);
 }
 
 static void relay_on_up(struct link *l)
 {
     struct erelay *r = l->owner;
     r->was_up = true;
-    alert_emit(&r->edge->alert, "relay_up", json_pack("{s:s}", "relay", l->peer));
+    alert_emit(&r->core->alert, "relay_up", json_pack("{s:s}", "relay", l->peer));
 }
 
 static void relay_on_down(struct link *l, const char *why)
 {
     struct erelay *r = l->owner;
     if (r->was_up)
-        alert_emit(&r->edge->alert, "relay_down",
+        alert_emit(&r->core->alert, "relay_down",
                    json_pack("{s:s, s:s}", "relay", l->peer, "reason", why));
     r->was_up = false;
 }
@@ -35,7 +35,7 @@ static void relay_fill_subscribe(struct link *l, struct wire_subscribe *s)
 {
     struct erelay *r = l->owner;
     s->n_mounts = 0; /* every mount */
-    edge_fill_resume(r->edge, s);
+    edge_fill_resume(r->core, s);
 }
 
 static const struct link_ops relay_ops = {
@@ -45,11 +45,11 @@ static const struct link_ops relay_ops = {
     .fill_subscribe = relay_fill_subscribe,
 };
 
-enum fc_err edge_relays_start(struct edge *e)
+enum fc_err edge_relays_start(struct core *e)
 {
     for (int i = 0; i < e->opt.n_relays; i++) {
         struct erelay *r = &e->relays[i];
-        r->edge = e;
+        r->core = e;
         r->addr = e->opt.relays[i];
         if (link_init(&r->link, e->loop, &relay_ops, &e->key, &e->log, "edge", e->opt.node,
                       EDGE_LINK_MAX_MSGS, EDGE_LINK_MAX_BYTES) != FC_OK)
@@ -60,7 +60,7 @@ enum fc_err edge_relays_start(struct edge *e)
     return FC_OK;
 }
 
-void edge_relays_free(struct edge *e)
+void edge_relays_free(struct core *e)
 {
     for (int i = 0; i < e->opt.n_relays; i++) {
         if (!e->relays[i].link.rd)

@@ -1,0 +1,253 @@
+/*
+ * http.h - the edge's HTTP side: listeners, routes and outputs (docs/architecture.md §7).
+ *
+ * Reads the core only through its mount view (edge/core/core.h): a listener is a position in a
+ * mount's rewind buffer, written with writev straight from the slabs. Per-mount listener state
+ * (struct hmount) hangs off emount.http; the core calls edge_http_appended / edge_http_tick /
+ * edge_http_mount_freed through struct edge_hooks.
+ */
+#ifndef FC_HTTP_H
+#define FC_HTTP_H
+
+#include <http_parser.h>
+#include "../core/core.h"
+
+#define EDGE_REQ_MAX 8192                 /* request line + headers; past it: 431 */
+#define EDGE_REQ_TIMEOUT_S 10.0           /* an idle half-open request is closed */
+#define EDGE_WRITE_MAX (256 * 1024)       /* bytes per writev to one listener */
+#define EDGE_METAINT_DEFAULT 16000        /* icy-metaint, as Icecast sends it */
+#define EDGE_HLS_WINDOW 6                 /* segments in a live HLS playlist */
+#define EDGE_HLS_GROUPS_MAX 16
+#define EDGE_HOST_MAX 96                  /* bytes kept of a request's Host header */
+#define EDGE_STATIC_MAX 8                 /* web player files held in memory */
+#define EDGE_WAKE_S 0.1                   /* listeners holding little audio (no burst) are
+                                             written at most this often as audio arrives */
+#define EDGE_WRITE_INTERVAL_S 1.0         /* --write-interval default: a listener holding
+                                             seconds of audio is written once a second (bench:
+                                             docs/architecture.md §9.4) */
+#define EDGE_CADENCE_MARGIN_S 0.5         /* ... if it holds at least the interval + this */
+#define EDGE_WHEEL_SLOTS 256              /* timer wheel of EDGE_TICK_S slots: intervals up
+                                             to 5.1 s */
+
+/* Headers every HTTP answer carries. */
+#define CORS_HEADERS                                                                               \
+    "Access-Control-Allow-Origin: *\r\n"                                                           \
+    "Access-Control-Allow-Headers: Origin, Accept, X-Requested-With, Content-Type, Icy-MetaData, " \
+    "Range\r\n"                                                                                    \
+    "Access-Control-Allow-Methods: GET, HEAD, OPTIONS\r\n"                                         \
+    "Access-Control-Expose-Headers: Icy-Br, Icy-Description, Icy-Genre, Icy-MetaInt, Icy-Name, "  \
+    "Ice-Audio-Info, Icy-Url, Icy-Pub, X-Framecast-Start\r\n"
+#define SERVER_HEADER "Server: framecast/1\r\n"
+
+struct ehttp;
+
+struct list_node {
+    struct list_node *prev, *next;
+};
+
+/* The HTTP side's state of one mount (emount.http), made when its first listener streams. */
+struct hmount {
+    struct emount *m;                  /* the core's mount (view) */
+    struct ehttp *http;
+    struct list_node listeners;        /* all listeners of the mount */
+    struct list_node waiting;          /* caught-up listeners, woken by the next append */
+    struct list_node paced;            /* time-shifted listeners at their real-time limit */
+    struct list_node blocked;          /* listeners whose socket is full (--max-lag walk) */
+    bool wake_pending;                 /* audio appended since listeners were last woken */
+    double next_wake;                  /* ev_now of the next wake-up of caught-up listeners */
+    double next_lag_walk;              /* ev_now of the next --max-lag check of `blocked` */
+    uint64_t audio_writes;             /* writev calls for audio (bench: writes/listener-s) */
+    uint32_t n_listeners;
+    struct hmount *next;               /* in ehttp.hmounts */
+};
+
+enum listener_state { L_REQUEST, L_RESPONSE, L_STREAM };
+
+struct elistener {
+    struct ehttp *http;
+    int fd;
+    ev_io rio;                         /* request bytes */
+    ev_io wio;                         /* started only while output is pending */
+    ev_timer idle;                     /* request timeout */
+    enum listener_state state;
+    http_parser parser;
+    char *req;                         /* request bytes, EDGE_REQ_MAX, freed after parsing */
+    uint32_t req_len;
+    const char *url;                   /* in req */
+    size_t url_len;
+    bool head;                         /* HEAD request */
+    bool icy;                          /* sent Icy-MetaData: 1 */
+    bool wants_html;                   /* Accept: text/html (a browser) */
+    char host[EDGE_HOST_MAX];          /* Host header, for absolute URLs in playlists */
+    const char *hfield;                /* header being parsed (in req) */
+    size_t hfield_len;
+    const char *hvalue;
+    size_t hvalue_len;
+    uint32_t metaint_left;             /* audio bytes until the next ICY block */
+    struct msgref *meta;               /* ICY block being sent (reference), or NULL */
+    const uint8_t *meta_ptr;           /* bytes of the block being sent, NULL = none */
+    uint32_t meta_len, meta_off;
+    uint64_t title_sent;               /* id of the last title sent */
+    bool done;                         /* message complete */
+    char *out;                         /* response bytes pending (owned) */
+    uint32_t out_len, out_off;
+    struct emount *mount;              /* streaming: which mount */
+    struct hmount *hm;                 /* streaming: its HTTP state */
+    uint64_t pos;                      /* streaming: abs position in mount->rw */
+    uint64_t end_abs;                  /* download: stop here; 0 = no end */
+    bool paced;                        /* time-shifted: real time after the burst */
+    double burst_s;                    /* its burst (--burst or ?burst=) */
+    bool lim_set;                      /* paced: lim_abs / lim_dur_us are set */
+    uint64_t lim_abs;                  /* paced: may be written up to here ... */
+    uint64_t lim_dur_us;               /* ... which is this much audio after its start */
+    uint64_t start_pts_us;             /* PTS of the first frame served */
+    double start_wall;                 /* ev_now when it started */
+    uint64_t bytes_sent;
+    bool linked;                       /* wlink is on a list (see wlink) */
+    struct list_node mlink;            /* in hm->listeners */
+    struct list_node wlink;            /* in one of: a wheel slot, hm->waiting, hm->paced,
+                                          hm->blocked (out_stream.c) */
+    bool closing;                      /* reaped by the check watcher */
+    struct elistener *reap_next;
+    char peer[64];
+};
+
+/* --hls-group NAME=mount1,mount2: a master playlist /hls/NAME.m3u8 */
+struct hls_group {
+    char name[WIRE_MOUNT_MAX + 1];
+    char mounts[8][WIRE_MOUNT_MAX + 1];
+    int n_mounts;
+};
+
+struct http_opts {
+    struct net_addr listen;            /* --listen */
+    double burst_s;                    /* --burst */
+    double max_lag_s;                  /* --max-lag */
+    double write_interval_s;           /* --write-interval, 0 = write as audio arrives */
+    uint32_t metaint;                  /* --metaint: audio bytes between ICY blocks */
+    double hls_segment_s;              /* --hls-segment */
+    struct hls_group hls_groups[EDGE_HLS_GROUPS_MAX];
+    int n_hls_groups;
+    const char *web_root;              /* --web-root: player files, NULL = built-in only */
+};
+
+struct http_counters {
+    uint64_t listeners_total, http_errors;
+};
+
+struct ehttp {
+    struct core *core;                 /* the mount view (read-only), set before start */
+    struct ev_loop *loop;
+    struct log *log;                   /* the core's */
+    struct http_opts opt;
+    struct hmount *hmounts;            /* every mount's HTTP state, owned */
+    int listen_fd;
+    int spare_fd;                      /* closed to accept-and-drop at EMFILE */
+    ev_io accept_w;
+    ev_check reap;
+    struct elistener *reap_list;
+    struct list_node wheel[EDGE_WHEEL_SLOTS]; /* listeners to write, by tick (out_stream.c) */
+    uint32_t wheel_pos;                /* slot woken next */
+    double wheel_next;                 /* http_now when it is due */
+    double test_now;                   /* unit tests: a fake clock (s); 0 = ev_now */
+    uint32_t n_listeners;
+    struct http_counters c;
+    http_parser_settings parser;
+    char req_scratch[EDGE_REQ_MAX];    /* requests are read and parsed here (listener.c) */
+    struct {
+        char *data;                    /* file contents, owned; NULL if missing */
+        size_t len;
+    } statics[EDGE_STATIC_MAX];        /* web player files (out_static.c) */
+};
+
+/* The HTTP side's time (s): the loop's ev_now, or a unit test's fake clock in h->test_now.
+ * Loop thread only. */
+static inline double http_now(const struct ehttp *h)
+{
+    return h->test_now > 0 ? h->test_now : ev_now(h->loop);
+}
+
+/* list helpers (intrusive, circular, with a head node) */
+static inline void list_init(struct list_node *h)
+{
+    h->prev = h->next = h;
+}
+static inline void list_add(struct list_node *h, struct list_node *n)
+{
+    n->next = h->next;
+    n->prev = h;
+    h->next->prev = n;
+    h->next = n;
+}
+static inline void list_del(struct list_node *n)
+{
+    n->prev->next = n->next;
+    n->next->prev = n->prev;
+    n->prev = n->next = n;
+}
+static inline bool list_empty(const struct list_node *h)
+{
+    return h->next == h;
+}
+
+/* listener.c: listen on --listen (h->core, h->loop, h->log and h->opt set, listen_fd and
+ * spare_fd -1); edge_http_free closes every listener and frees every hmount. */
+enum fc_err edge_http_start(struct ehttp *h);
+void edge_http_free(struct ehttp *h);
+void listener_close(struct elistener *l, const char *why);
+/* listener.c: listeners of `m` (0 if it has no HTTP state). */
+uint32_t edge_http_listeners(const struct emount *m);
+
+/* out_stream.c: the struct edge_hooks members (ctx = the struct ehttp). appended: mark the
+ * mount's caught-up listeners due (written from the tick, every EDGE_WAKE_S at most); tick:
+ * write the due ones, the paced ones real time allows, the wheel's due slots, and check blocked
+ * listeners against --max-lag (once a second per mount); mount_freed: release m->http. */
+void edge_http_appended(void *ctx, struct emount *m);
+void edge_http_tick(void *ctx);
+void edge_http_mount_freed(void *ctx, struct emount *m);
+/* out_stream.c: the HTTP state of `m`, made on first use; NULL when out of memory. */
+struct hmount *hmount_of(struct ehttp *h, struct emount *m);
+
+/* out_stream.c (loop thread): write audio (and a pending response head, and ICY blocks) to `l`
+ * from its position; parks it when caught up, closes it on error or at a download's end. */
+void listener_write_audio(struct elistener *l);
+/* Queue a whole response; the connection closes once it is written. `extra` = more headers. */
+void listener_respond(struct elistener *l, int status, const char *ctype, const char *body,
+                      size_t body_len, const char *extra);
+void listener_respond_error(struct elistener *l, int status, const char *msg);
+const char *listener_content_type(enum fc_codec codec);
+/* Send `head` (status line + headers), then `prefix` (body bytes, e.g. an ID3 tag), then the
+ * mount's buffer from l->pos (to l->end_abs if set). HEAD requests get `head` only. */
+void listener_serve_span(struct elistener *l, struct emount *m, const char *head, size_t head_len,
+                         const uint8_t *prefix, size_t prefix_len);
+
+/* out_hls.c (RFC 8216 packed audio) */
+void hls_playlist(struct elistener *l, struct emount *m, double dvr_s);
+void hls_segment(struct elistener *l, struct emount *m, uint64_t seg);
+void hls_master(struct elistener *l, const char *group, size_t len);
+
+/* out_playlist.c */
+void playlist_pls(struct elistener *l, struct emount *m);
+void playlist_m3u(struct elistener *l, struct emount *m);
+void playlist_status_json(struct elistener *l);
+
+/* out_static.c: the web player's files, loaded at start. static_serve() answers and returns
+ * true if `path` is one of them. */
+void static_load(struct ehttp *h);
+void static_free(struct ehttp *h);
+bool static_serve(struct elistener *l, const char *path, size_t len);
+
+/* router.c: answer a complete request. */
+void edge_route(struct elistener *l);
+
+/* out_icy.c: begin the ICY block due at buffer position `abs` for `l` (the title that applies
+ * there, from the mount's titles, or a lone zero byte if `l` already has it): sets l->meta,
+ * meta_ptr, meta_len, meta_off = 0 (a reference, released by icy_release()) and l->title_sent. */
+void icy_meta_begin(struct elistener *l, uint64_t abs);
+void icy_release(struct elistener *l);
+
+/* api.c: JSON for GET / and GET /<mount>/rewind; return malloc'd text. */
+char *edge_api_mounts_json(struct ehttp *h);
+char *edge_api_rewind_json(struct emount *m);
+
+#endif
