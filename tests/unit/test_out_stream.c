@@ -1,22 +1,32 @@
 /*
- * test_out_stream.c - unit tests for writing listeners' audio (edge/out_stream.c with
- * edge/out_icy.c and edge/rewind.c; docs/architecture.md §7.3 "Write cadence", §7.4, §7.5).
+ * test_out_stream.c - unit tests for writing listeners' audio (edge/http/out_stream.c with
+ * edge/http/out_icy.c, edge/core/titles.c and edge/core/rewind.c; docs/architecture.md §7.3
+ * "Write cadence", §7.4, §7.5).
  *
- * A struct edge and one mount are built by hand (as edge_start() and edge_mount_new() would,
- * without the HTTP server), with a real libev loop for the listeners' write watchers and a fake
- * clock (e->test_now, read by out_stream.c through edge_now()). The mount's rewind buffer holds
- * synthetic but valid MP3 frames (MPEG-1 Layer III, 128 kbit/s, 44.1 kHz, 417 or 418 bytes with
- * the padding bit, 1152 samples = 26122 µs each) whose bytes encode the frame's number, fed in
- * real time of the fake clock after a prebuffer of PRE_S seconds. Each listener is set up as
- * router.c's choose_span() would (position, start PTS and wall time, burst, paced, download end)
- * with a response head pending, on one end of a socketpair(AF_UNIX, SOCK_STREAM) (non-blocking,
- * small SO_SNDBUF to force partial writes); the test reads the other end like a player and checks
- * the bytes it received against the frames appended.
+ * The two halves of the edge are built by hand, without the HTTP server or the merge: a struct
+ * core holding one struct emount (its view: the rewind buffer and the title ring) and a struct
+ * ehttp (options, timer wheel), wired through struct edge_hooks as edge_start() wires them
+ * (appended/tick/mount_freed = edge_http_appended/edge_http_tick/edge_http_mount_freed); the
+ * mount's struct hmount (listener lists, wake batching, --max-lag walk time) is made by
+ * hmount_of() as listener_serve_span() makes it. There is a real libev loop for the listeners'
+ * write watchers and a fake clock (h->test_now, read by out_stream.c through http_now()). The
+ * mount's rewind buffer holds synthetic but valid MP3 frames (MPEG-1 Layer III, 128 kbit/s,
+ * 44.1 kHz, 417 or 418 bytes with the padding bit, 1152 samples = 26122 µs each) whose bytes
+ * encode the frame's number, fed in real time of the fake clock after a prebuffer of PRE_S
+ * seconds; each append calls the appended hook, as merge.c's output does, and title changes
+ * go into the mount's ring with titles_add() at the buffer's end, as mount.c does. Each listener
+ * is set up as router.c's choose_span() and listener_serve_span() would (position, start PTS and
+ * wall time, burst, paced, download end; on the hmount's listener list) with a response head
+ * pending, on one end of a socketpair(AF_UNIX, SOCK_STREAM) (non-blocking, small SO_SNDBUF to
+ * force partial writes); the test reads the other end like a player and checks the bytes it
+ * received against the frames appended.
  *
- * tick() is edge_tick() without the merge: advance the fake clock by EDGE_TICK_S, append the
- * frames that are due, wake the mount's waiting list (at most every EDGE_WAKE_S, as mount.c
- * does), its paced list, the --max-lag check and the timer wheel; then settle(): read what the
- * players can read and run the loop (write watchers of blocked listeners) until nothing moves.
+ * tick() is mount.c's edge_tick() without the merge: advance the fake clock by EDGE_TICK_S,
+ * append the frames that are due, then run the core's tick hook, edge_http_tick() (wake the
+ * hmount's waiting list at most every EDGE_WAKE_S when audio was appended, its paced list, the
+ * --max-lag walk and the timer wheel); then settle(): read what the players can read and run
+ * the loop (write watchers of blocked listeners) until nothing moves. tick_lag_walk_only()
+ * runs only out_stream.c's check_lag() of the mount (nobody is woken).
  *
  * writev() in out_stream.c is routed through test_writev(), which counts and times calls per
  * socket, classifies where a writev ended relative to the ICY block it carried, and, in
@@ -42,10 +52,11 @@
 
 static ssize_t test_writev(int fd, const struct iovec *iov, int n);
 #define writev test_writev
-#include "../../edge/out_stream.c"
+#include "../../edge/http/out_stream.c"
 #undef writev
-#include "../../edge/out_icy.c"
-#include "../../edge/rewind.c"
+#include "../../edge/core/rewind.c"
+#include "../../edge/core/titles.c"
+#include "../../edge/http/out_icy.c"
 
 #define BASE_PTS 1700000000000000ull /* PTS of frame 0, µs since the epoch */
 #define T0 1024.0                    /* fake clock at the start of a test (s) */
@@ -61,9 +72,11 @@ static uint64_t frame_us; /* clock_samples_to_us(1152, 44100) */
 
 /* ---- the mount and its audio ---- */
 
-static struct edge E;
-static struct emount *M;
-static uint64_t n_frames;                       /* frames appended */
+static struct core K;     /* the core: its mount list and hooks, no merge */
+static struct ehttp H;    /* the HTTP side: options, wheel, fake clock */
+static struct emount *M;  /* the one mount (view: rw, titles) */
+static struct hmount *HM; /* its HTTP state: listener lists, wake-ups, --max-lag walk */
+static uint64_t n_frames; /* frames appended */
 static uint64_t frame_abs[MAX_FRAMES + 1];      /* abs of frame k; frame_abs[n_frames] = abs_end */
 static uint8_t ref[MAX_FRAMES * MAX_FRAME_LEN]; /* every byte appended, by abs */
 
@@ -90,7 +103,7 @@ static void append_frame(void)
     frame_abs[k + 1] = frame_abs[k] + len;
     n_frames++;
     assert_int_equal(M->rw.abs_end, frame_abs[n_frames]);
-    M->wake_pending = true; /* as merge.c's output does */
+    K.hooks.appended(K.hooks.ctx, M); /* as merge.c's output does */
 }
 
 /* Frame whose bytes hold `abs` (abs < abs_end). */
@@ -110,7 +123,7 @@ static uint64_t frame_of(uint64_t abs)
 /* Live: the buffer ends PRE_S seconds after BASE_PTS at T0 and follows the fake clock. */
 static void feed(void)
 {
-    uint64_t live = BASE_PTS + (uint64_t)(PRE_S * 1e6 + (E.test_now - T0) * 1e6);
+    uint64_t live = BASE_PTS + (uint64_t)(PRE_S * 1e6 + (H.test_now - T0) * 1e6);
     while (pts_of(n_frames + 1) <= live)
         append_frame();
 }
@@ -162,14 +175,14 @@ void listener_close(struct elistener *l, const char *why)
     struct client *c = client_of_fd(l->fd);
     assert_non_null(c);
     l->closing = true;
-    ev_io_stop(E.loop, &l->wio);
+    ev_io_stop(H.loop, &l->wio);
     close(l->fd);
     l->fd = -1;
     list_del(&l->mlink);
     if (l->linked)
         list_del(&l->wlink);
     l->linked = false;
-    l->mount->n_listeners--;
+    l->hm->n_listeners--;
     c->closed = true;
     snprintf(c->why, sizeof(c->why), "%s", why);
 }
@@ -210,7 +223,7 @@ static ssize_t test_writev(int fd, const struct iovec *iov, int n)
     }
     wv_calls++;
     if (c->writes < MAX_WRITE_T)
-        c->write_t[c->writes] = E.test_now;
+        c->write_t[c->writes] = H.test_now;
     c->writes++;
     size_t cap = total;
     if (wv_mode == WV_TARGET) {
@@ -278,28 +291,44 @@ static void on_wio(struct ev_loop *loop, ev_io *w, int revents)
 static int setup(void **state)
 {
     frame_us = clock_samples_to_us(1152, 44100);
-    memset(&E, 0, sizeof(E));
-    E.loop = ev_loop_new(EVFLAG_AUTO);
-    assert_non_null(E.loop);
-    E.test_now = T0;
-    E.opt.burst_s = 4;
-    E.opt.max_lag_s = 30;
-    E.opt.write_interval_s = EDGE_WRITE_INTERVAL_S;
-    E.opt.metaint = EDGE_METAINT_DEFAULT;
+    memset(&K, 0, sizeof(K));
+    memset(&H, 0, sizeof(H));
+    K.loop = H.loop = ev_loop_new(EVFLAG_AUTO);
+    assert_non_null(H.loop);
+    /* Wired as edge_start() does. */
+    K.hooks = (struct edge_hooks){
+        .ctx = &H,
+        .appended = edge_http_appended,
+        .tick = edge_http_tick,
+        .mount_freed = edge_http_mount_freed,
+    };
+    H.core = &K;
+    H.log = &K.log;
+    H.listen_fd = H.spare_fd = -1;
+    H.test_now = T0;
+    H.opt.burst_s = 4;
+    H.opt.max_lag_s = 30;
+    H.opt.write_interval_s = EDGE_WRITE_INTERVAL_S;
+    H.opt.metaint = EDGE_METAINT_DEFAULT;
     for (int i = 0; i < EDGE_WHEEL_SLOTS; i++)
-        list_init(&E.wheel[i]);
-    E.wheel_pos = 0;
-    E.wheel_next = E.test_now + EDGE_TICK_S; /* as if the last tick ran at T0 */
+        list_init(&H.wheel[i]);
+    H.wheel_pos = 0;
+    H.wheel_next = H.test_now + EDGE_TICK_S; /* as if the last tick ran at T0 */
     M = calloc(1, sizeof(*M));
     assert_non_null(M);
     assert_int_equal(rewind_init(&M->rw, FC_CODEC_MP3, 3600ull * 1000000), FC_OK);
     snprintf(M->name, sizeof(M->name), "live");
-    M->edge = &E;
+    M->core = &K;
     M->codec = FC_CODEC_MP3;
-    list_init(&M->listeners);
-    list_init(&M->waiting);
-    list_init(&M->paced);
-    list_init(&M->blocked);
+    K.mounts = M;
+    K.n_mounts = 1;
+    /* Its HTTP state, as listener_serve_span() makes it for a first listener: made before any
+     * audio, so the appended hook marks it from the first frame on. */
+    HM = hmount_of(&H, M);
+    assert_non_null(HM);
+    assert_ptr_equal(M->http, HM);
+    assert_ptr_equal(H.hmounts, HM);
+    assert_ptr_equal(HM->m, M);
     n_frames = 0;
     frame_abs[0] = 0;
     n_titles = 0;
@@ -325,10 +354,14 @@ static int teardown(void **state)
         close(c->fd);
         free(c->rx);
     }
-    icy_titles_free(M);
+    /* As core_free() does after edge_http_free() closed the listeners. */
+    K.hooks.mount_freed(K.hooks.ctx, M);
+    assert_null(M->http);
+    assert_null(H.hmounts);
+    titles_free(&M->titles);
     rewind_free(&M->rw);
     free(M);
-    ev_loop_destroy(E.loop);
+    ev_loop_destroy(H.loop);
     return 0;
 }
 
@@ -340,7 +373,7 @@ static void title_change(const char *text)
     for (int tries = 0; tries < 64; tries++) {
         bool clash = false;
         for (int i = 0; i < n_clients; i++)
-            if (C[i].l->icy && (M->rw.abs_end - C[i].pos0) % E.opt.metaint == 0)
+            if (C[i].l->icy && (M->rw.abs_end - C[i].pos0) % H.opt.metaint == 0)
                 clash = true;
         if (!clash)
             break;
@@ -351,7 +384,7 @@ static void title_change(const char *text)
     t->abs = M->rw.abs_end;
     snprintf(t->text, sizeof(t->text), "%s", text);
     t->block_len = icy_meta_block(t->text, "http://example.org/", t->block);
-    icy_title_changed(M, t->text, "http://example.org/");
+    titles_add(&M->titles, M->rw.abs_end, t->text, "http://example.org/"); /* as mount.c does */
 }
 
 /* The title change that applies at `abs` (the first one is at abs 0 in ICY tests). */
@@ -389,7 +422,7 @@ static struct client *connect_listener(const struct lopts *o)
     c->fd = sv[1];
     c->chunk = o->chunk;
     n_clients++;
-    l->edge = &E;
+    l->http = &H;
     l->fd = sv[0];
     snprintf(l->peer, sizeof(l->peer), "test%d", n_clients);
     l->burst_s = o->burst_s;
@@ -402,7 +435,7 @@ static struct client *connect_listener(const struct lopts *o)
     }
     l->pos = rewind_seek(&M->rw, target, &found);
     l->start_pts_us = found;
-    l->start_wall = edge_now(&E);
+    l->start_wall = http_now(&H);
     if (o->duration_s > 0) {
         uint64_t end_found;
         l->end_abs = rewind_seek(&M->rw, found + (uint64_t)(o->duration_s * 1e6), &end_found);
@@ -410,11 +443,11 @@ static struct client *connect_listener(const struct lopts *o)
     }
     l->icy = o->icy && !l->end_abs;
     if (l->icy)
-        l->metaint_left = E.opt.metaint;
+        l->metaint_left = H.opt.metaint;
     c->pos0 = l->pos;
     int n = snprintf(c->head, sizeof(c->head),
                      "HTTP/1.0 200 OK\r\nContent-Type: audio/mpeg\r\n%s%u\r\nX-Pad: ",
-                     l->icy ? "icy-metaint: " : "X-No-Metaint: ", E.opt.metaint);
+                     l->icy ? "icy-metaint: " : "X-No-Metaint: ", H.opt.metaint);
     for (; n < HEAD_PAD; n++)
         c->head[n] = (char)('a' + n % 26);
     memcpy(c->head + n, "\r\n\r\n", 4);
@@ -424,10 +457,13 @@ static struct client *connect_listener(const struct lopts *o)
     memcpy(l->out, c->head, c->head_len);
     l->out_len = (uint32_t)c->head_len;
     l->state = L_RESPONSE;
+    struct hmount *hm = hmount_of(&H, M); /* as listener_serve_span() does */
+    assert_ptr_equal(hm, HM);
     l->mount = M;
-    list_add(&M->listeners, &l->mlink);
+    l->hm = hm;
+    list_add(&hm->listeners, &l->mlink);
     list_init(&l->wlink);
-    M->n_listeners++;
+    hm->n_listeners++;
     ev_io_init(&l->wio, on_wio, l->fd, EV_WRITE);
     listener_write_audio(l);
     return c;
@@ -467,7 +503,7 @@ static void settle(void)
         uint64_t calls = wv_calls;
         for (int k = 0; k < n_clients; k++)
             got += drain(&C[k]);
-        ev_run(E.loop, EVRUN_NOWAIT);
+        ev_run(H.loop, EVRUN_NOWAIT);
         for (int k = 0; k < n_clients; k++)
             got += drain(&C[k]);
         if (got == 0 && calls == wv_calls)
@@ -476,28 +512,24 @@ static void settle(void)
     fail_msg("settle: still moving");
 }
 
-/* edge_tick() without the merge. `check_lag`: run the --max-lag walk too. */
-static void tick_with(bool wake, bool check_lag)
+/* mount.c's edge_tick() without the merge: the clock moves on, the frames due are appended
+ * (each through the appended hook), then the core's tick hook (edge_http_tick) runs. */
+static void tick(void)
 {
-    E.test_now += EDGE_TICK_S;
+    H.test_now += EDGE_TICK_S;
     feed();
-    if (wake && M->wake_pending && E.test_now >= M->next_wake) {
-        M->wake_pending = false;
-        M->next_wake = E.test_now + EDGE_WAKE_S;
-        edge_wake_listeners(M);
-    }
-    if (wake)
-        edge_wake_paced(M);
-    if (check_lag)
-        edge_check_lag(M);
-    if (wake)
-        edge_wake_wheel(&E);
+    K.hooks.tick(K.hooks.ctx);
     settle();
 }
 
-static void tick(void)
+/* A tick in which nobody is woken: of edge_http_tick(), only the --max-lag walk of the mount
+ * (its check_lag()) runs. */
+static void tick_lag_walk_only(void)
 {
-    tick_with(true, true);
+    H.test_now += EDGE_TICK_S;
+    feed();
+    check_lag(HM, http_now(&H));
+    settle();
 }
 
 static void prebuffer(void)
@@ -519,8 +551,8 @@ static bool on_list(const struct elistener *l, const struct list_node *list)
 /* The wheel slot a listener parked now is woken from: interval / tick ahead. */
 static const struct list_node *wheel_slot_ahead(void)
 {
-    uint32_t k = (uint32_t)(E.opt.write_interval_s / EDGE_TICK_S + 0.5);
-    return &E.wheel[(E.wheel_pos + k - 1) % EDGE_WHEEL_SLOTS];
+    uint32_t k = (uint32_t)(H.opt.write_interval_s / EDGE_TICK_S + 0.5);
+    return &H.wheel[(H.wheel_pos + k - 1) % EDGE_WHEEL_SLOTS];
 }
 
 /* Audio bytes a plain (or download) player received; checks the head and every audio byte. */
@@ -549,7 +581,7 @@ static uint64_t check_plain(const struct client *c)
  */
 static uint64_t check_icy(const struct client *c, unsigned *blocks, unsigned *title_blocks)
 {
-    const uint32_t metaint = E.opt.metaint;
+    const uint32_t metaint = H.opt.metaint;
     assert_true(c->rx_len >= c->head_len);
     assert_memory_equal(c->rx, c->head, c->head_len);
     const uint8_t *p = c->rx + c->head_len;
@@ -605,7 +637,7 @@ static uint64_t check_icy(const struct client *c, unsigned *blocks, unsigned *ti
 static uint64_t paced_bytes_allowed(const struct client *c)
 {
     const struct elistener *l = c->l;
-    uint64_t allowed_us = (uint64_t)((l->burst_s + E.test_now - l->start_wall) * 1e6);
+    uint64_t allowed_us = (uint64_t)((l->burst_s + H.test_now - l->start_wall) * 1e6);
     uint64_t k0 = frame_of(c->pos0), k = k0, dur = 0;
     assert_int_equal(frame_abs[k0], c->pos0);
     while (dur < allowed_us && k < n_frames) {
@@ -630,7 +662,7 @@ static void test_plain_burst_wheel_and_waiting(void **state)
     struct client *a =
         connect_listener(&(struct lopts){.burst_s = 4, .sndbuf = 4096, .chunk = 1000});
     /* Head + 4 s of audio (~64 KB) don't fit: a partial write, then the blocked list. */
-    assert_true(on_list(a->l, &M->blocked));
+    assert_true(on_list(a->l, &HM->blocked));
     assert_true(ev_is_active(&a->l->wio));
     assert_true(wv_partial >= 1);
     settle();
@@ -647,19 +679,19 @@ static void test_plain_burst_wheel_and_waiting(void **state)
     struct client *b = connect_listener(&(struct lopts){.burst_s = 0, .chunk = 65536});
     settle();
     assert_int_equal(check_plain(b), 0); /* head only: nothing to burst */
-    assert_true(on_list(b->l, &M->waiting));
+    assert_true(on_list(b->l, &HM->waiting));
 
     size_t a_rx = a->rx_len;
     unsigned b_wakes = 0;
     for (int t = 1; t <= 160; t++) {
-        double next_wake = M->next_wake;
+        double next_wake = HM->next_wake;
         tick();
         /* The waiting listener gets every append at the mount's next wake-up. */
-        if (M->next_wake != next_wake) {
+        if (HM->next_wake != next_wake) {
             b_wakes++;
             assert_int_equal(b->pos0 + check_plain(b), M->rw.abs_end);
         }
-        assert_true(on_list(b->l, &M->waiting));
+        assert_true(on_list(b->l, &HM->waiting));
         /* The wheel listener (1 s = 50 slots) is written on ticks 50, 100, 150 only, with all
          * that's due, and parks 50 slots on. */
         if (t % 50) {
@@ -669,7 +701,7 @@ static void test_plain_burst_wheel_and_waiting(void **state)
             assert_int_equal(a->pos0 + check_plain(a), M->rw.abs_end);
             a_rx = a->rx_len;
         }
-        assert_true(on_list(a->l, &E.wheel[(E.wheel_pos + 49 - t % 50) % EDGE_WHEEL_SLOTS]));
+        assert_true(on_list(a->l, &H.wheel[(H.wheel_pos + 49 - t % 50) % EDGE_WHEEL_SLOTS]));
     }
     assert_true(b_wakes >= 25 && b_wakes <= 33); /* every EDGE_WAKE_S (3.2 s of ticks) */
     check_plain(a);
@@ -711,7 +743,7 @@ static void long_title(char *out, size_t cap, int i)
 static void test_icy_blocks(void **state)
 {
     const struct icy_cfg *cfg = *state;
-    E.opt.metaint = cfg->metaint;
+    H.opt.metaint = cfg->metaint;
     wv_mode = cfg->mode;
     wv_eagain_every = cfg->eagain_every;
     char text[400];
@@ -772,7 +804,7 @@ static void test_icy_blocks(void **state)
  * everything due, not per append: head + burst in one writev at connect, then one writev per
  * second; a second listener connecting 0.3 s later is written 0.3 s out of phase (another
  * slot). A listener without a burst, for comparison, is written at every wake-up of the mount
- * (EDGE_WAKE_S). m->audio_writes counts them all.
+ * (EDGE_WAKE_S). hm->audio_writes counts them all.
  */
 static void test_wheel_cadence(void **state)
 {
@@ -780,13 +812,13 @@ static void test_wheel_cadence(void **state)
     struct lopts o = {.burst_s = 4, .sndbuf = 1 << 20, .chunk = 1 << 20};
     struct client *a = connect_listener(&o);
     settle();
-    assert_int_equal(M->audio_writes, 1); /* head and burst in one writev */
+    assert_int_equal(HM->audio_writes, 1); /* head and burst in one writev */
     assert_int_equal(a->pos0 + check_plain(a), M->rw.abs_end);
     for (int t = 0; t < 15; t++)
         tick();
     struct client *b = connect_listener(&o);
     settle();
-    assert_int_equal(M->audio_writes, 2);
+    assert_int_equal(HM->audio_writes, 2);
     assert_int_equal(b->writes, 1);
     o.burst_s = 0;
     struct client *z = connect_listener(&o);
@@ -808,7 +840,7 @@ static void test_wheel_cadence(void **state)
     /* Without a burst: ~10 writes a second. */
     assert_true(z->writes - z0 >= 80 && z->writes - z0 <= 101);
     assert_true(z->pos0 + check_plain(z) + 2500 >= M->rw.abs_end); /* as of its last wake-up */
-    assert_int_equal(M->audio_writes, a->writes + b->writes + z->writes);
+    assert_int_equal(HM->audio_writes, a->writes + b->writes + z->writes);
 }
 
 /*
@@ -830,7 +862,7 @@ static void test_paced_limit(void **state)
     assert_int_equal(check_plain(p), paced_bytes_allowed(p));
     assert_true(check_plain(p) >= 2 * 16000 - 420);
     assert_true(on_list(p->l, wheel_slot_ahead()));
-    assert_true(on_list(q->l, &M->paced));
+    assert_true(on_list(q->l, &HM->paced));
     uint64_t p_due_before[60] = {0}; /* allowed bytes of the last 60 ticks */
     for (int t = 1; t <= 600; t++) {
         tick();
@@ -842,8 +874,8 @@ static void test_paced_limit(void **state)
         if (t > 51)
             assert_true(pr >= p_due_before[(t - 51) % 60]);
         p_due_before[t % 60] = pa;
-        assert_true(on_list(q->l, &M->paced));
-        assert_true(p->l->linked && !on_list(p->l, &M->paced) && !on_list(p->l, &M->blocked));
+        assert_true(on_list(q->l, &HM->paced));
+        assert_true(p->l->linked && !on_list(p->l, &HM->paced) && !on_list(p->l, &HM->blocked));
     }
     /* 12 s on: 14 s of audio each way, well behind live. */
     assert_true(check_plain(p) >= 13 * 16000);
@@ -882,14 +914,14 @@ static void test_download(void **state)
     assert_string_equal(e->why, "download complete");
     assert_int_equal(e->pos0 + check_plain(e), e->l->end_abs);
     assert_true(wv_injected >= 1);
-    assert_int_equal(M->n_listeners, 0);
+    assert_int_equal(HM->n_listeners, 0);
 }
 
 /* Lag of a listener at `pos`, as --max-lag measures it (s). */
 static double lag_s(const struct elistener *l)
 {
     uint64_t at = pts_of(frame_of(l->pos));
-    uint64_t should = l->paced ? l->start_pts_us + (uint64_t)((E.test_now - l->start_wall) * 1e6)
+    uint64_t should = l->paced ? l->start_pts_us + (uint64_t)((H.test_now - l->start_wall) * 1e6)
                                : M->rw.end_pts_us;
     return should > at ? (should - at) / 1e6 : 0;
 }
@@ -903,7 +935,7 @@ static double lag_s(const struct elistener *l)
  */
 static void test_lag(void **state)
 {
-    E.opt.max_lag_s = 2;
+    H.opt.max_lag_s = 2;
     prebuffer();
     struct client *x = connect_listener(&(struct lopts){.burst_s = 1, .sndbuf = 4096});
     struct client *w =
@@ -911,26 +943,26 @@ static void test_lag(void **state)
     struct client *y = connect_listener(&(struct lopts){.burst_s = 0, .chunk = 65536});
     struct client *z = connect_listener(&(struct lopts){.burst_s = 4, .chunk = 1 << 20});
     settle();
-    assert_true(on_list(x->l, &M->blocked) && on_list(w->l, &M->blocked));
-    assert_true(on_list(y->l, &M->waiting));
+    assert_true(on_list(x->l, &HM->blocked) && on_list(w->l, &HM->blocked));
+    assert_true(on_list(y->l, &HM->waiting));
     assert_true(on_list(z->l, wheel_slot_ahead()));
     const struct list_node *z_slot = wheel_slot_ahead();
     double x_closed_at = 0, w_closed_at = 0;
     for (int t = 1; t <= 400 && !(x->closed && w->closed); t++) {
-        bool walk = E.test_now + EDGE_TICK_S >= M->next_lag_walk;
+        bool walk = H.test_now + EDGE_TICK_S >= HM->next_lag_walk;
         bool x_open = !x->closed, w_open = !w->closed;
-        tick_with(false, true); /* nobody is woken: only the walk runs */
+        tick_lag_walk_only(); /* nobody is woken: only the walk runs */
         if (x_open) {
             assert_int_equal(x->closed, walk && lag_s(x->l) > 2 + 1);
             if (x->closed)
-                x_closed_at = E.test_now;
+                x_closed_at = H.test_now;
         }
         if (w_open) {
             assert_int_equal(w->closed, walk && lag_s(w->l) > 2 + 1);
             if (w->closed)
-                w_closed_at = E.test_now;
+                w_closed_at = H.test_now;
         }
-        assert_true(on_list(y->l, &M->waiting) && !y->closed);
+        assert_true(on_list(y->l, &HM->waiting) && !y->closed);
         assert_true(on_list(z->l, z_slot) && !z->closed);
     }
     assert_true(x->closed && w->closed);
@@ -942,7 +974,7 @@ static void test_lag(void **state)
     /* The parked ones are as far behind by now, and untouched. */
     assert_true(lag_s(y->l) > 3 && lag_s(z->l) > 3);
     /* Woken, they catch up. */
-    edge_wake_listeners(M);
+    wake_list(&HM->waiting);
     settle();
     assert_int_equal(y->pos0 + check_plain(y), M->rw.abs_end);
 }
