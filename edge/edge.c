@@ -32,6 +32,12 @@ enum fc_err edge_start(struct edge *e, struct ev_loop *loop)
     h->log = &e->core.log;
     h->listen_fd = h->spare_fd = -1;
     e->core.loop = loop;
+    e->sup.listen_fd = -1;
+    if (e->workers) {
+        e->sup.child_main = worker_main;
+        e->sup.child_ctx = e;
+        workers_init(&e->sup, &e->core, h, e->workers);
+    }
     ev_timer_init(&e->stats, on_stats, EDGE_STATS_EVERY_S, EDGE_STATS_EVERY_S);
     ev_timer_start(loop, &e->stats);
     ev_signal_init(&e->sigint, on_signal, SIGINT);
@@ -41,14 +47,20 @@ enum fc_err edge_start(struct edge *e, struct ev_loop *loop)
     if (core_start(&e->core, loop) != FC_OK)
         return FC_NOMEM;
     static_load(h);
-    if (edge_http_start(h) != FC_OK)
+    if (e->workers) {
+        edge_http_init(h);
+        if (workers_start(&e->sup) != FC_OK)
+            return FC_IO;
+    } else if (edge_http_start(h) != FC_OK) {
         return FC_IO;
+    }
     return edge_relays_start(&e->core);
 }
 
 void edge_free(struct edge *e)
 {
     core_log_stats(&e->core);
+    workers_stop(&e->sup);
     core_stop(&e->core);
     edge_http_free(&e->http);
     static_free(&e->http);

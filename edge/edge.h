@@ -9,12 +9,16 @@
 
 #include "core/core.h"
 #include "http/http.h"
+#include "workers.h"
 
 #define EDGE_STATS_EVERY_S 60.0
 
 struct edge {
     struct core core;                  /* merge and rewind buffers */
-    struct ehttp http;                 /* listeners; reads `core` */
+    struct ehttp http;                 /* listeners; reads `core` (with workers: only what
+                                          the workers hand over) */
+    uint32_t workers;                  /* --workers, 0 = listeners in this process */
+    struct wsup sup;                   /* the workers */
     ev_timer stats;                    /* `stats` log lines every EDGE_STATS_EVERY_S */
     ev_signal sigint, sigterm;
 };
@@ -23,5 +27,8 @@ struct edge {
  * e->core.opt and e->http.opt are set. Free after ev_run, whatever edge_start returned. */
 enum fc_err edge_start(struct edge *e, struct ev_loop *loop);
 void edge_free(struct edge *e);
+
+/* worker.c: a worker's life after the fork (workers.h's child_main; ctx = the struct edge). */
+void worker_main(void *ctx, uint32_t num, int fd);
 
 #endif

@@ -21,6 +21,8 @@ static void usage(FILE *out)
             "  --burst S             seconds of audio sent at once on connect (default 4)\n"
             "  --write-interval S    a listener holding seconds of audio is written this often\n"
             "                        (default 1; 0 = as audio arrives)\n"
+            "  --workers N           processes serving listeners (default: one per CPU;\n"
+            "                        0 = serve them in this process)\n"
             "  --reorder-ms MS       wait for a missing frame this long (default 300)\n"
             "  --rewind S            seconds of audio kept per mount (default 14400)\n"
             "  --stream-timeout S    a stream silent this long is down (default 1)\n"
@@ -74,7 +76,7 @@ static bool log_json; /* --log-json */
 static void parse_args(struct edge *e, int argc, char **argv)
 {
     enum { O_LISTEN = 1, O_RELAY, O_KEY, O_BURST, O_REORDER, O_REWIND, O_TIMEOUT, O_SKEW,
-           O_LAG, O_NODE, O_JSON, O_FAILBACK, O_GRACE, O_WINTERVAL, O_SILENCE, O_SILENCE_DB, O_SOURCELESS, O_WEBHOOK, O_RWDIR, O_RWEVERY, O_METAINT, O_HLSSEG, O_HLSGROUP, O_WEBROOT };
+           O_LAG, O_NODE, O_JSON, O_FAILBACK, O_GRACE, O_WINTERVAL, O_SILENCE, O_SILENCE_DB, O_SOURCELESS, O_WEBHOOK, O_RWDIR, O_RWEVERY, O_METAINT, O_HLSSEG, O_HLSGROUP, O_WEBROOT, O_WORKERS };
     static const struct option opts[] = {
         {"listen", required_argument, 0, O_LISTEN},   {"relay", required_argument, 0, O_RELAY},
         {"key", required_argument, 0, O_KEY},         {"burst", required_argument, 0, O_BURST},
@@ -94,6 +96,7 @@ static void parse_args(struct edge *e, int argc, char **argv)
         {"hls-segment", required_argument, 0, O_HLSSEG},
         {"hls-group", required_argument, 0, O_HLSGROUP},
         {"web-root", required_argument, 0, O_WEBROOT},
+        {"workers", required_argument, 0, O_WORKERS},
         {"rewind-save-every", required_argument, 0, O_RWEVERY},
         {"help", no_argument, 0, 'h'},                {0, 0, 0, 0}};
     struct core_opts *co = &e->core.opt;
@@ -116,6 +119,8 @@ static void parse_args(struct edge *e, int argc, char **argv)
     co->rewind_save_every_s = 60;
     ho->metaint = EDGE_METAINT_DEFAULT;
     ho->hls_segment_s = 6;
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    e->workers = cpus < 1 ? 1 : cpus > WORKERS_MAX ? WORKERS_MAX : (uint32_t)cpus;
     gethostname(co->node, sizeof(co->node) - 1);
     opterr = 0;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -174,6 +179,9 @@ static void parse_args(struct edge *e, int argc, char **argv)
             break;
         case O_HLSGROUP:
             add_hls_group(ho, optarg);
+            break;
+        case O_WORKERS:
+            e->workers = (uint32_t)cli_double(prog, "--workers", optarg, 0, WORKERS_MAX);
             break;
         case O_WEBROOT:
             ho->web_root = optarg;

@@ -76,6 +76,7 @@ struct estream {
 struct emount {
     /* ---- view: read by the HTTP side, written by the core only ---- */
     char name[WIRE_MOUNT_MAX + 1];
+    uint32_t id;                       /* 1, 2, ... in order of creation; names it to workers */
     struct rewind rw;                  /* owned; readers use rewind.h's const functions */
     bool has_audio;                    /* rw holds at least one frame */
     enum fc_codec codec;               /* of the latest output frame */
@@ -92,6 +93,9 @@ struct emount {
     struct emount *next;
     void *http;                        /* the HTTP side's state of this mount, set and freed
                                           by it (edge_hooks.mount_freed); NULL = none */
+    uint32_t remote_listeners;         /* listeners of it on worker processes (edge/workers.c;
+                                          0 in a single process or in a worker) */
+    uint64_t workers_known;            /* workers.c: bit w = worker w holds a replica of it */
 
     /* ---- merge state: the core's alone ---- */
     struct core *core;
@@ -101,6 +105,7 @@ struct emount {
     uint64_t cur_seq;                  /* next seq of `active` to output */
     uint64_t src_end_us;               /* active's PTS where the output so far ends */
     uint64_t last_dur_us;              /* duration of the last output frame */
+    uint32_t last_len;                 /* its bytes */
     double gap_since;                  /* core_now a gap began waiting for a backup, 0 = none */
     double first_seen;                 /* core_now the mount's first frame arrived */
     double next_align;                 /* core_now of the next offset estimate */
@@ -135,6 +140,11 @@ struct edge_hooks {
     void (*tick)(void *ctx);
     /* `m` is about to be freed: release m->http. */
     void (*mount_freed)(void *ctx, struct emount *m);
+    /* `m`'s title changed to `title` / `url` (raw, as the frame carried them) from buffer
+       position `abs`; m->title and m->titles are updated. */
+    void (*titled)(void *ctx, struct emount *m, uint64_t abs, const char *title, const char *url);
+    /* `m`'s station fields (st_*) were set from a frame. */
+    void (*station)(void *ctx, struct emount *m);
     /* Listeners of `m` now, for the stats lines; NULL = 0. */
     uint32_t (*listeners)(void *ctx, const struct emount *m);
 };
@@ -170,6 +180,7 @@ struct core {
     struct erelay relays[EDGE_MAX_RELAYS];
     struct emount *mounts;
     uint32_t n_mounts;
+    uint32_t mount_ids;                /* id of the newest mount */
     ev_timer tick;
     struct log_limit ll;
     struct core_counters c;
@@ -214,6 +225,14 @@ bool merge_has_source(struct core *c, struct emount *m);
 /* mount.c: the mount named by `len` bytes of `name`, or NULL. Part of the view. */
 struct emount *edge_mount_find(struct core *c, const char *name, size_t len);
 struct emount *edge_mount_new(struct core *c, const char *name, enum fc_codec codec);
+/* mount.c: a worker's replica of the core's mount `id` (edge/worker.c): its rewind buffer maps
+ * the core's memfd `fd` (owned from now on; rewind_attach). NULL (fd closed) out of memory. */
+struct emount *edge_mount_attach(struct core *c, uint32_t id, const char *name,
+                                 enum fc_codec codec, uint64_t keep_us, int fd);
+/* mount.c: set `m`'s title from buffer position `abs` (m->title sanitized to UTF-8, the ICY
+ * block in m->titles), then call hooks.titled. */
+void edge_mount_title(struct core *c, struct emount *m, uint64_t abs, const char *title,
+                      const char *url);
 struct estream *edge_stream_new(struct core *c, struct emount *m, const char *encoder,
                                 uint64_t session, uint32_t priority);
 void edge_mounts_free(struct core *c);

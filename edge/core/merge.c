@@ -209,6 +209,7 @@ static void output(struct core *e, struct emount *m, const struct lane_frame *f)
     m->sample_rate = f->sample_rate;
     m->channels = f->channels;
     m->last_dur_us = dur;
+    m->last_len = f->len;
     if (frame_header_parse(f->codec, f->data, f->len, &info) == FC_OK)
         m->bitrate = info.bitrate;
     if (e->hooks.appended)

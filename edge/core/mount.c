@@ -2,6 +2,7 @@
  * fields, the tick (docs/architecture.md §5.1, §5.4, §5.10). */
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "clock.h"
 #include "core.h"
 #include "text.h"
@@ -25,6 +26,7 @@ struct emount *edge_mount_new(struct core *e, const char *name, enum fc_codec co
     }
     snprintf(m->name, sizeof(m->name), "%s", name);
     m->core = e;
+    m->id = ++e->mount_ids;
     m->codec = codec;
     m->next = e->mounts;
     e->mounts = m;
@@ -32,6 +34,38 @@ struct emount *edge_mount_new(struct core *e, const char *name, enum fc_codec co
     m->first_seen = core_now(e);
     log_info(&e->log, "mount new mount=%s", m->name);
     return m;
+}
+
+struct emount *edge_mount_attach(struct core *e, uint32_t id, const char *name,
+                                 enum fc_codec codec, uint64_t keep_us, int fd)
+{
+    struct emount *m = calloc(1, sizeof(*m));
+    if (!m) {
+        close(fd);
+        return NULL;
+    }
+    if (rewind_attach(&m->rw, codec, keep_us, fd) != FC_OK) {
+        free(m);
+        return NULL;
+    }
+    snprintf(m->name, sizeof(m->name), "%s", name);
+    m->core = e;
+    m->id = id;
+    m->codec = codec;
+    m->next = e->mounts;
+    e->mounts = m;
+    e->n_mounts++;
+    return m;
+}
+
+void edge_mount_title(struct core *e, struct emount *m, uint64_t abs, const char *title,
+                      const char *url)
+{
+    snprintf(m->title, sizeof(m->title), "%s", title);
+    text_utf8_sanitize(m->title); /* JSON (jansson) refuses invalid UTF-8 */
+    titles_add(&m->titles, abs, title, url);
+    if (e->hooks.titled)
+        e->hooks.titled(e->hooks.ctx, m, abs, title, url);
 }
 
 static struct estream *stream_find(struct emount *m, const struct wire_frame *f)
@@ -126,18 +160,21 @@ void edge_frame_in(struct core *e, const struct wire_frame *f, struct erelay *fr
     }
     s->last_rx = core_now(e);
     if (f->has_meta && strcmp(m->title, f->title) != 0 && (!m->active || m->active == s)) {
-        memcpy(m->title, f->title, sizeof(m->title));
-        text_utf8_sanitize(m->title); /* JSON (jansson) refuses invalid UTF-8 */
-        titles_add(&m->titles, m->rw.abs_end, f->title, f->url);
+        edge_mount_title(e, m, m->rw.abs_end, f->title, f->url);
         log_info(&e->log, "mount=%s title=\"%s\"", m->name, m->title);
     }
     if (f->has_station && (!m->active || m->active == s)) {
+        bool changed = !m->has_station || m->st_bitrate != f->st_bitrate ||
+                       strcmp(m->st_name, f->st_name) || strcmp(m->st_genre, f->st_genre) ||
+                       strcmp(m->st_desc, f->st_desc) || strcmp(m->st_url, f->st_url);
         m->has_station = true;
         memcpy(m->st_name, f->st_name, sizeof(m->st_name));
         memcpy(m->st_genre, f->st_genre, sizeof(m->st_genre));
         memcpy(m->st_desc, f->st_desc, sizeof(m->st_desc));
         memcpy(m->st_url, f->st_url, sizeof(m->st_url));
         m->st_bitrate = f->st_bitrate;
+        if (changed && e->hooks.station)
+            e->hooks.station(e->hooks.ctx, m);
     }
     merge_pump(e, m);
 }

@@ -37,6 +37,24 @@ enum fc_err rewind_init(struct rewind *rw, enum fc_codec codec, uint64_t keep_us
     return FC_OK;
 }
 
+enum fc_err rewind_attach(struct rewind *rw, enum fc_codec codec, uint64_t keep_us, int fd)
+{
+    memset(rw, 0, sizeof(*rw));
+    rw->codec = codec;
+    rw->keep_us = keep_us;
+    rw->slab_cap = 16;
+    rw->index_cap = 1024;
+    rw->fd = fd;
+    rw->replica = true;
+    rw->slabs = calloc(rw->slab_cap, sizeof(*rw->slabs));
+    rw->index = calloc(rw->index_cap, sizeof(*rw->index));
+    if (!rw->slabs || !rw->index) {
+        rewind_free(rw);
+        return FC_NOMEM;
+    }
+    return FC_OK;
+}
+
 void rewind_free(struct rewind *rw)
 {
     for (uint32_t i = 0; rw->slabs && i < rw->n_slabs; i++)
@@ -72,7 +90,7 @@ static void evict_oldest_slab(struct rewind *rw)
     if (rw->punch_to == rw->punch_from)
         rw->punch_from = old->file_slab;
     rw->punch_to = old->file_slab + 1;
-    if (!rw->defer_punch)
+    if (!rw->defer_punch && !rw->replica)
         rewind_defer_punch(rw, false);
     rw->slab_head = (rw->slab_head + 1) % rw->slab_cap;
     rw->n_slabs--;
@@ -94,7 +112,7 @@ static enum fc_err new_slab(struct rewind *rw)
     }
     uint64_t k = rw->next_file_slab;
     off_t end = (off_t)((k + 1) * REWIND_SLAB_BYTES);
-    if (ftruncate(rw->fd, end) < 0)
+    if (!rw->replica && ftruncate(rw->fd, end) < 0)
         return FC_NOMEM;
     uint8_t *data = mmap(NULL, REWIND_SLAB_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, rw->fd,
                          (off_t)(k * REWIND_SLAB_BYTES));
@@ -152,7 +170,8 @@ enum fc_err rewind_append(struct rewind *rw, const uint8_t *frame, uint32_t len,
     enum fc_err err = add_point(rw, pts_us, fresh);
     if (err != FC_OK)
         return err;
-    memcpy(last->data + last->used, frame, len);
+    if (frame)
+        memcpy(last->data + last->used, frame, len);
     last->used += len;
     last->frames++;
     rw->frames_held++;
@@ -256,7 +275,7 @@ int rewind_iov(const struct rewind *rw, uint64_t abs, struct iovec *iov, int max
 void rewind_defer_punch(struct rewind *rw, bool defer)
 {
     rw->defer_punch = defer;
-    if (defer || rw->punch_to == rw->punch_from)
+    if (defer || rw->replica || rw->punch_to == rw->punch_from)
         return;
     /* Give the evicted range's pages back; the file keeps its size (sparse). */
     fallocate(rw->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,

@@ -42,6 +42,8 @@ struct rewind {
     int fd;                       /* the memfd holding the slabs, owned */
     uint64_t next_file_slab;      /* file slab number for the next new slab */
     bool defer_punch;             /* a reader (fork) is using evicted ranges: punch later */
+    bool replica;                 /* a worker's copy: another process writes the bytes, sizes
+                                     and punches the memfd; this one only maps and indexes */
     uint64_t punch_from, punch_to;/* file slab range waiting to be punched */
     uint64_t keep_us;             /* --rewind, µs */
     struct rewind_slab *slabs;    /* ring of n_slabs from slab_head, capacity slab_cap */
@@ -61,7 +63,17 @@ enum fc_err rewind_init(struct rewind *rw, enum fc_codec codec, uint64_t keep_us
 void rewind_free(struct rewind *rw);
 
 /*
- * Append one whole frame (`len` bytes, copied) whose first sample plays at `pts_us` and which
+ * A replica of another process's buffer (edge --workers, edge/worker.c): `fd` is that buffer's
+ * memfd (owned from now on), the writer appends into it first and this side then calls
+ * rewind_append() with frame NULL and the same arguments, in the same order, so both sides hold
+ * the same slabs and index. A replica never resizes or punches the file. FC_NOMEM on failure
+ * (fd is closed).
+ */
+enum fc_err rewind_attach(struct rewind *rw, enum fc_codec codec, uint64_t keep_us, int fd);
+
+/*
+ * Append one whole frame (`len` bytes, copied; on a replica `frame` is NULL: the bytes are
+ * already in the shared slab) whose first sample plays at `pts_us` and which
  * lasts `dur_us`. Evicts old slabs as needed. FC_NOMEM if a slab cannot be allocated, FC_LIMIT if
  * len > REWIND_SLAB_BYTES.
  */

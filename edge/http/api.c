@@ -19,10 +19,16 @@ char *edge_api_mounts_json(struct ehttp *h)
         json_array_append_new(mounts, jm);
     }
     json_t *root = json_pack("{s:o, s:o, s:I, s:o}", "mounts", mounts, "relays",
-                             core_relays_json(h->core), "listeners", (json_int_t)h->n_listeners,
-                             "counters", core_counters_json(h->core));
+                             core_relays_json(h->core), "listeners",
+                             (json_int_t)(h->n_listeners + h->remote_listeners), "counters",
+                             core_counters_json(h->core));
     if (!root)
         return NULL;
+    json_t *extra = h->extra_json ? h->extra_json(h->extra_ctx) : NULL;
+    if (extra) {
+        json_object_update(root, extra);
+        json_decref(extra);
+    }
     char *text = json_dumps(root, JSON_INDENT(2));
     json_decref(root);
     return text;

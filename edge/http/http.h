@@ -152,6 +152,18 @@ struct ehttp {
     double test_now;                   /* unit tests: a fake clock (s); 0 = ev_now */
     uint32_t n_listeners;
     struct http_counters c;
+    /* ---- edge --workers (edge/workers.c, edge/worker.c); zero in a single process ---- */
+    uint32_t worker;                   /* this process's worker number (1..N), 0 = not a worker */
+    uint32_t remote_listeners;         /* the core process: connections on the workers */
+    /* A worker: hand the request `req` (`len` bytes, as received) of `l` to the core process,
+     * which answers it (JSON of the core's state); true if handed over (l is closed then). */
+    bool (*forward)(void *ctx, struct elistener *l, const char *req, size_t len);
+    void *forward_ctx;
+    /* The core process: more members for GET /'s JSON ("workers"), new reference or NULL. */
+    json_t *(*extra_json)(void *ctx);
+    void *extra_ctx;
+    const char *req_cur;               /* the request being routed (listener.c) ... */
+    size_t req_cur_len;                /* ... and its length */
     http_parser_settings parser;
     char req_scratch[EDGE_REQ_MAX];    /* requests are read and parsed here (listener.c) */
     struct {
@@ -191,11 +203,20 @@ static inline bool list_empty(const struct list_node *h)
 }
 
 /* listener.c: listen on --listen (h->core, h->loop, h->log and h->opt set, listen_fd and
- * spare_fd -1); edge_http_free closes every listener and frees every hmount. */
+ * spare_fd -1): edge_http_init() then edge_http_listen() on a new socket. FC_IO if it cannot
+ * listen (logged). edge_http_free closes every listener and frees every hmount. */
 enum fc_err edge_http_start(struct ehttp *h);
+/* listener.c: set up parser callbacks, wheel and reaping, without accepting. */
+void edge_http_init(struct ehttp *h);
+/* listener.c: accept listeners on `fd` (a listening socket, owned from now on). */
+void edge_http_listen(struct ehttp *h, int fd);
+/* listener.c: take over a connection accepted elsewhere (a worker's forward): `fd` (owned),
+ * `peer` its address as text, `req` / `len` the request bytes already read from it, which are
+ * parsed and routed at once. */
+void edge_http_adopt(struct ehttp *h, int fd, const char *peer, const char *req, size_t len);
 void edge_http_free(struct ehttp *h);
 void listener_close(struct elistener *l, const char *why);
-/* listener.c: listeners of `m` (0 if it has no HTTP state). */
+/* listener.c: listeners of `m` here plus, in the core process, on the workers. */
 uint32_t edge_http_listeners(const struct emount *m);
 
 /* out_stream.c: the struct edge_hooks members (ctx = the struct ehttp). appended: mark the

@@ -230,6 +230,8 @@ static void parse_request(struct elistener *l, char *buf, size_t len)
     enum http_errno err = HTTP_PARSER_ERRNO(&l->parser);
     if (l->done) {
         ev_timer_stop(l->http->loop, &l->idle);
+        l->http->req_cur = buf;
+        l->http->req_cur_len = len;
         return edge_route(l);
     }
     if (err != HPE_OK || parsed != len)
@@ -292,17 +294,21 @@ static void on_write(EV_P_ ev_io *w, int revents)
         listener_close(l, "response sent");
 }
 
-static void accept_one(struct ehttp *h, int fd, const struct sockaddr *sa)
+static struct elistener *accept_one(struct ehttp *h, int fd, const struct sockaddr *sa,
+                                     const char *peer)
 {
     struct elistener *l = calloc(1, sizeof(*l));
     if (!l) {
         close(fd);
-        return;
+        return NULL;
     }
     l->http = h;
     l->fd = fd;
     l->req = NULL;
-    net_sockaddr_str(sa, l->peer, sizeof(l->peer));
+    if (sa)
+        net_sockaddr_str(sa, l->peer, sizeof(l->peer));
+    else
+        snprintf(l->peer, sizeof(l->peer), "%s", peer);
     http_parser_init(&l->parser, HTTP_REQUEST);
     l->parser.data = l;
     list_init(&l->mlink);
@@ -313,6 +319,19 @@ static void accept_one(struct ehttp *h, int fd, const struct sockaddr *sa)
     ev_io_start(h->loop, &l->rio);
     ev_timer_start(h->loop, &l->idle);
     h->n_listeners++;
+    return l;
+}
+
+void edge_http_adopt(struct ehttp *h, int fd, const char *peer, const char *req, size_t len)
+{
+    struct elistener *l = accept_one(h, fd, NULL, peer);
+    if (!l)
+        return;
+    len = len < EDGE_REQ_MAX ? len : EDGE_REQ_MAX;
+    memcpy(h->req_scratch, req, len);
+    parse_request(l, h->req_scratch, len);
+    if (!l->closing && l->state == L_REQUEST)
+        listener_respond_error(l, 400, "incomplete request handed over");
 }
 
 static void on_accept(EV_P_ ev_io *w, int revents)
@@ -323,7 +342,7 @@ static void on_accept(EV_P_ ev_io *w, int revents)
         socklen_t sl = sizeof(ss);
         int fd = accept4(h->listen_fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd >= 0) {
-            accept_one(h, fd, (struct sockaddr *)&ss);
+            accept_one(h, fd, (struct sockaddr *)&ss, NULL);
             continue;
         }
         if ((errno == EMFILE || errno == ENFILE) && h->spare_fd >= 0) {
@@ -349,7 +368,7 @@ static void on_reap(EV_P_ ev_check *w, int revents)
     }
 }
 
-enum fc_err edge_http_start(struct ehttp *h)
+void edge_http_init(struct ehttp *h)
 {
     memset(&h->parser, 0, sizeof(h->parser));
     h->parser.on_url = on_url;
@@ -360,15 +379,26 @@ enum fc_err edge_http_start(struct ehttp *h)
     h->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     for (int i = 0; i < EDGE_WHEEL_SLOTS; i++)
         list_init(&h->wheel[i]);
-    h->listen_fd = net_tcp_listen(&h->opt.listen);
-    if (h->listen_fd < 0) {
+    ev_check_init(&h->reap, on_reap);
+    ev_check_start(h->loop, &h->reap);
+}
+
+void edge_http_listen(struct ehttp *h, int fd)
+{
+    h->listen_fd = fd;
+    ev_io_init(&h->accept_w, on_accept, h->listen_fd, EV_READ);
+    ev_io_start(h->loop, &h->accept_w);
+}
+
+enum fc_err edge_http_start(struct ehttp *h)
+{
+    edge_http_init(h);
+    int fd = net_tcp_listen(&h->opt.listen);
+    if (fd < 0) {
         log_error(h->log, "listen %s: %s", h->opt.listen.text, strerror(errno));
         return FC_IO;
     }
-    ev_io_init(&h->accept_w, on_accept, h->listen_fd, EV_READ);
-    ev_io_start(h->loop, &h->accept_w);
-    ev_check_init(&h->reap, on_reap);
-    ev_check_start(h->loop, &h->reap);
+    edge_http_listen(h, fd);
     log_info(h->log, "listening http=%s", h->opt.listen.text);
     return FC_OK;
 }
@@ -395,5 +425,5 @@ void edge_http_free(struct ehttp *h)
 uint32_t edge_http_listeners(const struct emount *m)
 {
     const struct hmount *hm = m->http;
-    return hm ? hm->n_listeners : 0;
+    return (hm ? hm->n_listeners : 0) + m->remote_listeners;
 }

@@ -86,6 +86,10 @@ static void start_stream(struct elistener *l, struct emount *m, const struct str
                  (unsigned long long)(l->end_abs - l->pos), m->name, when,
                  m->codec == FC_CODEC_ADTS ? "aac" : "mp3");
     }
+    if (h->worker) {
+        size_t k = strlen(extra);
+        snprintf(extra + k, sizeof(extra) - k, "X-Framecast-Worker: %u\r\n", h->worker);
+    }
     char station[1200] = "";
     if (m->has_station)
         snprintf(station, sizeof(station), "icy-genre: %s\r\nicy-description: %s\r\nicy-url: %s\r\n",
@@ -200,7 +204,11 @@ void edge_route(struct elistener *l)
         return listener_respond_error(l, 405, "method not allowed");
     if (request_parse_query(query, query_len, &rq, &why) != FC_OK)
         return listener_respond_error(l, 400, why);
-    /* "/" is the player page for browsers and the JSON list for everyone else (issue 2). */
+    /* "/" is the player page for browsers and the JSON list for everyone else (issue 2). The
+     * core process answers what needs its state (streams, links, every worker's listeners). */
+    bool core_json = (path_len == 1 && !l->wants_html) || path_is(path, path_len, "/status-json.xsl");
+    if (core_json && h->forward && h->forward(h->forward_ctx, l, h->req_cur, h->req_cur_len))
+        return;
     if (path_len == 1 && !l->wants_html)
         return send_json(l, edge_api_mounts_json(h));
     if (static_serve(l, path, path_len))

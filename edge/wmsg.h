@@ -1,0 +1,66 @@
+/*
+ * wmsg.h - records between the edge's core process and its workers (edge --workers;
+ * docs/architecture.md §7.9 "Workers").
+ *
+ * Both ends are the same binary, forked from one process, on a SOCK_SEQPACKET socketpair: a
+ * datagram is a run of records, each a struct wrec_head followed by `len` payload bytes. The
+ * core sends, in the order things happened: WREC_MOUNT (a mount the worker has no replica of
+ * yet; the mount's memfd rides along as SCM_RIGHTS, alone in its datagram), WREC_TITLE,
+ * WREC_STATION and WREC_APPEND (one per frame appended to a rewind buffer). A worker sends
+ * WREC_COUNTS (its listeners, every WORKER_COUNTS_S) and WREC_FORWARD (a connection, as
+ * SCM_RIGHTS, with the request bytes read from it, for the core to answer).
+ * Payloads are packed byte strings read with memcpy (no alignment assumed); a worker that
+ * receives a record it cannot apply exits and is restarted with a fresh replica.
+ */
+#ifndef FC_WMSG_H
+#define FC_WMSG_H
+
+#include <stdint.h>
+#include "wire.h"
+
+#define WMSG_DGRAM_MAX (60 * 1024)      /* bytes per datagram */
+#define WORKER_COUNTS_S 0.25            /* a worker reports its listener counts this often */
+
+enum wrec_type {
+    WREC_MOUNT = 1,   /* core → worker: struct wrec_mount, + the memfd */
+    WREC_APPEND,      /* core → worker: struct wrec_append */
+    WREC_TITLE,       /* core → worker: u64 abs, title NUL, url NUL */
+    WREC_STATION,     /* core → worker: struct wrec_station */
+    WREC_COUNTS,      /* worker → core: struct wrec_counts, then n × (u32 mount, u32 listeners) */
+    WREC_FORWARD,     /* worker → core: peer[64], then the request bytes; + the socket */
+};
+
+struct wrec_head {
+    uint16_t type;    /* enum wrec_type */
+    uint16_t len;     /* payload bytes that follow */
+    uint32_t mount;   /* emount.id, 0 = none */
+};
+
+struct wrec_mount {
+    char name[WIRE_MOUNT_MAX + 1];
+    uint8_t codec;    /* enum fc_codec */
+    uint64_t keep_us; /* the rewind buffer's --rewind */
+} __attribute__((packed));
+
+/* One frame appended: the replica calls rewind_append(NULL, len, pts_us, dur_us) and must then
+ * end at abs_end, else it is out of step. */
+struct wrec_append {
+    uint64_t pts_us, dur_us, abs_end;
+    uint32_t len, sample_rate, bitrate;
+    uint8_t codec, channels;
+} __attribute__((packed));
+
+struct wrec_station {
+    char name[WIRE_STATION_MAX + 1], genre[WIRE_STATION_MAX + 1];
+    char desc[WIRE_STATION_MAX + 1], url[WIRE_STATION_MAX + 1];
+    uint32_t bitrate;
+} __attribute__((packed));
+
+struct wrec_counts {
+    uint32_t connections;      /* open HTTP connections on the worker */
+    uint64_t listeners_total;  /* connections accepted, ever */
+    uint64_t http_errors;
+    uint32_t n;                /* (mount, listeners) pairs that follow */
+} __attribute__((packed));
+
+#endif

@@ -1,0 +1,77 @@
+/*
+ * workers.h - edge --workers N: the core process's side (docs/architecture.md §7.9 "Workers").
+ *
+ * One process (the core) receives from the relays, merges and appends to the rewind buffers; N
+ * worker processes, forked from it, accept listeners on one shared listening socket and write
+ * them from the same memfd slabs (one copy of the audio in memory). A worker starts as a copy of
+ * the core's state at its fork (its mounts become replicas: edge/worker.c) and is then kept in
+ * step by records (edge/wmsg.h) sent for every frame appended, title and station change and new
+ * mount, in the order they happened. Workers report their listener counts and hand the core the
+ * requests only it can answer (GET / as JSON, /status-json.xsl). A worker that exits or is killed
+ * loses its own listeners only; it is forked again (0.5 s, doubling to 10 s while it keeps
+ * failing within 30 s of its start). A worker whose queue passes WORKER_QUEUE_MAX (it stopped
+ * reading) is killed and restarted.
+ * Loop thread only (libev default loop: ev_child).
+ */
+#ifndef FC_WORKERS_H
+#define FC_WORKERS_H
+
+#include <ev.h>
+#include <jansson.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include "core/core.h"
+#include "http/http.h"
+
+#define WORKERS_MAX 64
+#define WORKER_QUEUE_MAX (64u << 20) /* bytes queued to one worker before it is restarted */
+
+struct wsup;
+
+struct wproc {
+    struct wsup *sup;
+    uint32_t num;                      /* 1..n, also in its log lines and X-Framecast-Worker */
+    pid_t pid;                         /* 0 = not running */
+    int fd;                            /* our end of its socketpair, -1 = none */
+    ev_io rio, wio;
+    ev_child child;
+    ev_timer restart;
+    uint8_t *q;                        /* records not yet sent (owned) */
+    size_t q_off, q_len, q_cap;
+    uint32_t connections;              /* from its last WREC_COUNTS */
+    uint64_t listeners_total, http_errors;
+    uint32_t *per_mount;               /* listeners by mount id, as last reported (owned) */
+    uint32_t per_mount_n;
+    uint32_t restarts;
+    double backoff_s;
+    double started;                    /* ev_now of its fork */
+};
+
+struct wsup {
+    struct core *core;
+    struct ehttp *http;                /* the core process's (answers forwarded requests) */
+    struct ev_loop *loop;
+    int listen_fd;                     /* shared by the workers */
+    uint32_t n;
+    struct wproc w[WORKERS_MAX];
+    ev_prepare flush;                  /* queued records go out once per loop iteration */
+    struct emount **by_id;             /* mounts by id, filled on demand (owned array) */
+    uint32_t by_id_n;
+    /* Runs in a new worker right after fork (num, its socket); must not return. */
+    void (*child_main)(void *ctx, uint32_t num, int fd);
+    void *child_ctx;
+};
+
+/* Set the core's hooks (records to the workers, then the core process's own HTTP side `h`,
+ * initialised without listening) and h->extra_json, for `n` workers (1..WORKERS_MAX); before
+ * core_start. s->child_main / child_ctx must be set. */
+void workers_init(struct wsup *s, struct core *c, struct ehttp *h, uint32_t n);
+
+/* Listen on h->opt.listen and fork the workers. After core_start (mounts loaded, c->loop set)
+ * and before the relay links start. FC_IO if it cannot listen or fork (logged). */
+enum fc_err workers_start(struct wsup *s);
+
+/* Stop the workers (SIGTERM, then SIGKILL after 2 s) and free the queues. */
+void workers_stop(struct wsup *s);
+
+#endif
