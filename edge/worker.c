@@ -329,6 +329,7 @@ void worker_main(void *ctx, uint32_t num, int fd)
     h->log = &e->core.log;
     h->listen_fd = h->spare_fd = -1;
     h->worker = num;
+    snprintf(h->worker_header, sizeof(h->worker_header), "X-Framecast-Worker: %u\r\n", num);
     h->forward = forward;
     h->forward_ctx = &w;
     edge_http_init(h);

@@ -580,4 +580,5 @@ void workers_stop(struct wsup *s)
     s->listen_fd = -1;
     free(s->by_id);
     s->by_id = NULL;
+    s->by_id_n = 0;
 }

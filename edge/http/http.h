@@ -154,6 +154,7 @@ struct ehttp {
     struct http_counters c;
     /* ---- edge --workers (edge/workers.c, edge/worker.c); zero in a single process ---- */
     uint32_t worker;                   /* this process's worker number (1..N), 0 = not a worker */
+    char worker_header[40];            /* "X-Framecast-Worker: N\r\n" in a worker, else "" */
     uint32_t remote_listeners;         /* the core process: connections on the workers */
     /* A worker: hand the request `req` (`len` bytes, as received) of `l` to the core process,
      * which answers it (JSON of the core's state); true if handed over (l is closed then). */

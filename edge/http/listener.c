@@ -79,8 +79,9 @@ void listener_respond(struct elistener *l, int status, const char *ctype, const 
     int n = snprintf(head, sizeof(head),
                      "HTTP/1.0 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
                      "Cache-Control: no-cache\r\n" CORS_HEADERS SERVER_HEADER
-                     "%sConnection: close\r\n\r\n",
-                     status, status_text(status), ctype, body_len, extra ? extra : "");
+                     "%s%sConnection: close\r\n\r\n",
+                     status, status_text(status), ctype, body_len, l->http->worker_header,
+                     extra ? extra : "");
     if (n < 0 || (size_t)n >= sizeof(head))
         n = 0;
     size_t send_body = l->head ? 0 : body_len;

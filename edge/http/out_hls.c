@@ -119,9 +119,9 @@ void hls_segment(struct elistener *l, struct emount *m, uint64_t seg)
     int n = snprintf(head, sizeof(head),
                      "HTTP/1.0 200 OK\r\nContent-Type: %s\r\nContent-Length: %llu\r\n"
                      "Cache-Control: public, max-age=86400, immutable\r\n" CORS_HEADERS
-                     SERVER_HEADER "Connection: close\r\n\r\n",
+                     SERVER_HEADER "%sConnection: close\r\n\r\n",
                      listener_content_type(m->codec),
-                     (unsigned long long)(sizeof(id3) + (b - a)));
+                     (unsigned long long)(sizeof(id3) + (b - a)), l->http->worker_header);
     l->pos = a;
     l->end_abs = b;
     l->icy = false; /* a segment is a file; ffmpeg asks for ICY on every request */

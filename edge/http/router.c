@@ -86,10 +86,8 @@ static void start_stream(struct elistener *l, struct emount *m, const struct str
                  (unsigned long long)(l->end_abs - l->pos), m->name, when,
                  m->codec == FC_CODEC_ADTS ? "aac" : "mp3");
     }
-    if (h->worker) {
-        size_t k = strlen(extra);
-        snprintf(extra + k, sizeof(extra) - k, "X-Framecast-Worker: %u\r\n", h->worker);
-    }
+    size_t k = strlen(extra);
+    snprintf(extra + k, sizeof(extra) - k, "%s", h->worker_header);
     char station[1200] = "";
     if (m->has_station)
         snprintf(station, sizeof(station), "icy-genre: %s\r\nicy-description: %s\r\nicy-url: %s\r\n",
