@@ -143,6 +143,13 @@ RAMP ?= 1000
 bench-fanout: all $(BENCH_TOOLS)
 	FC_BUILD=$(abspath $(BUILD)) bash tests/bench/bench_fanout.sh $(N) $(RAMP)
 
+# Every core (issue 9): the edge's fan-out in one process (--workers 0) and with 1 and 2 workers,
+# CPU and memory (Pss) summed over all of its processes; one line each.
+.PHONY: bench-workers
+bench-workers: all $(BENCH_TOOLS)
+	@rc=0; for w in 0 1 2; do EDGE_WORKERS=$$w ONLY=edge FC_BUILD=$(abspath $(BUILD)) \
+	  bash tests/bench/bench_fanout.sh $(N) $(RAMP) || rc=1; done; exit $$rc
+
 # Latency: shim read -> edge buffer, and edge listener vs a listener on the same icecast2 mount.
 .PHONY: bench-latency
 bench-latency: all $(BENCH_TOOLS)
@@ -150,7 +157,7 @@ bench-latency: all $(BENCH_TOOLS)
 
 # One after another (never in parallel: they measure CPU); all run, the status says if any failed.
 bench:
-	@rc=0; for t in bench-rewind bench-relay bench-fanout bench-latency; do \
+	@rc=0; for t in bench-rewind bench-relay bench-fanout bench-workers bench-latency; do \
 	  $(MAKE) --no-print-directory $$t || rc=1; done; exit $$rc
 
 # Soak (tests/soak/soak.sh): 500 churning listeners, the primary encoder flapping, relays killed

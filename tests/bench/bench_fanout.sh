@@ -7,7 +7,7 @@
 #   2. the edge /live.mp3                      (live)
 #   3. the edge /live.mp3?offset=OFFSET_S      (time-shifted; compared with icecast2 live)
 #   4. fanout-floor at the edge's write cadence (the kernel's cost of that write size: the floor)
-# Each prints ONE line. Figures, all of the server process only (load client excluded):
+# Each prints ONE line. Figures, all of the server's processes only (load client excluded):
 #   cpu_us_per_listener_s   utime+stime delta (/proc/PID/stat) over WINDOW_S seconds after the
 #                           ramp and SETTLE_S more, / (seconds x listeners already getting
 #                           audio when the window opened: in_window; served = all that got 200)
@@ -15,7 +15,8 @@
 #                           perf: /proc/PID/io syscw, which misses send*) over WRITES_S seconds
 #                           right after the CPU window (so counting costs nothing in it)
 #   ttfb_ms p50/p99         first response byte, from the load client
-#   rss_kib_per_listener    (VmRSS while all are connected - VmRSS before) / listeners served
+#   rss_kib_per_listener    (Pss while all are connected - Pss before) / listeners served
+#                           (summed over the server's processes: the edge's workers count)
 #   ratio_vs_icecast2       edge / icecast2 (the offset line: / icecast2 live) in this run
 # Checked for every listener: status 200, not cut early, steady rate (load client, after 3 s)
 # >= 95 % of 16000 B/s. Any miss puts "FAIL" in the line and makes the exit status 1.
@@ -27,7 +28,8 @@
 # env: FC_BUILD (binaries; tools in $FC_BUILD/bench/, built by `make bench-fanout`), OFFSET_S (12),
 #      SETTLE_S (3), WINDOW_S (6), WRITES_S (2), FLOOR_MS (default: the edge's write cadence,
 #      from `framecast-edge --help` --write-interval, else EDGE_WAKE_S in edge/edge.h),
-#      ONLY (e.g. "icecast2 edge": run only those variants), FC_KEEP=1.
+#      ONLY (e.g. "icecast2 edge": run only those variants), EDGE_WORKERS (the edge's --workers;
+#      default: its own, one per CPU), FC_KEEP=1.
 set -u
 # shellcheck disable=SC2034  # read by lib.sh
 FC_NAME=bench_fanout
@@ -63,8 +65,12 @@ floor_ms() {
   awk -v s="${d:-0.1}" 'BEGIN { printf "%d", s * 1000 }'
 }
 
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
+# A server is its process and its children (the edge's --workers): CPU and writes are summed over
+# all of them; memory is the sum of their proportional set sizes (Pss: a page shared by the
+# processes, like the rewind buffer's memfd slabs, counts once in total, not once per process).
+tree() { echo "$1"; pgrep -P "$1" || true; }
+cpu_ticks() { local p n=0; for p in $(tree "$1"); do n=$((n + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0))); done; echo "$n"; }
+rss_kb() { local p n=0; for p in $(tree "$1"); do n=$((n + $(awk '/^Pss:/ {print $2}' "/proc/$p/smaps_rollup" 2>/dev/null || echo 0))); done; echo "$n"; }
 now_ns() { date +%s%N; }
 
 # writes PID SECONDS: write-type syscalls of the whole process (all threads) in SECONDS.
@@ -74,10 +80,10 @@ writes() {
   local pid=$1 s=$2 w0 w1
   if [ "$HAVE_PERF" = 1 ]; then
     perf stat -x, -e syscalls:sys_enter_write,syscalls:sys_enter_writev,syscalls:sys_enter_sendto,syscalls:sys_enter_sendmsg \
-      -p "$pid" -- sleep "$s" 2>&1 >/dev/null | awk -F, '$1 ~ /^[0-9]+$/ { n += $1 } END { print n + 0 }'
+      -p "$(tree "$pid" | paste -sd,)" -- sleep "$s" 2>&1 >/dev/null | awk -F, '$1 ~ /^[0-9]+$/ { n += $1 } END { print n + 0 }'
   else
-    w0=$(awk '/^syscw/ {print $2}' "/proc/$pid/io"); sleep "$s"
-    w1=$(awk '/^syscw/ {print $2}' "/proc/$pid/io"); echo $((w1 - w0))
+    w0=$(for p in $(tree "$pid"); do awk '/^syscw/ {print $2}' "/proc/$p/io"; done | awk '{n += $1} END {print n + 0}'); sleep "$s"
+    w1=$(for p in $(tree "$pid"); do awk '/^syscw/ {print $2}' "/proc/$p/io"; done | awk '{n += $1} END {print n + 0}'); echo $((w1 - w0))
   fi
 }
 
@@ -139,15 +145,17 @@ variant() {
                 -v g="$ttfb99" -v h="$ICE_TTFB99" 'function r(x, y) { return y > 0 ? sprintf("%.3f", x / y) : "nan" }
       BEGIN { printf " ratio_vs_icecast2_live: cpu=%s writes=%s rss=%s ttfb_p99=%s", r(a, b), r(c, d), r(e, f), r(g, h) }')
   fi
-  printf 'fanout %-22s %sN=%d ramp=%d/s served=%d in_window=%d cpu_us_per_listener_s=%s writes_per_listener_s=%s ttfb_ms_p50=%s ttfb_ms_p99=%s rss_kib_per_listener=%s min_Bps=%s window_s=%s%s\n' \
-    "$label" "$verdict" "$N" "$RAMP" "$served" "$inwin" "$cpu" "$wr" "$ttfb50" "$ttfb99" "$rss" "$minbps" \
+  local procs
+  procs=$(tree "$pid" | wc -l)
+  printf 'fanout %-22s %sprocesses=%d N=%d ramp=%d/s served=%d in_window=%d cpu_us_per_listener_s=%s writes_per_listener_s=%s ttfb_ms_p50=%s ttfb_ms_p99=%s rss_kib_per_listener=%s min_Bps=%s window_s=%s%s\n' \
+    "$label" "$verdict" "$procs" "$N" "$RAMP" "$served" "$inwin" "$cpu" "$wr" "$ttfb50" "$ttfb99" "$rss" "$minbps" \
     "$(awk -v s=$((t1 - t0)) 'BEGIN { printf "%.1f", s / 1e9 }')" "$ratio"
   sleep 1 # let the previous listeners' sockets close
 }
 
 ice=$(free_port)
 fc_log "load average $(bench_load); N=$N ramp=$RAMP/s; ulimit -n $(ulimit -n); perf=$HAVE_PERF"
-bench_chain "$ice" live.mp3 $((N + 100))
+bench_chain "$ice" live.mp3 $((N + 100)) ${EDGE_WORKERS:+--workers "$EDGE_WORKERS"}
 sleep 2
 FMS=$(floor_ms)
 

@@ -114,10 +114,11 @@ static void *pool_realloc(void *p, size_t n)
 #define calloc pool_calloc
 #define realloc pool_realloc
 #define free pool_free
-#include "../../edge/reorder.c"
-#include "../../edge/mount.c"
-#include "../../edge/persist.c"
-#include "../../edge/rewind.c"
+#include "../../edge/core/reorder.c"
+#include "../../edge/core/mount.c"
+#include "../../edge/core/persist.c"
+#include "../../edge/core/rewind.c"
+#include "../../edge/core/titles.c"
 #undef malloc
 #undef calloc
 #undef realloc
@@ -138,11 +139,11 @@ STUB void lane_free(struct lane *l)
 {
     (void)l;
 }
-STUB void merge_pump(struct edge *e, struct emount *m)
+STUB void merge_pump(struct core *e, struct emount *m)
 {
     (void)e, (void)m;
 }
-STUB bool merge_has_source(struct edge *e, struct emount *m)
+STUB bool merge_has_source(struct core *e, struct emount *m)
 {
     (void)e, (void)m;
     return false;
@@ -152,44 +153,19 @@ STUB bool merge_encoder_fed(const struct emount *m, const char *encoder)
     (void)m, (void)encoder;
     return false;
 }
-STUB void edge_wake_listeners(struct emount *m)
-{
-    (void)m;
-}
-STUB void edge_check_lag(struct emount *m)
-{
-    (void)m;
-}
-STUB void edge_wake_paced(struct emount *m)
-{
-    (void)m;
-}
-STUB void edge_wake_wheel(struct edge *e)
-{
-    (void)e;
-}
-STUB void icy_title_changed(struct emount *m, const char *title, const char *url)
-{
-    (void)m, (void)title, (void)url;
-}
-STUB void icy_titles_free(struct emount *m)
-{
-    (void)m;
-}
-
 /* ---- the harness ---- */
 
 #define FILE_MAX (4u << 20)
 
 static struct ev_loop *loop;
-static struct edge E1, E2;
+static struct core E1, E2;
 static int memfd = -1;
 static char in_path[64];
 static char dir[64], save1[96], save2[96];
 static uint8_t *file; /* the file built from the input */
 static size_t file_len;
 
-static void edge_setup(struct edge *e)
+static void edge_setup(struct core *e)
 {
     memset(e, 0, sizeof(*e));
     e->loop = loop;
@@ -345,7 +321,7 @@ static void reference(enum fc_codec codec, struct expect *x)
 
 /* ---- checks on what was loaded ---- */
 
-static void check_mount(const struct edge *e, const struct emount *m)
+static void check_mount(const struct core *e, const struct emount *m)
 {
     CHECK(e->n_mounts == 1 && e->mounts == m && !m->next);
     CHECK(wire_valid_name(m->name, strlen(m->name), WIRE_MOUNT_MAX));
