@@ -125,6 +125,11 @@ alive_or_fail() {
   done
 }
 LONG_LIVED=(edge relay1 shim-b)
+# The edge's worker processes (--workers, one per CPU by default) hold the listeners: each is
+# long-lived too, sampled like the others, and must not die or be restarted during the run.
+while read -r wn wp; do
+  PID[$wn]=$wp; FC_PID_NAME[$wp]=$wn; LONG_LIVED+=("$wn")
+done < <(edge_json | python3 -c 'import json,sys; [print("edge-w%d" % w["worker"], w["pid"]) for w in json.load(sys.stdin).get("workers", [])]')
 long_pids() { local n; for n in "${LONG_LIVED[@]}"; do echo "${PID[$n]}"; done; echo "$FC_ICE_PID $SOURCE_PID"; }
 
 fc_start churn "$CHURN" 127.0.0.1 "$EDGE_PORT" soak.mp3 "$LISTENERS" 3 15 "$$"
