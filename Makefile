@@ -144,11 +144,13 @@ bench-fanout: all $(BENCH_TOOLS)
 	FC_BUILD=$(abspath $(BUILD)) bash tests/bench/bench_fanout.sh $(N) $(RAMP)
 
 # Every core (issue 9): the edge's fan-out in one process (--workers 0) and with 1 and 2 workers,
-# CPU and memory (Pss) summed over all of its processes; one line each.
+# CPU and memory (Pss) summed over all of its processes; one line each. Then the memory of an
+# edge holding an hour of audio at 0, 1 and 2 workers, each worker having sent all of it.
 .PHONY: bench-workers
 bench-workers: all $(BENCH_TOOLS)
 	@rc=0; for w in 0 1 2; do EDGE_WORKERS=$$w ONLY=edge FC_BUILD=$(abspath $(BUILD)) \
-	  bash tests/bench/bench_fanout.sh $(N) $(RAMP) || rc=1; done; exit $$rc
+	  bash tests/bench/bench_fanout.sh $(N) $(RAMP) || rc=1; done; \
+	FC_BUILD=$(abspath $(BUILD)) bash tests/bench/bench_workers_mem.sh 1 || rc=1; exit $$rc
 
 # Latency: shim read -> edge buffer, and edge listener vs a listener on the same icecast2 mount.
 .PHONY: bench-latency
