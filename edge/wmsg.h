@@ -17,6 +17,7 @@
 
 #include <stdint.h>
 #include "wire.h"
+#include "http/http.h"
 
 #define WMSG_DGRAM_MAX (60 * 1024)      /* bytes per datagram */
 #define WORKER_COUNTS_S 0.25            /* a worker reports its listener counts this often */
@@ -26,7 +27,7 @@ enum wrec_type {
     WREC_APPEND,      /* core → worker: struct wrec_append */
     WREC_TITLE,       /* core → worker: u64 abs, title NUL, url NUL */
     WREC_STATION,     /* core → worker: struct wrec_station */
-    WREC_COUNTS,      /* worker → core: struct wrec_counts, then n × (u32 mount, u32 listeners) */
+    WREC_COUNTS,      /* worker → core: struct wrec_counts, then n × struct wrec_mcount */
     WREC_FORWARD,     /* worker → core: peer[64], then the request bytes; + the socket */
 };
 
@@ -58,9 +59,13 @@ struct wrec_station {
 
 struct wrec_counts {
     uint32_t connections;      /* open HTTP connections on the worker */
-    uint64_t listeners_total;  /* connections accepted, ever */
-    uint64_t http_errors;
-    uint32_t n;                /* (mount, listeners) pairs that follow */
+    struct http_counters c;    /* its HTTP counters, whole */
+    uint32_t n;                /* struct wrec_mcount that follow */
+} __attribute__((packed));
+
+struct wrec_mcount {
+    uint32_t mount;            /* emount.id */
+    uint32_t listeners, icy;   /* streaming now, of which with ICY metadata */
 } __attribute__((packed));
 
 #endif

@@ -31,7 +31,8 @@ struct worker {
     ev_timer tick, counts;
     struct emount **by_id;     /* replicas by mount id (owned array) */
     uint32_t by_id_n;
-    uint8_t last_counts[sizeof(struct wrec_head) + sizeof(struct wrec_counts) + 8 * EDGE_MAX_MOUNTS];
+    uint8_t last_counts[sizeof(struct wrec_head) + sizeof(struct wrec_counts) +
+                        sizeof(struct wrec_mcount) * EDGE_MAX_MOUNTS];
     size_t last_counts_len;
     double last_counts_at;
     uint8_t rx[WMSG_DGRAM_MAX + 4096]; /* records are received here */
@@ -214,17 +215,15 @@ static bool forward(void *ctx, struct elistener *l, const char *req, size_t len)
 static void on_counts(EV_P_ ev_timer *t, int revents)
 {
     struct worker *w = container_of(t, struct worker, counts);
-    struct wrec_counts c = {.connections = w->h->n_listeners,
-                            .listeners_total = w->h->c.listeners_total,
-                            .http_errors = w->h->c.http_errors};
+    struct wrec_counts c = {.connections = w->h->n_listeners, .c = w->h->c};
     uint8_t now[sizeof(w->last_counts)];
     size_t len = sizeof(struct wrec_head) + sizeof(c);
     for (struct hmount *hm = w->h->hmounts; hm && c.n < EDGE_MAX_MOUNTS; hm = hm->next) {
         if (!hm->n_listeners)
             continue;
-        uint32_t pair[2] = {hm->m->id, hm->n_listeners};
-        memcpy(now + len, pair, 8);
-        len += 8;
+        struct wrec_mcount mc = {hm->m->id, hm->n_listeners, hm->n_icy};
+        memcpy(now + len, &mc, sizeof(mc));
+        len += sizeof(mc);
         c.n++;
     }
     struct wrec_head hd = {.type = WREC_COUNTS, .len = (uint16_t)(len - sizeof(hd)), .mount = 0};

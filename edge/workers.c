@@ -277,11 +277,11 @@ static uint32_t hook_listeners(void *ctx, const struct emount *m)
 
 /* ---- from the workers ---- */
 
-static void set_count(struct wproc *w, uint32_t id, uint32_t n)
+static void set_count(struct wproc *w, uint32_t id, uint32_t n, uint32_t icy)
 {
     if (id >= w->per_mount_n) {
         uint32_t cap = id + 64;
-        uint32_t *p = realloc(w->per_mount, cap * sizeof(*p));
+        struct wcount *p = realloc(w->per_mount, cap * sizeof(*p));
         if (!p)
             return;
         memset(p + w->per_mount_n, 0, (cap - w->per_mount_n) * sizeof(*p));
@@ -290,8 +290,8 @@ static void set_count(struct wproc *w, uint32_t id, uint32_t n)
     }
     struct emount *m = mount_by_id(w->sup, id);
     if (m)
-        m->remote_listeners = m->remote_listeners - w->per_mount[id] + n;
-    w->per_mount[id] = n;
+        m->remote_listeners = m->remote_listeners - w->per_mount[id].n + n;
+    w->per_mount[id] = (struct wcount){n, icy};
 }
 
 static void total_connections(struct wsup *s)
@@ -308,20 +308,19 @@ static void on_counts(struct wproc *w, const uint8_t *p, size_t len)
     if (len < sizeof(c))
         return;
     memcpy(&c, p, sizeof(c));
-    if (len < sizeof(c) + (size_t)c.n * 8)
+    if (len < sizeof(c) + (size_t)c.n * sizeof(struct wrec_mcount))
         return;
     /* Mounts missing from the report have no listeners on it. */
     for (uint32_t id = 0; id < w->per_mount_n; id++)
-        if (w->per_mount[id])
-            set_count(w, id, 0);
+        if (w->per_mount[id].n)
+            set_count(w, id, 0, 0);
     for (uint32_t i = 0; i < c.n; i++) {
-        uint32_t pair[2];
-        memcpy(pair, p + sizeof(c) + 8 * i, 8);
-        set_count(w, pair[0], pair[1]);
+        struct wrec_mcount mc;
+        memcpy(&mc, p + sizeof(c) + sizeof(mc) * i, sizeof(mc));
+        set_count(w, mc.mount, mc.listeners, mc.icy);
     }
     w->connections = c.connections;
-    w->listeners_total = c.listeners_total;
-    w->http_errors = c.http_errors;
+    w->c = c.c;
     total_connections(w->sup);
 }
 
@@ -342,8 +341,8 @@ static void on_forward(struct wproc *w, const uint8_t *p, size_t len, int fd)
 static void clear_counts(struct wproc *w)
 {
     for (uint32_t id = 0; id < w->per_mount_n; id++)
-        if (w->per_mount[id])
-            set_count(w, id, 0);
+        if (w->per_mount[id].n)
+            set_count(w, id, 0, 0);
     w->connections = 0;
     total_connections(w->sup);
 }
@@ -485,10 +484,39 @@ static json_t *workers_json(void *ctx)
         json_array_append_new(
             arr, json_pack("{s:i, s:i, s:b, s:i, s:I, s:I, s:i}", "worker", (int)w->num, "pid",
                            (int)w->pid, "up", running(w), "connections", (int)w->connections,
-                           "listeners_total", (json_int_t)w->listeners_total, "http_errors",
-                           (json_int_t)w->http_errors, "restarts", (int)w->restarts));
+                           "listeners_total", (json_int_t)w->c.listeners_total, "http_errors",
+                           (json_int_t)w->c.http_errors, "restarts", (int)w->restarts));
     }
     return json_pack("{s:o}", "workers", arr);
+}
+
+static size_t remote_snaps(void *ctx, struct http_snap *out, size_t max)
+{
+    struct wsup *s = ctx;
+    size_t n = 0;
+    for (uint32_t i = 0; i < s->n && n < max; i++) {
+        const struct wproc *w = &s->w[i];
+        out[n++] = (struct http_snap){.worker = w->num, .up = running(w), .restarts = w->restarts,
+                                      .connections = w->connections, .c = w->c};
+    }
+    return n;
+}
+
+static size_t remote_mount_snaps(void *ctx, struct http_mount_snap *out, size_t max)
+{
+    struct wsup *s = ctx;
+    size_t n = 0;
+    for (uint32_t i = 0; i < s->n; i++) {
+        const struct wproc *w = &s->w[i];
+        for (uint32_t id = 0; id < w->per_mount_n && n < max; id++) {
+            struct emount *m = w->per_mount[id].n ? mount_by_id(s, id) : NULL;
+            if (m)
+                out[n++] = (struct http_mount_snap){.worker = w->num, .m = m,
+                                                    .listeners = w->per_mount[id].n,
+                                                    .icy = w->per_mount[id].icy};
+        }
+    }
+    return n;
 }
 
 void workers_init(struct wsup *s, struct core *c, struct ehttp *h, uint32_t n)
@@ -506,6 +534,8 @@ void workers_init(struct wsup *s, struct core *c, struct ehttp *h, uint32_t n)
         .listeners = hook_listeners,
     };
     h->extra_json = workers_json;
+    h->remote_snaps = remote_snaps;
+    h->remote_mount_snaps = remote_mount_snaps;
     h->extra_ctx = s;
     s->listen_fd = -1;
 }

@@ -39,8 +39,10 @@ struct wproc {
     uint8_t *q;                        /* records not yet sent (owned) */
     size_t q_off, q_len, q_cap;
     uint32_t connections;              /* from its last WREC_COUNTS */
-    uint64_t listeners_total, http_errors;
-    uint32_t *per_mount;               /* listeners by mount id, as last reported (owned) */
+    struct http_counters c;            /* ... its HTTP counters */
+    struct wcount {
+        uint32_t n, icy;
+    } *per_mount;                      /* listeners by mount id, as last reported (owned) */
     uint32_t per_mount_n;
     uint32_t restarts;
     double backoff_s;

@@ -29,6 +29,7 @@ static void usage(FILE *out)
             "  --to URL          tcp://HOST:PORT, udp://HOST:PORT, udp://GROUP:PORT (repeatable)\n"
             "  --key FILE        mesh key, 64 hex characters\n"
             "  --node NAME       name in HELLO and logs (default: hostname)\n"
+            "  --metrics HOST:PORT  GET /metrics there: Prometheus text format\n"
             "  --log-json        JSON log lines\n"
             "  --config FILE     JSON object of the same options\n",
             prog);
@@ -44,7 +45,7 @@ static void set_name(char *dst, size_t max, const char *flag, const char *v)
 static void parse_args(struct shim *s, int argc, char **argv)
 {
     enum { O_MOUNT = 1, O_ENCODER, O_PRIO, O_PULL, O_FILE, O_CODEC, O_TO, O_KEY, O_NODE, O_JSON,
-           O_SRCLISTEN, O_SRCPW };
+           O_SRCLISTEN, O_SRCPW, O_METRICS };
     static const struct option opts[] = {
         {"mount", required_argument, 0, O_MOUNT}, {"encoder", required_argument, 0, O_ENCODER},
         {"priority", required_argument, 0, O_PRIO}, {"pull", required_argument, 0, O_PULL},
@@ -53,6 +54,7 @@ static void parse_args(struct shim *s, int argc, char **argv)
         {"node", required_argument, 0, O_NODE},   {"log-json", no_argument, 0, O_JSON},
         {"source-listen", required_argument, 0, O_SRCLISTEN},
         {"source-password", required_argument, 0, O_SRCPW},
+        {"metrics", required_argument, 0, O_METRICS},
         {"help", no_argument, 0, 'h'},            {0, 0, 0, 0}};
     const char *key_path = NULL;
     int c;
@@ -116,6 +118,11 @@ static void parse_args(struct shim *s, int argc, char **argv)
         case O_JSON:
             s->opt.log_json = true;
             break;
+        case O_METRICS:
+            if (net_addr_parse(optarg, &s->opt.metrics) != FC_OK || s->opt.metrics.proto != NET_TCP)
+                cli_fail(prog, "--metrics", "\"%s\": expected HOST:PORT", optarg);
+            s->opt.has_metrics = true;
+            break;
         case 'h':
             usage(stdout);
             exit(0);
@@ -147,14 +154,7 @@ static void on_signal(EV_P_ ev_signal *w, int revents)
 
 static void on_stats(EV_P_ ev_timer *w, int revents)
 {
-    struct shim *s = container_of(w, struct shim, stats);
-    log_info(&s->log, "stats mount=%s frames=%llu skipped_overlap=%llu reanchors=%llu",
-             s->opt.mount, (unsigned long long)s->frames_sent,
-             (unsigned long long)s->frames_skipped, (unsigned long long)s->stamp.reanchors);
-    for (int i = 0; i < s->n_targets; i++)
-        log_info(&s->log, "stats target=%s sent=%llu dropped=%llu", s->targets[i].addr.text,
-                 (unsigned long long)s->targets[i].sent,
-                 (unsigned long long)s->targets[i].dropped);
+    shim_log_stats(container_of(w, struct shim, stats));
 }
 
 /*
@@ -213,6 +213,11 @@ int main(int argc, char **argv)
         in_err = s->opt.pull_url ? shim_pull_start(s)
                  : s->opt.file  ? shim_file_start(s)
                                 : shim_source_start(s);
+    if (in_err == FC_OK && s->opt.has_metrics &&
+        metrics_http_start(&s->metrics, s->loop, &s->log, &s->opt.metrics, shim_metrics, s) != FC_OK) {
+        log_error(&s->log, "metrics %s: %s", s->opt.metrics.text, strerror(errno));
+        in_err = FC_IO;
+    }
     if (in_err != FC_OK) {
         rc = CLI_EXIT_RUNTIME;
         goto out;
@@ -223,6 +228,7 @@ int main(int argc, char **argv)
     ev_run(s->loop, 0);
     on_stats(s->loop, &s->stats, 0);
 out:
+    metrics_http_stop(&s->metrics);
     shim_pull_free(s);
     shim_file_free(s);
     shim_source_free(s);

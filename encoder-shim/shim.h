@@ -22,6 +22,7 @@
 #include "link.h"
 #include "log.h"
 #include "mac.h"
+#include "metrics_http.h"
 #include "net.h"
 #include "wire.h"
 
@@ -120,6 +121,8 @@ struct shim_opts {
     enum fc_codec codec;   /* --codec, FC_CODEC_NONE = detect */
     char node[WIRE_NODE_MAX + 1];
     bool log_json;
+    bool has_metrics;      /* --metrics given */
+    struct net_addr metrics; /* --metrics HOST:PORT: GET /metrics (Prometheus) */
 };
 
 #define SHIM_BATCH_FRAMES 512
@@ -202,12 +205,18 @@ struct shim {
     bool station_dirty;           /* send with the next frame */
 
     ev_timer stats;
+    struct metrics_http metrics; /* --metrics */
     ev_signal sigint, sigterm;
     uint64_t debug_drop[SHIM_DEBUG_DROP_MAX]; /* FC_DEBUG_DROP_SEQ: seqs never sent (tests) */
     int n_debug_drop;
     uint64_t frames_sent;
     uint64_t frames_skipped;  /* re-sent burst frames skipped after reconnect */
 };
+
+/* metrics.c: the counters as `stats` log lines; as Prometheus text (metrics_render_fn, ctx =
+ * the shim: malloc'd text, NULL out of memory). */
+void shim_log_stats(struct shim *s);
+char *shim_metrics(void *ctx, size_t *len);
 
 /* publish.c */
 enum fc_err shim_targets_start(struct shim *s);

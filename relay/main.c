@@ -23,6 +23,7 @@ static void usage(FILE *out)
             "  --max-skew S        drop frames whose PTS is further than S from now (default 60)\n"
             "  --node NAME         name in HELLO and logs (default: hostname)\n"
             "  --alert-webhook URL POST relay_up/relay_down alerts as JSON to URL\n"
+            "  --metrics HOST:PORT GET /metrics there: Prometheus text format\n"
             "  --log-json          JSON log lines\n"
             "  --config FILE       JSON object of the same options\n",
             prog);
@@ -46,7 +47,7 @@ static void add_listen(struct relay *r, const char *flag, const char *url, bool 
 
 static void parse_args(struct relay *r, int argc, char **argv)
 {
-    enum { O_INGEST = 1, O_SERVE, O_UPSTREAM, O_KEY, O_CATCHUP, O_BACKLOG, O_SKEW, O_NODE, O_JSON, O_WEBHOOK };
+    enum { O_INGEST = 1, O_SERVE, O_UPSTREAM, O_KEY, O_CATCHUP, O_BACKLOG, O_SKEW, O_NODE, O_JSON, O_WEBHOOK, O_METRICS };
     static const struct option opts[] = {
         {"ingest", required_argument, 0, O_INGEST},   {"serve", required_argument, 0, O_SERVE},
         {"upstream", required_argument, 0, O_UPSTREAM}, {"key", required_argument, 0, O_KEY},
@@ -54,6 +55,7 @@ static void parse_args(struct relay *r, int argc, char **argv)
         {"max-skew", required_argument, 0, O_SKEW},   {"node", required_argument, 0, O_NODE},
         {"log-json", no_argument, 0, O_JSON},         {"help", no_argument, 0, 'h'},
         {"alert-webhook", required_argument, 0, O_WEBHOOK},
+        {"metrics", required_argument, 0, O_METRICS},
         {0, 0, 0, 0}};
     const char *key_path = NULL;
     int c;
@@ -102,6 +104,11 @@ static void parse_args(struct relay *r, int argc, char **argv)
             if (strncmp(optarg, "http://", 7) != 0 && strncmp(optarg, "https://", 8) != 0)
                 cli_fail(prog, "--alert-webhook", "\"%s\": expected an http(s):// URL", optarg);
             r->opt.alert_webhook = optarg;
+            break;
+        case O_METRICS:
+            if (net_addr_parse(optarg, &r->opt.metrics) != FC_OK || r->opt.metrics.proto != NET_TCP)
+                cli_fail(prog, "--metrics", "\"%s\": expected HOST:PORT", optarg);
+            r->opt.has_metrics = true;
             break;
         case 'h':
             usage(stdout);

@@ -1,4 +1,5 @@
 /* relay.c - start-up, timers, counters of framecast-relay. */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include "relay.h"
@@ -15,24 +16,7 @@ static void on_tick(EV_P_ ev_timer *w, int revents)
 
 static void on_stats(EV_P_ ev_timer *w, int revents)
 {
-    struct relay *r = container_of(w, struct relay, stats);
-    const struct relay_counters *c = &r->c;
-    log_info(&r->log,
-             "stats streams=%u frames_in=%llu forwarded=%llu dups=%llu stale=%llu bad_tags=%llu "
-             "bad_msgs=%llu skew_drops=%llu session_drops=%llu backlog_kicks=%llu",
-             r->n_streams, (unsigned long long)c->frames_in, (unsigned long long)c->frames_fwd,
-             (unsigned long long)c->dups, (unsigned long long)c->stale,
-             (unsigned long long)c->bad_tags, (unsigned long long)c->bad_msgs,
-             (unsigned long long)c->skew_drops, (unsigned long long)c->session_drops,
-             (unsigned long long)c->backlog_kicks);
-    for (struct rpeer *p = r->peers; p; p = p->next)
-        log_info(&r->log,
-                 "stats peer=%s%s up=%d frames_in=%llu frames_out=%llu bad_tags=%llu bad_msgs=%llu "
-                 "queue_drops=%llu",
-                 p->link.peer, p->upstream ? " upstream=1" : "", p->link.up,
-                 (unsigned long long)p->frames_in, (unsigned long long)p->frames_out,
-                 (unsigned long long)p->link.st.bad_tags, (unsigned long long)p->link.st.bad_msgs,
-                 (unsigned long long)p->link.st.queue_drops);
+    relay_log_stats(container_of(w, struct relay, stats));
 }
 
 static void on_signal(EV_P_ ev_signal *w, int revents)
@@ -62,12 +46,20 @@ enum fc_err relay_start(struct relay *r, struct ev_loop *loop)
     ev_signal_start(loop, &r->sigint);
     ev_signal_init(&r->sigterm, on_signal, SIGTERM);
     ev_signal_start(loop, &r->sigterm);
+    if (r->opt.has_metrics) {
+        if (metrics_http_start(&r->metrics, loop, &r->log, &r->opt.metrics, relay_metrics, r) != FC_OK) {
+            log_error(&r->log, "metrics %s: %s", r->opt.metrics.text, strerror(errno));
+            return FC_IO;
+        }
+        log_info(&r->log, "metrics http=%s", r->opt.metrics.text);
+    }
     return relay_peers_start(r);
 }
 
 void relay_free(struct relay *r)
 {
     on_stats(r->loop, &r->stats, 0);
+    metrics_http_stop(&r->metrics);
     relay_peers_free(r);
     relay_streams_free(r);
     alert_free(&r->alert);

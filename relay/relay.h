@@ -16,6 +16,7 @@
 #include "link.h"
 #include "log.h"
 #include "mac.h"
+#include "metrics_http.h"
 #include "net.h"
 #include "wire.h"
 
@@ -98,6 +99,8 @@ struct relay_opts {
     double max_skew_s;         /* --max-skew: PTS replay guard */
     bool log_json;
     const char *alert_webhook;    /* --alert-webhook URL or NULL */
+    bool has_metrics;             /* --metrics given */
+    struct net_addr metrics;      /* --metrics HOST:PORT: GET /metrics (Prometheus) */
 };
 
 struct relay_counters {
@@ -138,11 +141,17 @@ struct relay {
     struct log_limit udp_ll;
     struct relay_counters c;
     struct alerter alert;         /* relay_up / relay_down of --upstream links */
+    struct metrics_http metrics;  /* --metrics */
 };
 
 /* Set up sockets and timers (after opts, listen[] and upstream_addr[] are filled). Exit-worthy
  * failures are logged; returns FC_IO then. */
 enum fc_err relay_start(struct relay *r, struct ev_loop *loop);
+
+/* metrics.c: the counters as `stats` log lines; as Prometheus text (metrics_render_fn,
+ * ctx = the relay: malloc'd text, NULL out of memory). */
+void relay_log_stats(struct relay *r);
+char *relay_metrics(void *ctx, size_t *len);
 
 /* Stop everything and free (after ev_run returns). */
 void relay_free(struct relay *r);

@@ -245,5 +245,9 @@ json_t *core_relays_json(const struct core *c);
 json_t *core_counters_json(const struct core *c);
 /* status.c: log the `stats` lines of every mount, stream and relay (every EDGE_STATS_EVERY_S). */
 void core_log_stats(struct core *c);
+/* status.c: the core's Prometheus families (mounts, streams, relay links, counters; names
+ * `prefix`…, e.g. "framecast_edge_") appended to `p` (stats.h). Loop thread. */
+struct prom;
+void core_metrics(const struct core *c, struct prom *p, const char *prefix);
 
 #endif

@@ -40,6 +40,8 @@
 #define SERVER_HEADER "Server: framecast/1\r\n"
 
 struct ehttp;
+struct http_snap;
+struct http_mount_snap;
 
 struct list_node {
     struct list_node *prev, *next;
@@ -58,6 +60,7 @@ struct hmount {
     double next_lag_walk;              /* ev_now of the next --max-lag check of `blocked` */
     uint64_t audio_writes;             /* writev calls for audio (bench: writes/listener-s) */
     uint32_t n_listeners;
+    uint32_t n_icy;                    /* of which asked for ICY metadata */
     struct hmount *next;               /* in ehttp.hmounts */
 };
 
@@ -102,6 +105,7 @@ struct elistener {
     uint64_t lim_dur_us;               /* ... which is this much audio after its start */
     uint64_t start_pts_us;             /* PTS of the first frame served */
     double start_wall;                 /* ev_now when it started */
+    double accepted;                   /* ev_time() at accept, 0 once the TTFB is counted */
     uint64_t bytes_sent;
     bool linked;                       /* wlink is on a list (see wlink) */
     struct list_node mlink;            /* in hm->listeners */
@@ -131,8 +135,19 @@ struct http_opts {
     const char *web_root;              /* --web-root: player files, NULL = built-in only */
 };
 
+#define HTTP_TTFB_BUCKETS 11        /* upper bounds in http_ttfb_le (metrics.c), + one over */
+
+/* The HTTP side's counters (one set per process; the core sums the workers'). Plain data: a
+ * worker sends it whole in WREC_COUNTS. Listed for JSON and /metrics in metrics.c. */
 struct http_counters {
-    uint64_t listeners_total, http_errors;
+    uint64_t listeners_total;          /* connections accepted */
+    uint64_t http_errors;              /* answers with status >= 400 */
+    uint64_t bytes_sent;               /* audio, ICY and response bytes to streaming listeners */
+    uint64_t hls_segments;             /* HLS segments answered */
+    uint64_t closed_client, closed_lag, closed_done, closed_error, closed_shutdown;
+                                       /* streaming listeners closed, by reason */
+    uint64_t ttfb[HTTP_TTFB_BUCKETS + 1]; /* accept → first response byte written, by bucket */
+    double ttfb_sum_s;
 };
 
 struct ehttp {
@@ -163,6 +178,10 @@ struct ehttp {
     /* The core process: more members for GET /'s JSON ("workers"), new reference or NULL. */
     json_t *(*extra_json)(void *ctx);
     void *extra_ctx;
+    /* The core process: the workers' snapshots for /metrics (workers.c); return how many were
+     * written (at most `max`). ctx = extra_ctx. */
+    size_t (*remote_snaps)(void *ctx, struct http_snap *out, size_t max);
+    size_t (*remote_mount_snaps)(void *ctx, struct http_mount_snap *out, size_t max);
     const char *req_cur;               /* the request being routed (listener.c) ... */
     size_t req_cur_len;                /* ... and its length */
     http_parser_settings parser;
@@ -267,6 +286,30 @@ void edge_route(struct elistener *l);
  * meta_ptr, meta_len, meta_off = 0 (a reference, released by icy_release()) and l->title_sent. */
 void icy_meta_begin(struct elistener *l, uint64_t abs);
 void icy_release(struct elistener *l);
+
+/* What /metrics reports of one process's HTTP side (metrics.c); the core process gets the
+ * workers' from workers.c (h->remote_snaps). */
+struct http_snap {
+    uint32_t worker;                   /* 0 = the process serving listeners itself */
+    bool up;
+    uint32_t restarts;
+    uint32_t connections;              /* open HTTP connections */
+    struct http_counters c;
+};
+struct http_mount_snap {
+    uint32_t worker;
+    const struct emount *m;
+    uint32_t listeners, icy;
+};
+
+/* metrics.c: the Prometheus text for GET /metrics (the core's families, the HTTP side's with a
+ * `worker` label, the process's); malloc'd, NULL out of memory. */
+char *edge_http_metrics(struct ehttp *h, size_t *len);
+
+/* metrics.c: count `l`'s time to first byte (accept → now), once. */
+void http_ttfb(struct elistener *l);
+/* metrics.c: the reason class of a streaming listener's close, counted in h->c. */
+void http_count_close(struct ehttp *h, const char *why);
 
 /* api.c: JSON for GET / and GET /<mount>/rewind; return malloc'd text. */
 char *edge_api_mounts_json(struct ehttp *h);

@@ -51,6 +51,9 @@ void listener_close(struct elistener *l, const char *why)
             list_del(&l->wlink);
         l->linked = false;
         l->hm->n_listeners--;
+        if (l->icy)
+            l->hm->n_icy--;
+        http_count_close(h, why);
     }
     h->n_listeners--;
     l->reap_next = h->reap_list;
@@ -141,6 +144,7 @@ void listener_serve_span(struct elistener *l, struct emount *m, const char *head
     list_add(&hm->listeners, &l->mlink);
     list_init(&l->wlink);
     hm->n_listeners++;
+    hm->n_icy += l->icy;
     h->c.listeners_total++;
     /* Head and burst in one writev, now: no epoll round trip (time to first byte in a storm). */
     listener_write_audio(l);
@@ -290,6 +294,7 @@ static void on_write(EV_P_ ev_io *w, int revents)
             listener_close(l, strerror(errno));
         return;
     }
+    http_ttfb(l);
     l->out_off += (uint32_t)n;
     if (l->out_off == l->out_len)
         listener_close(l, "response sent");
@@ -320,6 +325,7 @@ static struct elistener *accept_one(struct ehttp *h, int fd, const struct sockad
     ev_io_start(h->loop, &l->rio);
     ev_timer_start(h->loop, &l->idle);
     h->n_listeners++;
+    l->accepted = ev_time();
     return l;
 }
 

@@ -125,6 +125,7 @@ void hls_segment(struct elistener *l, struct emount *m, uint64_t seg)
     l->pos = a;
     l->end_abs = b;
     l->icy = false; /* a segment is a file; ffmpeg asks for ICY on every request */
+    l->http->c.hls_segments++;
     listener_serve_span(l, m, head, (size_t)n, id3, sizeof(id3));
 }
 

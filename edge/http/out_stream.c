@@ -147,6 +147,8 @@ static int add_head(struct elistener *l, struct iovec *iov)
 
 static void head_sent(struct elistener *l, size_t n)
 {
+    if (n)
+        http_ttfb(l);
     l->out_off += (uint32_t)n;
     if (l->out_off < l->out_len)
         return;
@@ -241,6 +243,7 @@ static void undo_meta(struct elistener *l, const struct plan *p)
 /* Account `w` bytes written of plan `p`. */
 static void advance(struct elistener *l, const struct plan *p, size_t w)
 {
+    l->http->c.bytes_sent += w;
     bool meta_reached = false;
     for (int i = 0; i < p->n; i++) {
         size_t len = p->iov[i].iov_len, done = w < len ? w : len;

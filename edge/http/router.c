@@ -117,6 +117,16 @@ static void send_json(struct elistener *l, char *json)
     free(json);
 }
 
+static void send_metrics(struct elistener *l)
+{
+    size_t len = 0;
+    char *text = edge_http_metrics(l->http, &len);
+    if (!text)
+        return listener_respond_error(l, 503, "out of memory");
+    listener_respond(l, 200, "text/plain; version=0.0.4; charset=utf-8", text, len, NULL);
+    free(text);
+}
+
 static bool path_is(const char *p, size_t n, const char *want)
 {
     return n == strlen(want) && memcmp(p, want, n) == 0;
@@ -204,7 +214,8 @@ void edge_route(struct elistener *l)
         return listener_respond_error(l, 400, why);
     /* "/" is the player page for browsers and the JSON list for everyone else (issue 2). The
      * core process answers what needs its state (streams, links, every worker's listeners). */
-    bool core_json = (path_len == 1 && !l->wants_html) || path_is(path, path_len, "/status-json.xsl");
+    bool core_json = (path_len == 1 && !l->wants_html) || path_is(path, path_len, "/status-json.xsl") ||
+                     path_is(path, path_len, "/metrics");
     if (core_json && h->forward && h->forward(h->forward_ctx, l, h->req_cur, h->req_cur_len))
         return;
     if (path_len == 1 && !l->wants_html)
@@ -215,6 +226,8 @@ void edge_route(struct elistener *l)
         return send_json(l, edge_api_mounts_json(h));
     if (path_is(path, path_len, "/status-json.xsl"))
         return playlist_status_json(l);
+    if (path_is(path, path_len, "/metrics"))
+        return send_metrics(l);
     if (path_len > 10 && memcmp(path, "/hls/", 5) == 0 && ends_with(path, path_len, ".m3u8"))
         return hls_master(l, path + 5, path_len - 10);
     return route_mount(l, path + 1, path_len - 1, &rq);
