@@ -21,6 +21,8 @@ static void usage(FILE *out)
             "  --burst S             seconds of audio sent at once on connect (default 4)\n"
             "  --write-interval S    a listener holding seconds of audio is written this often\n"
             "                        (default 1; 0 = as audio arrives)\n"
+            "  --api-token-file FILE admin API tokens, a line each: NAME TOKEN [ro] (without it\n"
+            "                        the API reads on loopback only and refuses writes)\n"
             "  --workers N           processes serving listeners (default: one per CPU;\n"
             "                        0 = serve them in this process)\n"
             "  --reorder-ms MS       wait for a missing frame this long (default 300)\n"
@@ -76,7 +78,7 @@ static bool log_json; /* --log-json */
 static void parse_args(struct edge *e, int argc, char **argv)
 {
     enum { O_LISTEN = 1, O_RELAY, O_KEY, O_BURST, O_REORDER, O_REWIND, O_TIMEOUT, O_SKEW,
-           O_LAG, O_NODE, O_JSON, O_FAILBACK, O_GRACE, O_WINTERVAL, O_SILENCE, O_SILENCE_DB, O_SOURCELESS, O_WEBHOOK, O_RWDIR, O_RWEVERY, O_METAINT, O_HLSSEG, O_HLSGROUP, O_WEBROOT, O_WORKERS };
+           O_LAG, O_NODE, O_JSON, O_FAILBACK, O_GRACE, O_WINTERVAL, O_SILENCE, O_SILENCE_DB, O_SOURCELESS, O_WEBHOOK, O_RWDIR, O_RWEVERY, O_METAINT, O_HLSSEG, O_HLSGROUP, O_WEBROOT, O_WORKERS, O_APITOKENS };
     static const struct option opts[] = {
         {"listen", required_argument, 0, O_LISTEN},   {"relay", required_argument, 0, O_RELAY},
         {"key", required_argument, 0, O_KEY},         {"burst", required_argument, 0, O_BURST},
@@ -97,6 +99,7 @@ static void parse_args(struct edge *e, int argc, char **argv)
         {"hls-group", required_argument, 0, O_HLSGROUP},
         {"web-root", required_argument, 0, O_WEBROOT},
         {"workers", required_argument, 0, O_WORKERS},
+        {"api-token-file", required_argument, 0, O_APITOKENS},
         {"rewind-save-every", required_argument, 0, O_RWEVERY},
         {"help", no_argument, 0, 'h'},                {0, 0, 0, 0}};
     struct core_opts *co = &e->core.opt;
@@ -180,6 +183,13 @@ static void parse_args(struct edge *e, int argc, char **argv)
         case O_HLSGROUP:
             add_hls_group(ho, optarg);
             break;
+        case O_APITOKENS: {
+            char why[256];
+            if (!admin_load_tokens(&e->http, optarg, why, sizeof(why)))
+                cli_fail(prog, "--api-token-file", "%s", why);
+            ho->api_token_file = optarg;
+            break;
+        }
         case O_WORKERS:
             e->workers = (uint32_t)cli_double(prog, "--workers", optarg, 0, WORKERS_MAX);
             break;

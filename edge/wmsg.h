@@ -8,7 +8,8 @@
  * yet; the mount's memfd rides along as SCM_RIGHTS, alone in its datagram), WREC_TITLE,
  * WREC_STATION and WREC_APPEND (one per frame appended to a rewind buffer). A worker sends
  * WREC_COUNTS (its listeners, every WORKER_COUNTS_S) and WREC_FORWARD (a connection, as
- * SCM_RIGHTS, with the request bytes read from it, for the core to answer).
+ * SCM_RIGHTS, with the request bytes read from it, for the core to answer). For the admin API
+ * the core sends WREC_QUERY; the worker answers with WREC_LISTENERS records and a WREC_DONE.
  * Payloads are packed byte strings read with memcpy (no alignment assumed); a worker that
  * receives a record it cannot apply exits and is restarted with a fresh replica.
  */
@@ -29,7 +30,22 @@ enum wrec_type {
     WREC_STATION,     /* core → worker: struct wrec_station */
     WREC_COUNTS,      /* worker → core: struct wrec_counts, then n × struct wrec_mcount */
     WREC_FORWARD,     /* worker → core: peer[64], then the request bytes; + the socket */
+    WREC_QUERY,       /* core → worker: struct wrec_query (admin API: list or kick listeners) */
+    WREC_LISTENERS,   /* worker → core: u32 query, then n × struct api_listener */
+    WREC_DONE,        /* worker → core: struct wrec_done (the query's last record) */
 };
+
+struct wrec_query {
+    uint32_t query;   /* id to answer with */
+    uint8_t kind;     /* API_QUERY_LIST or API_QUERY_KICK */
+    uint64_t id;      /* KICK: the listener */
+    char mount[WIRE_MOUNT_MAX + 1]; /* LIST: "" = every mount */
+} __attribute__((packed));
+
+struct wrec_done {
+    uint32_t query;
+    uint8_t found;    /* KICK: the listener was here and is closed */
+} __attribute__((packed));
 
 struct wrec_head {
     uint16_t type;    /* enum wrec_type */

@@ -129,6 +129,39 @@ static void on_station(struct worker *w, struct emount *m, const uint8_t *p, siz
     m->has_station = true;
 }
 
+static void send_rec(struct worker *w, uint16_t type, const void *a, size_t alen, const void *b,
+                     size_t blen)
+{
+    struct wrec_head hd = {.type = type, .len = (uint16_t)(alen + blen), .mount = 0};
+    struct iovec iov[3] = {{&hd, sizeof(hd)}, {(void *)a, alen}, {(void *)b, blen}};
+    struct msghdr msg = {.msg_iov = iov, .msg_iovlen = 3};
+    if (sendmsg(w->fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+        log_warn(&w->c->log, "worker=%u answer to the core lost: %s", w->num, strerror(errno));
+}
+
+/* The admin API asks: list this worker's listeners, or close one. */
+static void on_query(struct worker *w, const uint8_t *p, size_t len)
+{
+    struct wrec_query q;
+    if (len != sizeof(q))
+        fail(w, "bad query record", 0);
+    memcpy(&q, p, sizeof(q));
+    q.mount[WIRE_MOUNT_MAX] = '\0';
+    struct wrec_done d = {.query = q.query, .found = 0};
+    if (q.kind == API_QUERY_KICK) {
+        d.found = admin_local_kick(w->h, q.id);
+    } else {
+        size_t cap = w->h->n_listeners + 1, per = (WMSG_DGRAM_MAX - 4) / sizeof(struct api_listener);
+        struct api_listener *ls = calloc(cap, sizeof(*ls));
+        size_t n = ls ? admin_local_listeners(w->h, q.mount, ls, cap) : 0;
+        for (size_t i = 0; i < n; i += per)
+            send_rec(w, WREC_LISTENERS, &q.query, 4, ls + i,
+                     (n - i < per ? n - i : per) * sizeof(*ls));
+        free(ls);
+    }
+    send_rec(w, WREC_DONE, &d, sizeof(d), NULL, 0);
+}
+
 static void apply(struct worker *w, const uint8_t *p, size_t n, int *fd)
 {
     size_t off = 0;
@@ -147,6 +180,7 @@ static void apply(struct worker *w, const uint8_t *p, size_t n, int *fd)
         case WREC_APPEND: on_append(w, replica(w, hd.mount), q, hd.len); break;
         case WREC_TITLE: on_title(w, replica(w, hd.mount), q, hd.len); break;
         case WREC_STATION: on_station(w, replica(w, hd.mount), q, hd.len); break;
+        case WREC_QUERY: on_query(w, q, hd.len); break;
         default: fail(w, "unknown record", hd.mount);
         }
     }
@@ -291,7 +325,6 @@ void worker_main(void *ctx, uint32_t num, int fd)
     default_signals();
     int keep[EDGE_MAX_MOUNTS + 4], nk = 0;
     keep[nk++] = fd;
-    keep[nk++] = e->sup.listen_fd;
     for (struct emount *m = e->core.mounts; m && nk < EDGE_MAX_MOUNTS + 4; m = m->next)
         keep[nk++] = m->rw.fd;
     close_others(keep, nk);
@@ -332,7 +365,12 @@ void worker_main(void *ctx, uint32_t num, int fd)
     h->forward = forward;
     h->forward_ctx = &w;
     edge_http_init(h);
-    edge_http_listen(h, e->sup.listen_fd);
+    int lfd = net_tcp_listen_shared(&h->opt.listen, true);
+    if (lfd < 0) {
+        log_error(&e->core.log, "worker=%u listen %s: %s", num, h->opt.listen.text, strerror(errno));
+        _exit(1);
+    }
+    edge_http_listen(h, lfd);
 
     ev_io_init(&w.rio, on_core, fd, EV_READ);
     ev_io_start(w.loop, &w.rio);

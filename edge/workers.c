@@ -289,8 +289,10 @@ static void set_count(struct wproc *w, uint32_t id, uint32_t n, uint32_t icy)
         w->per_mount_n = cap;
     }
     struct emount *m = mount_by_id(w->sup, id);
-    if (m)
+    if (m) {
         m->remote_listeners = m->remote_listeners - w->per_mount[id].n + n;
+        m->remote_icy = m->remote_icy - w->per_mount[id].icy + icy;
+    }
     w->per_mount[id] = (struct wcount){n, icy};
 }
 
@@ -338,6 +340,52 @@ static void on_forward(struct wproc *w, const uint8_t *p, size_t len, int fd)
     edge_http_adopt(w->sup->http, fd, peer, (const char *)p + 64, len - 64);
 }
 
+static void on_listeners(struct wproc *w, const uint8_t *p, size_t len)
+{
+    uint32_t query;
+    if (len < 4 || (len - 4) % sizeof(struct api_listener) != 0)
+        return;
+    memcpy(&query, p, 4);
+    size_t n = (len - 4) / sizeof(struct api_listener);
+    struct api_listener ls[WMSG_DGRAM_MAX / sizeof(struct api_listener) + 1];
+    memcpy(ls, p + 4, n * sizeof(*ls));
+    for (size_t i = 0; i < n; i++) {
+        ls[i].mount[WIRE_MOUNT_MAX] = ls[i].peer[63] = ls[i].ua[EDGE_UA_MAX - 1] = '\0';
+    }
+    api_query_reply(w->sup->http, query, ls, n);
+}
+
+static void on_done(struct wproc *w, const uint8_t *p, size_t len)
+{
+    struct wrec_done d;
+    if (len != sizeof(d))
+        return;
+    memcpy(&d, p, sizeof(d));
+    api_query_done(w->sup->http, d.query, d.found);
+}
+
+static uint32_t query_workers(void *ctx, uint32_t query, int kind, const char *mount, uint64_t id)
+{
+    struct wsup *s = ctx;
+    struct wrec_query q;
+    memset(&q, 0, sizeof(q));
+    q.query = query;
+    q.kind = (uint8_t)kind;
+    q.id = id;
+    snprintf(q.mount, sizeof(q.mount), "%s", mount);
+    uint32_t asked = 0;
+    for (uint32_t i = 0; i < s->n; i++) {
+        struct wproc *w = &s->w[i];
+        if (kind == API_QUERY_KICK && (uint32_t)(id >> 40) != w->num)
+            continue; /* a listener id names its worker */
+        if (!running(w))
+            continue;
+        put(w, WREC_QUERY, 0, &q, sizeof(q), NULL, 0);
+        asked += running(w);
+    }
+    return asked;
+}
+
 static void clear_counts(struct wproc *w)
 {
     for (uint32_t id = 0; id < w->per_mount_n; id++)
@@ -350,13 +398,13 @@ static void clear_counts(struct wproc *w)
 static void on_readable(EV_P_ ev_io *io, int revents)
 {
     struct wproc *w = container_of(io, struct wproc, rio);
-    uint8_t buf[sizeof(struct wrec_head) + 64 + EDGE_REQ_MAX + 1024];
+    uint8_t *buf = w->sup->rx;
     for (int k = 0; k < 64 && running(w); k++) {
         union {
             struct cmsghdr h;
             char buf[CMSG_SPACE(sizeof(int))];
         } cm;
-        struct iovec iov = {.iov_base = buf, .iov_len = sizeof(buf)};
+        struct iovec iov = {.iov_base = buf, .iov_len = sizeof(w->sup->rx)};
         struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.buf,
                              .msg_controllen = sizeof(cm.buf)};
         ssize_t n = recvmsg(w->fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
@@ -377,6 +425,10 @@ static void on_readable(EV_P_ ev_io *io, int revents)
         }
         if (hd.type == WREC_COUNTS)
             on_counts(w, buf + sizeof(hd), hd.len);
+        if (hd.type == WREC_LISTENERS)
+            on_listeners(w, buf + sizeof(hd), hd.len);
+        if (hd.type == WREC_DONE)
+            on_done(w, buf + sizeof(hd), hd.len);
         if (hd.type == WREC_FORWARD)
             on_forward(w, buf + sizeof(hd), hd.len, fd);
         else if (fd >= 0)
@@ -535,6 +587,7 @@ void workers_init(struct wsup *s, struct core *c, struct ehttp *h, uint32_t n)
     };
     h->extra_json = workers_json;
     h->remote_snaps = remote_snaps;
+    h->query_workers = query_workers;
     h->remote_mount_snaps = remote_mount_snaps;
     h->extra_ctx = s;
     s->listen_fd = -1;
@@ -546,11 +599,16 @@ enum fc_err workers_start(struct wsup *s)
     struct ehttp *h = s->http;
     uint32_t n = s->n;
     s->loop = c->loop;
-    s->listen_fd = net_tcp_listen(&h->opt.listen);
-    if (s->listen_fd < 0) {
+    /* Each worker listens with SO_REUSEPORT (worker.c): the kernel spreads connections evenly,
+     * where a shared accept queue lets whichever worker wakes first take them all. Bind once
+     * here so a taken address fails at start, then let go. */
+    int probe = net_tcp_listen_shared(&h->opt.listen, true);
+    if (probe < 0) {
         log_error(&c->log, "listen %s: %s", h->opt.listen.text, strerror(errno));
         return FC_IO;
     }
+    close(probe);
+    s->listen_fd = -1;
     log_info(&c->log, "listening http=%s workers=%u", h->opt.listen.text, n);
     ev_prepare_init(&s->flush, on_flush);
     ev_prepare_start(s->loop, &s->flush);

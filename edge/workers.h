@@ -2,8 +2,8 @@
  * workers.h - edge --workers N: the core process's side (docs/architecture.md §7.9 "Workers").
  *
  * One process (the core) receives from the relays, merges and appends to the rewind buffers; N
- * worker processes, forked from it, accept listeners on one shared listening socket and write
- * them from the same memfd slabs (one copy of the audio in memory). A worker starts as a copy of
+ * worker processes, forked from it, accept listeners (each its own SO_REUSEPORT socket on
+ * --listen) and write them from the same memfd slabs (one copy of the audio in memory). A worker starts as a copy of
  * the core's state at its fork (its mounts become replicas: edge/worker.c) and is then kept in
  * step by records (edge/wmsg.h) sent for every frame appended, title and station change and new
  * mount, in the order they happened. Workers report their listener counts and hand the core the
@@ -22,6 +22,7 @@
 #include <sys/types.h>
 #include "core/core.h"
 #include "http/http.h"
+#include "wmsg.h"
 
 #define WORKERS_MAX 64
 #define WORKER_QUEUE_MAX (64u << 20) /* bytes queued to one worker before it is restarted */
@@ -53,10 +54,11 @@ struct wsup {
     struct core *core;
     struct ehttp *http;                /* the core process's (answers forwarded requests) */
     struct ev_loop *loop;
-    int listen_fd;                     /* shared by the workers */
+    int listen_fd;                     /* unused: each worker listens with SO_REUSEPORT */
     uint32_t n;
     struct wproc w[WORKERS_MAX];
     ev_prepare flush;                  /* queued records go out once per loop iteration */
+    uint8_t rx[WMSG_DGRAM_MAX + 16 * 1024]; /* records from the workers are received here */
     struct emount **by_id;             /* mounts by id, filled on demand (owned array) */
     uint32_t by_id_n;
     /* Runs in a new worker right after fork (num, its socket); must not return. */

@@ -109,11 +109,17 @@ static int new_socket(int family, int type)
 
 int net_tcp_listen(const struct net_addr *a)
 {
+    return net_tcp_listen_shared(a, false);
+}
+
+int net_tcp_listen_shared(const struct net_addr *a, bool reuseport)
+{
     int one = 1;
     int fd = new_socket(a->ss.ss_family, SOCK_STREAM);
     if (fd < 0)
         return -1;
-    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+    if ((reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0) ||
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
         bind(fd, (const struct sockaddr *)&a->ss, a->len) < 0 || listen(fd, SOMAXCONN) < 0) {
         int e = errno;
         close(fd);

@@ -31,8 +31,13 @@ struct net_addr {
  */
 enum fc_err net_addr_parse(const char *url, struct net_addr *out);
 
-/* Listening TCP socket bound to `a` (SO_REUSEADDR, backlog 1024). */
+/* Listening TCP socket bound to `a` (SO_REUSEADDR, backlog SOMAXCONN), non-blocking,
+ * close-on-exec; -1 with errno set on failure. */
 int net_tcp_listen(const struct net_addr *a);
+/* The same; with `reuseport`, SO_REUSEPORT too: processes of the same user each listen on `a`
+ * and the kernel spreads new connections over them by a hash of the peer's address and port
+ * (edge --workers). */
+int net_tcp_listen_shared(const struct net_addr *a, bool reuseport);
 
 /* Non-blocking connect to `a`; the connect may still be in progress (EINPROGRESS is success). */
 int net_tcp_connect(const struct net_addr *a);

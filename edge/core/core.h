@@ -95,6 +95,7 @@ struct emount {
                                           by it (edge_hooks.mount_freed); NULL = none */
     uint32_t remote_listeners;         /* listeners of it on worker processes (edge/workers.c;
                                           0 in a single process or in a worker) */
+    uint32_t remote_icy;               /* ... of which with ICY metadata */
     uint64_t workers_known;            /* workers.c: bit w = worker w holds a replica of it */
 
     /* ---- merge state: the core's alone ---- */
@@ -116,6 +117,8 @@ struct emount {
     uint64_t out_next_pts_us;          /* re-stamped PTS of the next output frame */
     double sourceless_since;           /* core_now no stream was healthy since, 0 = has one */
     bool sourceless_alerted;           /* the sourceless alert went out */
+    char pinned[WIRE_ENCODER_MAX + 1]; /* admin API promote: this encoder feeds the output while
+                                          it is healthy ("" = the usual choice) */
 };
 
 struct erelay {
@@ -229,6 +232,11 @@ struct emount *edge_mount_new(struct core *c, const char *name, enum fc_codec co
  * the core's memfd `fd` (owned from now on; rewind_attach). NULL (fd closed) out of memory. */
 struct emount *edge_mount_attach(struct core *c, uint32_t id, const char *name,
                                  enum fc_codec codec, uint64_t keep_us, int fd);
+/* merge.c: pin `encoder` as `m`'s source ("" releases): output splices to it at the aligned
+ * point, like a failover, and stays while it is healthy. FC_PROTO if no stream of `m` has
+ * that encoder. */
+enum fc_err merge_pin(struct core *c, struct emount *m, const char *encoder);
+
 /* mount.c: set `m`'s title from buffer position `abs` (m->title sanitized to UTF-8, the ICY
  * block in m->titles), then call hooks.titled. */
 void edge_mount_title(struct core *c, struct emount *m, uint64_t abs, const char *title,

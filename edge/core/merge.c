@@ -11,6 +11,7 @@
  * with main_data_begin == 0 within ±2 frames.
  */
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 #include "clock.h"
 #include "core.h"
@@ -307,8 +308,36 @@ static bool wait_for_offset(struct core *e, struct emount *m, const struct estre
 }
 
 /* Which stream should be active now (may be the current one). */
+static struct estream *pinned(struct core *e, struct emount *m)
+{
+    if (!m->pinned[0])
+        return NULL;
+    struct estream *found = NULL;
+    for (struct estream *s = m->streams; s; s = s->next)
+        if (strcmp(s->encoder, m->pinned) == 0 && healthy(e, m, s) &&
+            (!found || s->first_rx > found->first_rx))
+            found = s; /* its newest session */
+    return found;
+}
+
+enum fc_err merge_pin(struct core *e, struct emount *m, const char *encoder)
+{
+    if (encoder[0]) {
+        bool any = false;
+        for (struct estream *s = m->streams; s; s = s->next)
+            any |= strcmp(s->encoder, encoder) == 0;
+        if (!any)
+            return FC_PROTO;
+    }
+    snprintf(m->pinned, sizeof(m->pinned), "%s", encoder);
+    return FC_OK;
+}
+
 static struct estream *target(struct core *e, struct emount *m)
 {
+    struct estream *pin = pinned(e, m);
+    if (pin)
+        return pin;
     struct estream *cur = m->active, *b = best(e, m, NULL);
     if (!cur || !b || b == cur)
         return b ? b : cur;

@@ -20,6 +20,10 @@
 #define EDGE_HLS_GROUPS_MAX 16
 #define EDGE_HOST_MAX 96                  /* bytes kept of a request's Host header */
 #define EDGE_STATIC_MAX 8                 /* web player files held in memory */
+#define EDGE_BODY_MAX 4096                /* request body (admin API); past it: 413 */
+#define EDGE_UA_MAX 96                    /* bytes kept of a listener's User-Agent */
+#define API_TOKENS_MAX 32                 /* --api-token-file lines */
+#define API_TOKEN_NAME_MAX 32
 #define EDGE_WAKE_S 0.1                   /* listeners holding little audio (no burst) are
                                              written at most this often as audio arrives */
 #define EDGE_WRITE_INTERVAL_S 1.0         /* --write-interval default: a listener holding
@@ -40,6 +44,7 @@
 #define SERVER_HEADER "Server: framecast/1\r\n"
 
 struct ehttp;
+struct api_pending;
 struct http_snap;
 struct http_mount_snap;
 
@@ -82,6 +87,14 @@ struct elistener {
     bool icy;                          /* sent Icy-MetaData: 1 */
     bool wants_html;                   /* Accept: text/html (a browser) */
     char host[EDGE_HOST_MAX];          /* Host header, for absolute URLs in playlists */
+    const char *auth;                  /* Authorization value (in the parse buffer), routing only */
+    size_t auth_len;
+    const char *body;                  /* request body (in the parse buffer), routing only */
+    size_t body_len;
+    bool too_big;                      /* Content-Length over EDGE_BODY_MAX: 413 */
+    char ua[EDGE_UA_MAX];              /* User-Agent, truncated */
+    uint64_t id;                       /* (worker << 40) | n: names it in the admin API */
+    struct api_pending *pending;       /* an admin API answer waiting for the workers */
     const char *hfield;                /* header being parsed (in req) */
     size_t hfield_len;
     const char *hvalue;
@@ -133,6 +146,14 @@ struct http_opts {
     struct hls_group hls_groups[EDGE_HLS_GROUPS_MAX];
     int n_hls_groups;
     const char *web_root;              /* --web-root: player files, NULL = built-in only */
+    const char *api_token_file;        /* --api-token-file, NULL = reads on loopback only */
+};
+
+/* An admin API token (admin.c): only a hash of it is kept; compared in constant time. */
+struct api_token {
+    char name[API_TOKEN_NAME_MAX + 1];
+    uint8_t hash[32];                  /* BLAKE2b-256 of the token */
+    bool ro;                           /* read-only: 403 on writes */
 };
 
 #define HTTP_TTFB_BUCKETS 11        /* upper bounds in http_ttfb_le (metrics.c), + one over */
@@ -182,6 +203,15 @@ struct ehttp {
      * written (at most `max`). ctx = extra_ctx. */
     size_t (*remote_snaps)(void *ctx, struct http_snap *out, size_t max);
     size_t (*remote_mount_snaps)(void *ctx, struct http_mount_snap *out, size_t max);
+    uint64_t next_id;                  /* listener ids handed out */
+    struct api_token tokens[API_TOKENS_MAX]; /* --api-token-file (admin.c) */
+    int n_tokens;
+    struct api_pending *pendings;      /* admin answers waiting for the workers (admin.c) */
+    uint32_t next_query;               /* their ids */
+    /* The core process: ask every worker about listeners (admin.c → workers.c): kind
+     * API_QUERY_LIST (of `mount`, "" = all) or API_QUERY_KICK (listener `id`); returns the
+     * workers asked. Replies come back through api_query_reply / api_query_done. */
+    uint32_t (*query_workers)(void *ctx, uint32_t query, int kind, const char *mount, uint64_t id);
     const char *req_cur;               /* the request being routed (listener.c) ... */
     size_t req_cur_len;                /* ... and its length */
     http_parser_settings parser;
@@ -305,6 +335,33 @@ struct http_mount_snap {
 /* metrics.c: the Prometheus text for GET /metrics (the core's families, the HTTP side's with a
  * `worker` label, the process's); malloc'd, NULL out of memory. */
 char *edge_http_metrics(struct ehttp *h, size_t *len);
+
+/* admin.c: the admin API (docs/architecture.md §7.10). */
+enum { API_QUERY_LIST = 1, API_QUERY_KICK = 2 };
+/* One listener as the API lists it (also the worker → core record, packed). */
+struct api_listener {
+    uint64_t id, pos, bytes;
+    double behind_s, connected_s;
+    uint8_t icy;
+    char mount[WIRE_MOUNT_MAX + 1];
+    char peer[64];
+    char ua[EDGE_UA_MAX];
+} __attribute__((packed));
+/* Load --api-token-file into h->tokens: false with *why set on a bad file. */
+bool admin_load_tokens(struct ehttp *h, const char *path, char *why, size_t why_len);
+/* Answer `l` if its path is under /api/; true if it was. */
+bool admin_route(struct elistener *l, const char *path, size_t path_len, const char *query,
+                 size_t query_len);
+/* The listeners of this process (of `mount`, "" = all) into out (max); returns the count. */
+size_t admin_local_listeners(struct ehttp *h, const char *mount, struct api_listener *out,
+                             size_t max);
+/* Close this process's listener `id` (kicked); false if there is none. */
+bool admin_local_kick(struct ehttp *h, uint64_t id);
+/* A worker's answer to query `query`: n listeners, or the end (kick: found or not). */
+void api_query_reply(struct ehttp *h, uint32_t query, const struct api_listener *ls, size_t n);
+void api_query_done(struct ehttp *h, uint32_t query, bool found);
+/* listener.c: `l` is closing: forget its pending admin answer. */
+void admin_forget(struct elistener *l);
 
 /* metrics.c: count `l`'s time to first byte (accept → now), once. */
 void http_ttfb(struct elistener *l);

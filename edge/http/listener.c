@@ -2,6 +2,7 @@
  * straight from the mount's rewind buffer (docs/architecture.md §7). */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,7 +25,11 @@ static const char *status_text(int status)
     case 204: return "No Content";
     case 400: return "Bad Request";
     case 404: return "Not Found";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
     case 405: return "Method Not Allowed";
+    case 409: return "Conflict";
+    case 413: return "Content Too Large";
     case 416: return "Range Not Satisfiable";
     case 431: return "Request Header Fields Too Large";
     case 503: return "Service Unavailable";
@@ -38,6 +43,8 @@ void listener_close(struct elistener *l, const char *why)
     if (l->closing)
         return;
     l->closing = true;
+    if (l->pending)
+        admin_forget(l);
     ev_io_stop(h->loop, &l->rio);
     ev_io_stop(h->loop, &l->wio);
     ev_timer_stop(h->loop, &l->idle);
@@ -162,7 +169,16 @@ static int on_url(http_parser *p, const char *at, size_t len)
 /* Header pieces are contiguous in l->req, so a field or value is one (pointer, length). */
 static void header_done(struct elistener *l)
 {
-    if (l->hfield && l->hfield_len == 12 && strncasecmp(l->hfield, "icy-metadata", 12) == 0 &&
+    if (l->hfield && l->hfield_len == 13 && strncasecmp(l->hfield, "authorization", 13) == 0 &&
+        l->hvalue) {
+        l->auth = l->hvalue;
+        l->auth_len = l->hvalue_len;
+    } else if (l->hfield && l->hfield_len == 10 && strncasecmp(l->hfield, "user-agent", 10) == 0 &&
+               l->hvalue) {
+        size_t n = l->hvalue_len < sizeof(l->ua) - 1 ? l->hvalue_len : sizeof(l->ua) - 1;
+        memcpy(l->ua, l->hvalue, n);
+        l->ua[n] = '\0';
+    } else if (l->hfield && l->hfield_len == 12 && strncasecmp(l->hfield, "icy-metadata", 12) == 0 &&
         l->hvalue && l->hvalue_len >= 1 && l->hvalue[0] == '1')
         l->icy = true;
     else if (l->hfield && l->hfield_len == 4 && strncasecmp(l->hfield, "host", 4) == 0 &&
@@ -197,7 +213,21 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
 
 static int on_headers_complete(http_parser *p)
 {
-    header_done(p->data);
+    struct elistener *l = p->data;
+    header_done(l);
+    if (p->content_length != ULLONG_MAX && p->content_length > EDGE_BODY_MAX) {
+        l->too_big = true;
+        http_parser_pause(p, 1);
+    }
+    return 0;
+}
+
+static int on_body(http_parser *p, const char *at, size_t len)
+{
+    struct elistener *l = p->data;
+    if (!l->body)
+        l->body = at;
+    l->body_len += len; /* pieces are contiguous: the whole request is parsed at once */
     return 0;
 }
 
@@ -229,10 +259,16 @@ static void parse_request(struct elistener *l, char *buf, size_t len)
     l->parser.data = l;
     l->url = l->hfield = l->hvalue = NULL;
     l->url_len = l->hfield_len = l->hvalue_len = 0;
-    l->icy = l->wants_html = l->done = false;
-    l->host[0] = '\0';
+    l->icy = l->wants_html = l->done = l->too_big = false;
+    l->host[0] = l->ua[0] = '\0';
+    l->auth = l->body = NULL;
+    l->auth_len = l->body_len = 0;
     size_t parsed = http_parser_execute(&l->parser, &l->http->parser, buf, len);
     enum http_errno err = HTTP_PARSER_ERRNO(&l->parser);
+    if (l->too_big) {
+        ev_timer_stop(l->http->loop, &l->idle);
+        return listener_respond_error(l, 413, "request body too large");
+    }
     if (l->done) {
         ev_timer_stop(l->http->loop, &l->idle);
         l->http->req_cur = buf;
@@ -326,6 +362,7 @@ static struct elistener *accept_one(struct ehttp *h, int fd, const struct sockad
     ev_timer_start(h->loop, &l->idle);
     h->n_listeners++;
     l->accepted = ev_time();
+    l->id = (uint64_t)h->worker << 40 | ++h->next_id;
     return l;
 }
 
@@ -337,7 +374,7 @@ void edge_http_adopt(struct ehttp *h, int fd, const char *peer, const char *req,
     len = len < EDGE_REQ_MAX ? len : EDGE_REQ_MAX;
     memcpy(h->req_scratch, req, len);
     parse_request(l, h->req_scratch, len);
-    if (!l->closing && l->state == L_REQUEST)
+    if (!l->closing && l->state == L_REQUEST && !l->pending)
         listener_respond_error(l, 400, "incomplete request handed over");
 }
 
@@ -383,6 +420,7 @@ void edge_http_init(struct ehttp *h)
     h->parser.on_header_field = on_header_field;
     h->parser.on_header_value = on_header_value;
     h->parser.on_headers_complete = on_headers_complete;
+    h->parser.on_body = on_body;
     h->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     for (int i = 0; i < EDGE_WHEEL_SLOTS; i++)
         list_init(&h->wheel[i]);

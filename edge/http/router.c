@@ -208,6 +208,12 @@ void edge_route(struct elistener *l)
     size_t query_len = has_query ? u.field_data[UF_QUERY].len : 0;
     if (l->parser.method == HTTP_OPTIONS)
         return listener_respond(l, 204, "text/plain", "", 0, NULL);
+    /* The admin API needs the core: a worker hands it over. */
+    bool api = path_len >= 5 && memcmp(path, "/api/", 5) == 0;
+    if (api && h->forward && h->forward(h->forward_ctx, l, h->req_cur, h->req_cur_len))
+        return;
+    if (api && admin_route(l, path, path_len, query, query_len))
+        return;
     if (l->parser.method != HTTP_GET && l->parser.method != HTTP_HEAD)
         return listener_respond_error(l, 405, "method not allowed");
     if (request_parse_query(query, query_len, &rq, &why) != FC_OK)
