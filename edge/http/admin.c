@@ -31,51 +31,7 @@ struct api_pending {
     struct api_pending *next;
 };
 
-/* ---- tokens ---- */
-
-static void token_hash(const char *tok, size_t len, uint8_t out[32])
-{
-    crypto_generichash(out, 32, (const uint8_t *)tok, len, NULL, 0);
-}
-
-bool admin_load_tokens(struct ehttp *h, const char *path, char *why, size_t why_len)
-{
-    FILE *fp = fopen(path, "r");
-    if (!fp) {
-        snprintf(why, why_len, "%s: %s", path, strerror(errno));
-        return false;
-    }
-    char line[512];
-    int ln = 0;
-    h->n_tokens = 0;
-    while (fgets(line, sizeof(line), fp)) {
-        ln++;
-        char name[64], tok[256], flag[16];
-        int n = sscanf(line, "%63s %255s %15s", name, tok, flag);
-        if (n <= 0 || name[0] == '#')
-            continue;
-        if (n < 2 || (n == 3 && strcmp(flag, "ro") != 0) || strlen(name) > API_TOKEN_NAME_MAX ||
-            strlen(tok) < 16 || h->n_tokens == API_TOKENS_MAX) {
-            snprintf(why, why_len,
-                     "%s:%d: expected \"NAME TOKEN\" or \"NAME TOKEN ro\" (name <= %d bytes, token "
-                     ">= 16 bytes, at most %d lines)",
-                     path, ln, API_TOKEN_NAME_MAX, API_TOKENS_MAX);
-            fclose(fp);
-            return false;
-        }
-        struct api_token *t = &h->tokens[h->n_tokens++];
-        snprintf(t->name, sizeof(t->name), "%s", name);
-        token_hash(tok, strlen(tok), t->hash);
-        t->ro = n == 3;
-        sodium_memzero(tok, sizeof(tok));
-    }
-    fclose(fp);
-    if (h->n_tokens == 0) {
-        snprintf(why, why_len, "%s: no tokens", path);
-        return false;
-    }
-    return true;
-}
+/* ---- tokens (api_tokens.c holds the file parser) ---- */
 
 static bool loopback(const struct elistener *l)
 {
@@ -111,7 +67,7 @@ static const char *authorize(struct elistener *l, bool write)
         return NULL;
     }
     uint8_t hash[32];
-    token_hash(l->auth + 7, l->auth_len - 7, hash);
+    api_token_hash(l->auth + 7, l->auth_len - 7, hash);
     const struct api_token *match = NULL;
     for (int i = 0; i < h->n_tokens; i++) /* every entry, whatever matched */
         if (sodium_memcmp(hash, h->tokens[i].hash, 32) == 0)

@@ -347,7 +347,11 @@ struct api_listener {
     char peer[64];
     char ua[EDGE_UA_MAX];
 } __attribute__((packed));
-/* Load --api-token-file into h->tokens: false with *why set on a bad file. */
+/* api_tokens.c: BLAKE2b-256 of a token's `len` bytes. */
+void api_token_hash(const char *tok, size_t len, uint8_t out[32]);
+/* api_tokens.c: load --api-token-file into h->tokens: false with *why set on a bad file (a
+ * line not "NAME TOKEN" or "NAME TOKEN ro", a name over API_TOKEN_NAME_MAX bytes, a token not of
+ * 16..254 bytes, a line over 510 bytes, more than API_TOKENS_MAX lines, no token at all); comments start with '#'. */
 bool admin_load_tokens(struct ehttp *h, const char *path, char *why, size_t why_len);
 /* Answer `l` if its path is under /api/; true if it was. */
 bool admin_route(struct elistener *l, const char *path, size_t path_len, const char *query,
