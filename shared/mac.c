@@ -62,3 +62,39 @@ void mac_key_wipe(struct mac_key *key)
 {
     sodium_memzero(key->k, sizeof(key->k));
 }
+
+enum fc_err mac_keyring_add(struct mac_keyring *ring, const struct mac_key *key)
+{
+    for (uint32_t i = 0; i < ring->n; i++)
+        if (sodium_memcmp(ring->keys[i].k, key->k, MAC_KEY_BYTES) == 0)
+            return FC_OK;
+    if (ring->n >= MAC_KEYS_MAX)
+        return FC_LIMIT;
+    ring->keys[ring->n++] = *key;
+    return FC_OK;
+}
+
+enum fc_err mac_verify_any(const struct mac_keyring *ring, const uint8_t *msg, size_t len,
+                           uint32_t *which)
+{
+    if (len < MAC_TAG_BYTES)
+        return FC_PROTO;
+    uint32_t k = which && *which < ring->n ? *which : 0;
+    /* Start at the hint and wrap around: a peer keeps its key from one message to the next, so
+     * during a rotation a link pays for its own key only, not for every key before it. */
+    for (uint32_t tried = 0; tried < ring->n; tried++) {
+        if (mac_verify(&ring->keys[k], msg, len) == FC_OK) {
+            if (which)
+                *which = k;
+            return FC_OK;
+        }
+        if (++k == ring->n)
+            k = 0;
+    }
+    return FC_AUTH;
+}
+
+void mac_keyring_wipe(struct mac_keyring *ring)
+{
+    sodium_memzero(ring, sizeof(*ring));
+}
