@@ -27,7 +27,8 @@ static void usage(FILE *out)
             "  --source-password P  password of user \"source\" (HTTP Basic)\n"
             "  --codec C         mp3, aac or auto (default: from Content-Type or file name)\n"
             "  --to URL          tcp://HOST:PORT, udp://HOST:PORT, udp://GROUP:PORT (repeatable)\n"
-            "  --key FILE        mesh key, 64 hex characters\n"
+            "  --key FILE        mesh key, 64 hex characters; repeat to accept more keys during a\n"
+            "                    rotation: frames are sent with the first, accepted with any\n"
             "  --node NAME       name in HELLO and logs (default: hostname)\n"
             "  --metrics HOST:PORT  GET /metrics there: Prometheus text format\n"
             "  --log-json        JSON log lines\n"
@@ -56,7 +57,7 @@ static void parse_args(struct shim *s, int argc, char **argv)
         {"source-password", required_argument, 0, O_SRCPW},
         {"metrics", required_argument, 0, O_METRICS},
         {"help", no_argument, 0, 'h'},            {0, 0, 0, 0}};
-    const char *key_path = NULL;
+    struct cli_keys keys = {0};
     int c;
     gethostname(s->opt.node, sizeof(s->opt.node) - 1);
     opterr = 0;
@@ -110,7 +111,7 @@ static void parse_args(struct shim *s, int argc, char **argv)
             break;
         }
         case O_KEY:
-            key_path = optarg;
+            cli_key_add(prog, &keys, optarg);
             break;
         case O_NODE:
             snprintf(s->opt.node, sizeof(s->opt.node), "%s", optarg);
@@ -142,9 +143,7 @@ static void parse_args(struct shim *s, int argc, char **argv)
         cli_fail(prog, "--source-password", "required with --source-listen");
     if (s->n_targets == 0)
         cli_fail(prog, "--to", "give at least one target");
-    if (!key_path)
-        cli_fail(prog, "--key", "required");
-    cli_key(prog, key_path, &s->key);
+    cli_keys_load(prog, &keys, &s->keys);
 }
 
 static void on_signal(EV_P_ ev_signal *w, int revents)
@@ -234,6 +233,6 @@ out:
     shim_source_free(s);
     shim_targets_free(s);
     level_free(&s->meter);
-    mac_key_wipe(&s->key);
+    mac_keyring_wipe(&s->keys);
     return rc;
 }

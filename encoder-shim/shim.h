@@ -130,7 +130,7 @@ struct shim_opts {
 struct shim {
     struct ev_loop *loop;
     struct log log;
-    struct mac_key key;
+    struct mac_keyring keys; /* --key: frames and HELLO are tagged with the first */
     struct shim_opts opt;
     struct target targets[SHIM_MAX_TARGETS];
     int n_targets;

@@ -66,5 +66,5 @@ void relay_free(struct relay *r)
     wire_decoder_free(&r->udp_dec);
     free(r->udp_msg);
     free(r->udp_bufs);
-    mac_key_wipe(&r->key);
+    mac_keyring_wipe(&r->keys);
 }

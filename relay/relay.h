@@ -109,6 +109,7 @@ struct relay_counters {
     uint64_t dups;
     uint64_t stale;
     uint64_t bad_tags;      /* UDP; TCP ones are in each link */
+    uint64_t other_key;     /* UDP frames verified with a key other than the first (§2.2) */
     uint64_t bad_msgs;
     uint64_t skew_drops;
     uint64_t session_drops; /* new sessions refused (flood) */
@@ -118,7 +119,7 @@ struct relay_counters {
 struct relay {
     struct ev_loop *loop;
     struct log log;
-    struct mac_key key;
+    struct mac_keyring keys;      /* --key: the first tags HELLO etc.; frames pass verbatim */
     struct relay_opts opt;
     struct rlisten listen[RELAY_MAX_LISTEN];
     int n_listen;

@@ -151,9 +151,27 @@ uint64_t cli_bytes(const char *prog, const char *flag, const char *arg)
     return (uint64_t)(v * mult);
 }
 
-void cli_key(const char *prog, const char *path, struct mac_key *key)
+void cli_key_add(const char *prog, struct cli_keys *k, const char *path)
 {
-    const char *why = "";
-    if (mac_key_load(path, key, &why) != FC_OK)
-        cli_fail(prog, "--key", "%s: %s", path, why);
+    if (k->n >= MAC_KEYS_MAX)
+        cli_fail(prog, "--key", "at most %d keys (MAC_KEYS_MAX)", MAC_KEYS_MAX);
+    k->paths[k->n++] = path;
+}
+
+void cli_keys_load(const char *prog, const struct cli_keys *k, struct mac_keyring *ring)
+{
+    if (k->n == 0)
+        cli_fail(prog, "--key", "required");
+    mac_keyring_wipe(ring);
+    for (int i = 0; i < k->n; i++) {
+        struct mac_key key;
+        const char *why = "";
+        if (mac_key_load(k->paths[i], &key, &why) != FC_OK)
+            cli_fail(prog, "--key", "%s: %s", k->paths[i], why);
+        /* Cannot be full: at most MAC_KEYS_MAX paths, and a repeated key is not added. */
+        enum fc_err err = mac_keyring_add(ring, &key);
+        mac_key_wipe(&key);
+        if (err != FC_OK)
+            cli_fail(prog, "--key", "%s: %s", k->paths[i], fc_strerror(err));
+    }
 }

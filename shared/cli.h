@@ -32,7 +32,23 @@ double cli_double(const char *prog, const char *flag, const char *arg, double mi
 /* Parse a byte count with an optional K/M/G suffix (powers of 1024) or exit 2. */
 uint64_t cli_bytes(const char *prog, const char *flag, const char *arg);
 
-/* Load the mesh key from `path` or exit 2 naming --key. */
-void cli_key(const char *prog, const char *path, struct mac_key *key);
+/*
+ * `--key FILE`, repeatable (docs/architecture.md §2.2): the key files named, in order. Keys from
+ * --config come first (cli_expand), then those on the command line.
+ */
+struct cli_keys {
+    const char *paths[MAC_KEYS_MAX]; /* borrowed (argv or the --config expansion) */
+    int n;                           /* paths used */
+};
+
+/* Remember one `--key FILE` (`path` is borrowed); exit 2 naming --key past MAC_KEYS_MAX. */
+void cli_key_add(const char *prog, struct cli_keys *k, const char *path);
+
+/*
+ * Load every file of `k` into `ring` (emptied first), in order: the first key tags what the
+ * program sends, any verifies. Exit 2 naming --key if there is none ("required"), or a file is
+ * unreadable or not a key. A key given twice is kept once. The caller wipes `ring` at exit.
+ */
+void cli_keys_load(const char *prog, const struct cli_keys *k, struct mac_keyring *ring);
 
 #endif
