@@ -120,6 +120,7 @@ struct relay {
     struct ev_loop *loop;
     struct log log;
     struct mac_keyring keys;      /* --key: the first tags HELLO etc.; frames pass verbatim */
+    struct mac_key_files key_files; /* --key FILE..., read again on SIGHUP */
     struct relay_opts opt;
     struct rlisten listen[RELAY_MAX_LISTEN];
     int n_listen;
@@ -136,6 +137,7 @@ struct relay {
     ev_timer tick;                /* every second: expire catch-up, drop idle streams */
     ev_timer stats;               /* counters to the log every RELAY_STATS_EVERY_S */
     ev_signal sigint, sigterm;
+    ev_signal sighup;             /* re-read the --key files */
     struct wire_decoder udp_dec;  /* for datagrams */
     struct wire_msg *udp_msg;     /* scratch, owned */
     uint8_t *udp_bufs;            /* RELAY_UDP_BATCH * RELAY_UDP_DGRAM_MAX, owned */

@@ -7,7 +7,8 @@
  * trailing whitespace); `scripts/keygen.sh` writes one.
  *
  * Key rotation (§2.2): a process holds a keyring of 1..MAC_KEYS_MAX keys (`--key FILE`, repeated).
- * It tags what it sends with the first and accepts a message tagged with any of them.
+ * It tags what it sends with the first and accepts a message tagged with any of them. The files
+ * are read again on SIGHUP (mac_keyring_load), so a running process changes keys in place.
  */
 #ifndef FC_MAC_H
 #define FC_MAC_H
@@ -22,6 +23,9 @@
  * old and the new; the spare room covers a rotation started before the previous one finished.
  * A message no key verifies costs one hash per key, so keep it small. */
 #define MAC_KEYS_MAX 4
+#define MAC_KEY_ID_CHARS 8 /* hex characters of a key's public name, mac_key_id() */
+/* "id,id,...": the names of a full keyring, with the NUL */
+#define MAC_KEYRING_IDS_MAX (MAC_KEYS_MAX * (MAC_KEY_ID_CHARS + 1))
 
 struct mac_key {
     uint8_t k[MAC_KEY_BYTES]; /* the mesh key; wiped by mac_key_wipe() */
@@ -87,5 +91,31 @@ enum fc_err mac_verify_any(const struct mac_keyring *ring, const uint8_t *msg, s
 
 /* Zero every key of the ring and empty it (sodium_memzero). */
 void mac_keyring_wipe(struct mac_keyring *ring);
+
+/* The key files a process was given (`--key FILE`, in order): read at start and on SIGHUP. */
+struct mac_key_files {
+    const char *paths[MAC_KEYS_MAX]; /* borrowed: argv or the --config expansion (live until exit) */
+    int n;                           /* paths used */
+};
+
+/*
+ * Read every file of `files` (mac_key_load) into `ring`, in order, a key held twice kept once.
+ * All or nothing: on error `ring` is left as it was and `*bad_path`, `*why` name the file and the
+ * problem. FC_IO unreadable, FC_PROTO not a key (or `files` is empty). A ring in use may be
+ * reloaded between messages (single thread): links read it for every message.
+ */
+enum fc_err mac_keyring_load(const struct mac_key_files *files, struct mac_keyring *ring,
+                             const char **bad_path, const char **why);
+
+/*
+ * A public name for `key`, for logs: the first MAC_KEY_ID_CHARS hex characters of its unkeyed
+ * BLAKE2b-128 (Python: hashlib.blake2b(key, digest_size=16).hexdigest()[:8]); 32 bits reveal
+ * nothing usable about a random 256-bit key. Writes MAC_KEY_ID_CHARS characters and a NUL to `out`.
+ */
+void mac_key_id(const struct mac_key *key, char out[MAC_KEY_ID_CHARS + 1]);
+
+/* The names of the ring's keys, first first, comma-separated, into `out` (MAC_KEYRING_IDS_MAX
+ * bytes); returns `out`. */
+const char *mac_keyring_ids(const struct mac_keyring *ring, char out[MAC_KEYRING_IDS_MAX]);
 
 #endif

@@ -1,7 +1,8 @@
 /*
  * test_mac.c - key rotation (docs/architecture.md §2.2): a keyring of up to MAC_KEYS_MAX keys;
- * messages are tagged with the first and verify against any (mac_verify_any, wire_decode), and
- * `--key FILE` repeated loads them in order (cli_keys_load).
+ * messages are tagged with the first and verify against any (mac_verify_any, wire_decode),
+ * `--key FILE` repeated loads them in order (cli_keys_load), and a reload (SIGHUP) replaces them
+ * all or not at all (mac_keyring_load, cli_keys_reload).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -209,19 +210,53 @@ static void test_cli_keys_load(void **state)
     close(fb);
     write_key(a, 1);
     write_key(b, 2);
-    struct cli_keys keys = {0};
-    cli_key_add("test", &keys, a);
-    cli_key_add("test", &keys, b);
-    cli_key_add("test", &keys, a);
-    struct mac_keyring ring = ring_of((const int[]){9}, 1); /* emptied by the load */
-    cli_keys_load("test", &keys, &ring);
+    struct mac_key_files files = {0};
+    cli_key_add("test", &files, a);
+    cli_key_add("test", &files, b);
+    cli_key_add("test", &files, a);
+    struct mac_keyring ring = ring_of((const int[]){9}, 1); /* replaced by the load */
+    cli_keys_load("test", &files, &ring);
     assert_int_equal(ring.n, 2);
     struct mac_key k1 = key_n(1), k2 = key_n(2);
     assert_memory_equal(ring.keys[0].k, k1.k, MAC_KEY_BYTES);
     assert_memory_equal(ring.keys[1].k, k2.k, MAC_KEY_BYTES);
+    char ids[MAC_KEYRING_IDS_MAX];
+    assert_string_equal(mac_keyring_ids(&ring, ids), "2dccd599,0337c89c");
+
+    /* SIGHUP after the files changed: the same paths, the new contents, in place. */
+    write_key(a, 2);
+    write_key(b, 1);
+    struct log quiet;
+    log_init(&quiet, "test", false);
+    quiet.min = LOG_ERROR + 1;
+    assert_int_equal(cli_keys_reload(&files, &ring, &quiet), FC_OK);
+    assert_string_equal(mac_keyring_ids(&ring, ids), "0337c89c,2dccd599");
+    write_key(b, 2); /* both files hold key 2: one key */
+    assert_int_equal(cli_keys_reload(&files, &ring, &quiet), FC_OK);
+    assert_int_equal(ring.n, 1);
+    assert_memory_equal(mac_keyring_send(&ring)->k, k2.k, MAC_KEY_BYTES);
+
+    /* A file that is not a key, or is gone: nothing changes. */
+    write_key(a, 1);
+    FILE *fp = fopen(b, "w");
+    assert_non_null(fp);
+    fputs("not a key\n", fp);
+    fclose(fp);
+    const char *path = NULL, *why = NULL;
+    assert_int_equal(mac_keyring_load(&files, &ring, &path, &why), FC_PROTO);
+    assert_string_equal(path, b);
+    assert_non_null(why);
+    assert_int_equal(cli_keys_reload(&files, &ring, &quiet), FC_PROTO);
+    unlink(b);
+    assert_int_equal(mac_keyring_load(&files, &ring, &path, &why), FC_IO);
+    assert_string_equal(path, b);
+    assert_int_equal(ring.n, 1);
+    assert_memory_equal(mac_keyring_send(&ring)->k, k2.k, MAC_KEY_BYTES);
+    struct mac_key_files none = {0};
+    assert_int_equal(mac_keyring_load(&none, &ring, &path, &why), FC_PROTO);
+    assert_int_equal(ring.n, 1);
     mac_keyring_wipe(&ring);
     unlink(a);
-    unlink(b);
 }
 
 int main(void)
