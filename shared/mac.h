@@ -94,7 +94,7 @@ void mac_keyring_wipe(struct mac_keyring *ring);
 
 /* The key files a process was given (`--key FILE`, in order): read at start and on SIGHUP. */
 struct mac_key_files {
-    const char *paths[MAC_KEYS_MAX]; /* borrowed: argv or the --config expansion (live until exit) */
+    const char *paths[MAC_KEYS_MAX]; /* borrowed: argv or the --config expansion, live to exit */
     int n;                           /* paths used */
 };
 
