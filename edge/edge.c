@@ -1,6 +1,7 @@
 /* edge.c - framecast-edge's wiring: the core's hooks to the HTTP side, start-up and shutdown
  * order, stats and signals. No logic of its own. */
 #include "edge.h"
+#include "cli.h"
 
 static void on_stats(EV_P_ ev_timer *w, int revents)
 {
@@ -15,6 +16,12 @@ static uint32_t hook_listeners(void *ctx, const struct emount *m)
 static void on_signal(EV_P_ ev_signal *w, int revents)
 {
     ev_break(EV_A_ EVBREAK_ALL);
+}
+
+static void on_sighup(EV_P_ ev_signal *w, int revents)
+{
+    struct core *c = &container_of(w, struct edge, sighup)->core;
+    cli_keys_reload(&c->key_files, &c->keys, &c->log);
 }
 
 enum fc_err edge_start(struct edge *e, struct ev_loop *loop)
@@ -44,6 +51,8 @@ enum fc_err edge_start(struct edge *e, struct ev_loop *loop)
     ev_signal_start(loop, &e->sigint);
     ev_signal_init(&e->sigterm, on_signal, SIGTERM);
     ev_signal_start(loop, &e->sigterm);
+    ev_signal_init(&e->sighup, on_sighup, SIGHUP);
+    ev_signal_start(loop, &e->sighup);
     if (core_start(&e->core, loop) != FC_OK)
         return FC_NOMEM;
     static_load(h);
@@ -54,6 +63,9 @@ enum fc_err edge_start(struct edge *e, struct ev_loop *loop)
     } else if (edge_http_start(h) != FC_OK) {
         return FC_IO;
     }
+    char ids[MAC_KEYRING_IDS_MAX];
+    log_info(&e->core.log, "started node=%s workers=%u keys=%s", e->core.opt.node, e->workers,
+             mac_keyring_ids(&e->core.keys, ids));
     return edge_relays_start(&e->core);
 }
 

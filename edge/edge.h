@@ -21,6 +21,7 @@ struct edge {
     struct wsup sup;                   /* the workers */
     ev_timer stats;                    /* `stats` log lines every EDGE_STATS_EVERY_S */
     ev_signal sigint, sigterm;
+    ev_signal sighup;                  /* re-read the --key files */
 };
 
 /* Start the core (loading --rewind-dir), listening, then the relay links; the options in

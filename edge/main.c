@@ -17,7 +17,9 @@ static void usage(FILE *out)
             "usage: %s --listen HOST:PORT --relay HOST:PORT... --key FILE [options]\n"
             "  --listen HOST:PORT    HTTP for listeners\n"
             "  --relay HOST:PORT     a relay to subscribe to (repeatable)\n"
-            "  --key FILE            mesh key, 64 hex characters\n"
+            "  --key FILE            mesh key, 64 hex characters; repeat to accept more keys during a\n"
+            "                        rotation: frames are sent with the first, accepted with any\n"
+            "                        (SIGHUP reads the files again)\n"
             "  --burst S             seconds of audio sent at once on connect (default 4)\n"
             "  --write-interval S    a listener holding seconds of audio is written this often\n"
             "                        (default 1; 0 = as audio arrives)\n"
@@ -104,7 +106,6 @@ static void parse_args(struct edge *e, int argc, char **argv)
         {"help", no_argument, 0, 'h'},                {0, 0, 0, 0}};
     struct core_opts *co = &e->core.opt;
     struct http_opts *ho = &e->http.opt;
-    const char *key_path = NULL;
     bool have_listen = false;
     int c;
     ho->burst_s = 4;
@@ -142,7 +143,7 @@ static void parse_args(struct edge *e, int argc, char **argv)
             co->n_relays++;
             break;
         case O_KEY:
-            key_path = optarg;
+            cli_key_add(prog, &e->core.key_files, optarg);
             break;
         case O_BURST:
             ho->burst_s = cli_double(prog, "--burst", optarg, 0, 600);
@@ -232,9 +233,7 @@ static void parse_args(struct edge *e, int argc, char **argv)
         cli_fail(prog, "--listen", "required");
     if (co->n_relays == 0)
         cli_fail(prog, "--relay", "give at least one relay");
-    if (!key_path)
-        cli_fail(prog, "--key", "required");
-    cli_key(prog, key_path, &e->core.key);
+    cli_keys_load(prog, &e->core.key_files, &e->core.keys);
     if (co->rewind_dir && access(co->rewind_dir, W_OK | X_OK) != 0)
         cli_fail(prog, "--rewind-dir", "%s: %s", co->rewind_dir, strerror(errno));
 }

@@ -27,7 +27,9 @@ static void usage(FILE *out)
             "  --source-password P  password of user \"source\" (HTTP Basic)\n"
             "  --codec C         mp3, aac or auto (default: from Content-Type or file name)\n"
             "  --to URL          tcp://HOST:PORT, udp://HOST:PORT, udp://GROUP:PORT (repeatable)\n"
-            "  --key FILE        mesh key, 64 hex characters\n"
+            "  --key FILE        mesh key, 64 hex characters; repeat to accept more keys during a\n"
+            "                    rotation: frames are sent with the first, accepted with any\n"
+            "                    (SIGHUP reads the files again)\n"
             "  --node NAME       name in HELLO and logs (default: hostname)\n"
             "  --metrics HOST:PORT  GET /metrics there: Prometheus text format\n"
             "  --log-json        JSON log lines\n"
@@ -56,7 +58,6 @@ static void parse_args(struct shim *s, int argc, char **argv)
         {"source-password", required_argument, 0, O_SRCPW},
         {"metrics", required_argument, 0, O_METRICS},
         {"help", no_argument, 0, 'h'},            {0, 0, 0, 0}};
-    const char *key_path = NULL;
     int c;
     gethostname(s->opt.node, sizeof(s->opt.node) - 1);
     opterr = 0;
@@ -110,7 +111,7 @@ static void parse_args(struct shim *s, int argc, char **argv)
             break;
         }
         case O_KEY:
-            key_path = optarg;
+            cli_key_add(prog, &s->key_files, optarg);
             break;
         case O_NODE:
             snprintf(s->opt.node, sizeof(s->opt.node), "%s", optarg);
@@ -142,14 +143,20 @@ static void parse_args(struct shim *s, int argc, char **argv)
         cli_fail(prog, "--source-password", "required with --source-listen");
     if (s->n_targets == 0)
         cli_fail(prog, "--to", "give at least one target");
-    if (!key_path)
-        cli_fail(prog, "--key", "required");
-    cli_key(prog, key_path, &s->key);
+    cli_keys_load(prog, &s->key_files, &s->keys);
 }
 
 static void on_signal(EV_P_ ev_signal *w, int revents)
 {
     ev_break(EV_A_ EVBREAK_ALL);
+}
+
+/* Frames encoded from now on are tagged with the new first key; those already queued or kept for
+ * a reconnect (SHIM_RESEND_S) keep the tag they were made with. */
+static void on_sighup(EV_P_ ev_signal *w, int revents)
+{
+    struct shim *s = container_of(w, struct shim, sighup);
+    cli_keys_reload(&s->key_files, &s->keys, &s->log);
 }
 
 static void on_stats(EV_P_ ev_timer *w, int revents)
@@ -205,6 +212,8 @@ int main(int argc, char **argv)
     ev_signal_start(s->loop, &s->sigint);
     ev_signal_init(&s->sigterm, on_signal, SIGTERM);
     ev_signal_start(s->loop, &s->sigterm);
+    ev_signal_init(&s->sighup, on_sighup, SIGHUP);
+    ev_signal_start(s->loop, &s->sighup);
     ev_timer_init(&s->stats, on_stats, 60, 60);
     ev_timer_start(s->loop, &s->stats);
     s->src_fd = -1;
@@ -222,9 +231,10 @@ int main(int argc, char **argv)
         rc = CLI_EXIT_RUNTIME;
         goto out;
     }
-    log_info(&s->log, "started mount=%s encoder=%s priority=%u session=%016llx targets=%d",
+    char ids[MAC_KEYRING_IDS_MAX];
+    log_info(&s->log, "started mount=%s encoder=%s priority=%u session=%016llx targets=%d keys=%s",
              s->opt.mount, s->opt.encoder, s->opt.priority, (unsigned long long)s->session,
-             s->n_targets);
+             s->n_targets, mac_keyring_ids(&s->keys, ids));
     ev_run(s->loop, 0);
     on_stats(s->loop, &s->stats, 0);
 out:
@@ -234,6 +244,6 @@ out:
     shim_source_free(s);
     shim_targets_free(s);
     level_free(&s->meter);
-    mac_key_wipe(&s->key);
+    mac_keyring_wipe(&s->keys);
     return rc;
 }

@@ -44,7 +44,7 @@ enum fc_err shim_targets_start(struct shim *s)
             }
             continue;
         }
-        if (link_init(&t->link, s->loop, &target_ops, &s->key, &s->log, "shim", s->opt.node,
+        if (link_init(&t->link, s->loop, &target_ops, &s->keys, &s->log, "shim", s->opt.node,
                       SHIM_TCP_QUEUE_MSGS, SHIM_TCP_QUEUE_BYTES) != FC_OK)
             return FC_NOMEM;
         t->link.owner = t;
@@ -235,8 +235,8 @@ static void send_frame(struct shim *s, size_t i, uint64_t pts_us)
     size_t len;
     if (!m)
         return;
-    if (wire_encode_frame(&s->key, &f, m->data + WIRE_LEN_BYTES, cap - WIRE_LEN_BYTES, &len) !=
-        FC_OK) {
+    if (wire_encode_frame(mac_keyring_send(&s->keys), &f, m->data + WIRE_LEN_BYTES,
+                          cap - WIRE_LEN_BYTES, &len) != FC_OK) {
         log_error(&s->log, "mount=%s seq=%llu cannot encode frame", s->opt.mount,
                   (unsigned long long)s->seq);
         msgref_put(m);

@@ -130,7 +130,8 @@ struct shim_opts {
 struct shim {
     struct ev_loop *loop;
     struct log log;
-    struct mac_key key;
+    struct mac_keyring keys; /* --key: frames and HELLO are tagged with the first */
+    struct mac_key_files key_files; /* --key FILE..., read again on SIGHUP */
     struct shim_opts opt;
     struct target targets[SHIM_MAX_TARGETS];
     int n_targets;
@@ -207,6 +208,7 @@ struct shim {
     ev_timer stats;
     struct metrics_http metrics; /* --metrics */
     ev_signal sigint, sigterm;
+    ev_signal sighup;      /* re-read the --key files */
     uint64_t debug_drop[SHIM_DEBUG_DROP_MAX]; /* FC_DEBUG_DROP_SEQ: seqs never sent (tests) */
     int n_debug_drop;
     uint64_t frames_sent;

@@ -52,12 +52,14 @@ static int udp_read_out(struct rlisten *ls)
                 udp_drop(r, sa, FC_LIMIT, "datagram too long");
                 continue;
             }
-            enum fc_err err = wire_decode(&r->udp_dec, &r->key, buf, hdr[i].msg_len, r->udp_msg,
+            enum fc_err err = wire_decode(&r->udp_dec, &r->keys, buf, hdr[i].msg_len, r->udp_msg,
                                           &why);
             if (err != FC_OK) {
                 udp_drop(r, sa, err, why);
                 continue;
             }
+            if (r->udp_dec.key_index != 0)
+                r->c.other_key++;
             if (r->udp_msg->type != WIRE_FRAME)
                 continue; /* UDP carries frames only */
             /* The sender's name is for the rare log line, but formatting it per datagram cost

@@ -17,7 +17,9 @@ static void usage(FILE *out)
             "  --ingest URL        tcp://HOST:PORT, udp://HOST:PORT or udp://GROUP:PORT (repeatable)\n"
             "  --serve HOST:PORT   where edges and relays subscribe (repeatable)\n"
             "  --upstream HOST:PORT  subscribe to another relay: the mesh (repeatable)\n"
-            "  --key FILE          mesh key, 64 hex characters\n"
+            "  --key FILE          mesh key, 64 hex characters; repeat to accept more keys during a\n"
+            "                      rotation: frames are sent with the first, accepted with any\n"
+            "                      (SIGHUP reads the files again)\n"
             "  --catchup S         seconds of frames kept for resuming peers (default 30)\n"
             "  --max-backlog BYTES disconnect a subscriber past this unsent backlog (default 8M)\n"
             "  --max-skew S        drop frames whose PTS is further than S from now (default 60)\n"
@@ -57,7 +59,6 @@ static void parse_args(struct relay *r, int argc, char **argv)
         {"alert-webhook", required_argument, 0, O_WEBHOOK},
         {"metrics", required_argument, 0, O_METRICS},
         {0, 0, 0, 0}};
-    const char *key_path = NULL;
     int c;
     r->opt.catchup_s = 30;
     r->opt.max_backlog_bytes = 8u << 20;
@@ -81,7 +82,7 @@ static void parse_args(struct relay *r, int argc, char **argv)
             r->n_upstream++;
             break;
         case O_KEY:
-            key_path = optarg;
+            cli_key_add(prog, &r->key_files, optarg);
             break;
         case O_CATCHUP:
             r->opt.catchup_s = cli_double(prog, "--catchup", optarg, 0, 3600);
@@ -119,11 +120,11 @@ static void parse_args(struct relay *r, int argc, char **argv)
     }
     if (optind < argc)
         cli_fail(prog, argv[optind], "unexpected argument");
-    if (!key_path)
+    if (r->key_files.n == 0)
         cli_fail(prog, "--key", "required");
     if (r->n_listen == 0 && r->n_upstream == 0)
         cli_fail(prog, "--ingest", "give at least one --ingest, --serve or --upstream");
-    cli_key(prog, key_path, &r->key);
+    cli_keys_load(prog, &r->key_files, &r->keys);
 }
 
 int main(int argc, char **argv)
@@ -142,8 +143,10 @@ int main(int argc, char **argv)
         relay_free(&relay);
         return CLI_EXIT_RUNTIME;
     }
-    log_info(&relay.log, "started node=%s catchup_s=%g max_backlog=%llu", relay.opt.node,
-             relay.opt.catchup_s, (unsigned long long)relay.opt.max_backlog_bytes);
+    char ids[MAC_KEYRING_IDS_MAX];
+    log_info(&relay.log, "started node=%s catchup_s=%g max_backlog=%llu keys=%s", relay.opt.node,
+             relay.opt.catchup_s, (unsigned long long)relay.opt.max_backlog_bytes,
+             mac_keyring_ids(&relay.keys, ids));
     ev_run(loop, 0);
     relay_free(&relay);
     return 0;

@@ -21,6 +21,9 @@ static const struct stat_def relay_stats[] = {
      F(stale)},
     {"bad_tags", "udp_bad_tags_total", "Datagrams dropped: tag did not verify.", STAT_COUNTER,
      F(bad_tags)},
+    {"other_key", "udp_other_key_total",
+     "Datagrams verified with a key other than the first --key (a key rotation under way).",
+     STAT_COUNTER, F(other_key)},
     {"bad_msgs", "bad_messages_total", "Messages dropped: malformed.", STAT_COUNTER, F(bad_msgs)},
     {"skew_drops", "frames_skew_dropped_total", "Frames dropped: PTS too far from now.",
      STAT_COUNTER, F(skew_drops)},
@@ -38,6 +41,9 @@ static const struct stat_def peer_stats[] = {
      STAT_COUNTER, P(frames_in)},
     {"bad_tags", "upstream_bad_tags_total", "Messages from it whose tag did not verify.",
      STAT_COUNTER, P(link.st.bad_tags)},
+    {"other_key", "upstream_other_key_total",
+     "Messages from it verified with a key other than the first --key.", STAT_COUNTER,
+     P(link.st.other_key)},
 };
 
 void relay_log_stats(struct relay *r)
@@ -47,11 +53,12 @@ void relay_log_stats(struct relay *r)
     log_info(&r->log, "stats streams=%u%s", r->n_streams, buf);
     for (struct rpeer *p = r->peers; p; p = p->next)
         log_info(&r->log,
-                 "stats peer=%s%s up=%d frames_in=%llu frames_out=%llu bad_tags=%llu bad_msgs=%llu "
-                 "queue_drops=%llu",
+                 "stats peer=%s%s up=%d frames_in=%llu frames_out=%llu bad_tags=%llu "
+                 "other_key=%llu bad_msgs=%llu queue_drops=%llu",
                  p->link.peer, p->upstream ? " upstream=1" : "", p->link.up,
                  (unsigned long long)p->frames_in, (unsigned long long)p->frames_out,
-                 (unsigned long long)p->link.st.bad_tags, (unsigned long long)p->link.st.bad_msgs,
+                 (unsigned long long)p->link.st.bad_tags, (unsigned long long)p->link.st.other_key,
+                 (unsigned long long)p->link.st.bad_msgs,
                  (unsigned long long)p->link.st.queue_drops);
 }
 
@@ -62,11 +69,12 @@ char *relay_metrics(void *ctx, size_t *len)
     const void *c = &r->c;
     const char *none = "";
     prom_table(&p, PREFIX, relay_stats, STAT_N(relay_stats), &c, &none, 1);
-    uint64_t peers = 0, subs = 0, tcp_bad_tags = 0, out = 0;
+    uint64_t peers = 0, subs = 0, tcp_bad_tags = 0, tcp_other_key = 0, out = 0;
     for (struct rpeer *q = r->peers; q; q = q->next) {
         peers++;
         subs += q->subscribed;
         tcp_bad_tags += q->link.st.bad_tags;
+        tcp_other_key += q->link.st.other_key;
         out += q->frames_out;
     }
     prom_printf(&p, "# HELP " PREFIX "streams Streams (mount, encoder, session) held.\n"
@@ -80,6 +88,10 @@ char *relay_metrics(void *ctx, size_t *len)
     prom_printf(&p, "# HELP " PREFIX "tcp_bad_tags_total Messages on TCP links whose tag did not "
                     "verify (connected peers).\n# TYPE " PREFIX "tcp_bad_tags_total counter\n"
                     PREFIX "tcp_bad_tags_total %llu\n", (unsigned long long)tcp_bad_tags);
+    prom_printf(&p, "# HELP " PREFIX "tcp_other_key_total Messages on TCP links verified with a "
+                    "key other than the first --key (connected peers).\n# TYPE " PREFIX
+                    "tcp_other_key_total counter\n" PREFIX "tcp_other_key_total %llu\n",
+                (unsigned long long)tcp_other_key);
     prom_printf(&p, "# HELP " PREFIX "frames_sent_total Frames queued to connected peers.\n"
                     "# TYPE " PREFIX "frames_sent_total counter\n" PREFIX "frames_sent_total %llu\n",
                 (unsigned long long)out);

@@ -123,7 +123,7 @@ static struct rpeer *peer_new(struct relay *r, const struct link_ops *ops)
     struct rpeer *p = calloc(1, sizeof(*p));
     if (!p)
         return NULL;
-    if (link_init(&p->link, r->loop, ops, &r->key, &r->log, "relay", r->opt.node,
+    if (link_init(&p->link, r->loop, ops, &r->keys, &r->log, "relay", r->opt.node,
                   RELAY_SUB_MAX_MSGS, r->opt.max_backlog_bytes) != FC_OK) {
         free(p);
         return NULL;
@@ -177,9 +177,11 @@ static void on_reap(EV_P_ ev_check *w, int revents)
         struct rpeer *p = *pp;
         if (p->closing && !p->upstream) {
             *pp = p->next;
-            log_info(&r->log, "peer=%s closed frames_in=%llu frames_out=%llu bad_tags=%llu",
+            log_info(&r->log,
+                     "peer=%s closed frames_in=%llu frames_out=%llu bad_tags=%llu other_key=%llu",
                      p->link.peer, (unsigned long long)p->frames_in,
-                     (unsigned long long)p->frames_out, (unsigned long long)p->link.st.bad_tags);
+                     (unsigned long long)p->frames_out, (unsigned long long)p->link.st.bad_tags,
+                     (unsigned long long)p->link.st.other_key);
             peer_free(p);
             continue;
         }

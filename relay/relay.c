@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include "cli.h"
 #include "relay.h"
 
 static void on_tick(EV_P_ ev_timer *w, int revents)
@@ -27,6 +28,12 @@ static void on_signal(EV_P_ ev_signal *w, int revents)
     ev_break(EV_A_ EVBREAK_ALL);
 }
 
+static void on_sighup(EV_P_ ev_signal *w, int revents)
+{
+    struct relay *r = container_of(w, struct relay, sighup);
+    cli_keys_reload(&r->key_files, &r->keys, &r->log);
+}
+
 enum fc_err relay_start(struct relay *r, struct ev_loop *loop)
 {
     r->loop = loop;
@@ -46,6 +53,8 @@ enum fc_err relay_start(struct relay *r, struct ev_loop *loop)
     ev_signal_start(loop, &r->sigint);
     ev_signal_init(&r->sigterm, on_signal, SIGTERM);
     ev_signal_start(loop, &r->sigterm);
+    ev_signal_init(&r->sighup, on_sighup, SIGHUP);
+    ev_signal_start(loop, &r->sighup);
     if (r->opt.has_metrics) {
         if (metrics_http_start(&r->metrics, loop, &r->log, &r->opt.metrics, relay_metrics, r) != FC_OK) {
             log_error(&r->log, "metrics %s: %s", r->opt.metrics.text, strerror(errno));
@@ -66,5 +75,5 @@ void relay_free(struct relay *r)
     wire_decoder_free(&r->udp_dec);
     free(r->udp_msg);
     free(r->udp_bufs);
-    mac_key_wipe(&r->key);
+    mac_keyring_wipe(&r->keys);
 }

@@ -109,6 +109,7 @@ struct relay_counters {
     uint64_t dups;
     uint64_t stale;
     uint64_t bad_tags;      /* UDP; TCP ones are in each link */
+    uint64_t other_key;     /* UDP frames verified with a key other than the first (§2.2) */
     uint64_t bad_msgs;
     uint64_t skew_drops;
     uint64_t session_drops; /* new sessions refused (flood) */
@@ -118,7 +119,8 @@ struct relay_counters {
 struct relay {
     struct ev_loop *loop;
     struct log log;
-    struct mac_key key;
+    struct mac_keyring keys;      /* --key: the first tags HELLO etc.; frames pass verbatim */
+    struct mac_key_files key_files; /* --key FILE..., read again on SIGHUP */
     struct relay_opts opt;
     struct rlisten listen[RELAY_MAX_LISTEN];
     int n_listen;
@@ -135,6 +137,7 @@ struct relay {
     ev_timer tick;                /* every second: expire catch-up, drop idle streams */
     ev_timer stats;               /* counters to the log every RELAY_STATS_EVERY_S */
     ev_signal sigint, sigterm;
+    ev_signal sighup;             /* re-read the --key files */
     struct wire_decoder udp_dec;  /* for datagrams */
     struct wire_msg *udp_msg;     /* scratch, owned */
     uint8_t *udp_bufs;            /* RELAY_UDP_BATCH * RELAY_UDP_DGRAM_MAX, owned */

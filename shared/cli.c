@@ -151,9 +151,32 @@ uint64_t cli_bytes(const char *prog, const char *flag, const char *arg)
     return (uint64_t)(v * mult);
 }
 
-void cli_key(const char *prog, const char *path, struct mac_key *key)
+void cli_key_add(const char *prog, struct mac_key_files *files, const char *path)
 {
-    const char *why = "";
-    if (mac_key_load(path, key, &why) != FC_OK)
+    if (files->n >= MAC_KEYS_MAX)
+        cli_fail(prog, "--key", "at most %d keys (MAC_KEYS_MAX)", MAC_KEYS_MAX);
+    files->paths[files->n++] = path;
+}
+
+void cli_keys_load(const char *prog, const struct mac_key_files *files, struct mac_keyring *ring)
+{
+    const char *path, *why;
+    if (files->n == 0)
+        cli_fail(prog, "--key", "required");
+    if (mac_keyring_load(files, ring, &path, &why) != FC_OK)
         cli_fail(prog, "--key", "%s: %s", path, why);
+}
+
+enum fc_err cli_keys_reload(const struct mac_key_files *files, struct mac_keyring *ring,
+                            const struct log *log)
+{
+    const char *path, *why;
+    char ids[MAC_KEYRING_IDS_MAX];
+    enum fc_err err = mac_keyring_load(files, ring, &path, &why);
+    if (err == FC_OK)
+        log_info(log, "SIGHUP: keys reloaded keys=%s", mac_keyring_ids(ring, ids));
+    else
+        log_error(log, "SIGHUP: keys NOT reloaded, still keys=%s: --key %s: %s",
+                  mac_keyring_ids(ring, ids), path, why);
+    return err;
 }

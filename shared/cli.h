@@ -10,6 +10,7 @@
 #define FC_CLI_H
 
 #include <stdint.h>
+#include "log.h"
 #include "mac.h"
 
 #define CLI_EXIT_USAGE 2   /* bad command line or config */
@@ -32,7 +33,26 @@ double cli_double(const char *prog, const char *flag, const char *arg, double mi
 /* Parse a byte count with an optional K/M/G suffix (powers of 1024) or exit 2. */
 uint64_t cli_bytes(const char *prog, const char *flag, const char *arg);
 
-/* Load the mesh key from `path` or exit 2 naming --key. */
-void cli_key(const char *prog, const char *path, struct mac_key *key);
+/*
+ * Remember one `--key FILE` (repeatable, docs/architecture.md §2.2; `path` is borrowed) in
+ * `files`, after those seen before: keys from --config come first (cli_expand), then those on the
+ * command line. Exit 2 naming --key past MAC_KEYS_MAX.
+ */
+void cli_key_add(const char *prog, struct mac_key_files *files, const char *path);
+
+/*
+ * Load every file of `files` into `ring`, in order (mac_keyring_load): the first key tags what
+ * the program sends, any verifies; a key given twice is kept once. Exit 2 naming --key if there
+ * is none ("required"), or a file is unreadable or not a key. The caller wipes `ring` at exit.
+ */
+void cli_keys_load(const char *prog, const struct mac_key_files *files, struct mac_keyring *ring);
+
+/*
+ * SIGHUP: read the --key files again into `ring`, in place (links see the new keys with their
+ * next message). Logs one line on `log`: the keys' names (mac_key_id), first first, or the file
+ * that failed, in which case the keys in use stay. Returns what mac_keyring_load() returned.
+ */
+enum fc_err cli_keys_reload(const struct mac_key_files *files, struct mac_keyring *ring,
+                            const struct log *log);
 
 #endif

@@ -16,13 +16,13 @@ static void on_retry(EV_P_ ev_timer *w, int revents);
 static void on_beat(EV_P_ ev_timer *w, int revents);
 
 enum fc_err link_init(struct link *l, struct ev_loop *loop, const struct link_ops *ops,
-                      const struct mac_key *key, const struct log *log, const char *role,
+                      const struct mac_keyring *keys, const struct log *log, const char *role,
                       const char *node, uint32_t max_msgs, uint64_t max_bytes)
 {
     memset(l, 0, sizeof(*l));
     l->loop = loop;
     l->ops = ops;
-    l->key = key;
+    l->keys = keys;
     l->log = log;
     l->role = role;
     l->node = node;
@@ -106,8 +106,8 @@ static bool send_hello(struct link *l)
 {
     uint8_t buf[WIRE_LEN_BYTES + 256];
     size_t len;
-    if (wire_encode_hello(l->key, l->role, l->node, buf + WIRE_LEN_BYTES, sizeof(buf) - 4, &len) !=
-        FC_OK)
+    if (wire_encode_hello(mac_keyring_send(l->keys), l->role, l->node, buf + WIRE_LEN_BYTES,
+                          sizeof(buf) - 4, &len) != FC_OK)
         return false;
     wire_put_len(buf, (uint32_t)len);
     return write(l->fd, buf, WIRE_LEN_BYTES + len) == (ssize_t)(WIRE_LEN_BYTES + len);
@@ -123,7 +123,7 @@ enum fc_err link_send_subscribe(struct link *l)
     size_t len;
     if (s && buf) {
         l->ops->fill_subscribe(l, s);
-        err = wire_encode_subscribe(l->key, s, buf, LINK_CTRL_MAX, &len);
+        err = wire_encode_subscribe(mac_keyring_send(l->keys), s, buf, LINK_CTRL_MAX, &len);
         if (err == FC_OK)
             err = queue_ctrl(l, buf, len);
     }
@@ -248,8 +248,8 @@ static void on_beat(EV_P_ ev_timer *w, int revents)
     }
     uint8_t buf[64];
     size_t len;
-    if (!l->connecting && wire_encode_heartbeat(l->key, clock_wall_us(), buf, sizeof(buf), &len) ==
-                              FC_OK)
+    if (!l->connecting && wire_encode_heartbeat(mac_keyring_send(l->keys), clock_wall_us(), buf,
+                                                sizeof(buf), &len) == FC_OK)
         queue_ctrl(l, buf, len);
 }
 
@@ -289,12 +289,14 @@ static void bad_message(struct link *l, enum fc_err err, const char *why)
 static bool handle_message(struct link *l, const uint8_t *raw, size_t len)
 {
     const char *why = "";
-    enum fc_err err = wire_decode(&l->dec, l->key, raw, len, l->msg, &why);
+    enum fc_err err = wire_decode(&l->dec, l->keys, raw, len, l->msg, &why);
     if (err != FC_OK) {
         bad_message(l, err, why);
         return true;
     }
     l->st.msgs_rx++;
+    if (l->dec.key_index != 0)
+        l->st.other_key++;
     if (!l->up) {
         if (l->msg->type != WIRE_HELLO) {
             link_close(l, "first message is not HELLO");

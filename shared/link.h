@@ -43,7 +43,9 @@ struct link_ops {
 
 struct link_stats {
     uint64_t msgs_rx;     /* verified messages received */
-    uint64_t bad_tags;    /* messages dropped: tag did not verify */
+    uint64_t bad_tags;    /* messages dropped: no key verified the tag */
+    uint64_t other_key;   /* verified messages tagged with a key other than our first (a peer
+                           * on the other side of a key rotation, docs/architecture.md §2.2) */
     uint64_t bad_msgs;    /* messages dropped: malformed or out-of-range field */
     uint64_t connects;    /* connections made (outbound) */
     uint64_t disconnects; /* connections lost */
@@ -53,7 +55,7 @@ struct link_stats {
 struct link {
     struct ev_loop *loop;        /* borrowed */
     const struct link_ops *ops;  /* borrowed */
-    const struct mac_key *key;   /* borrowed */
+    const struct mac_keyring *keys; /* borrowed; first tags what we send, any verifies */
     const struct log *log;       /* borrowed */
     const char *role;            /* our HELLO role, borrowed */
     const char *node;            /* our HELLO node name, borrowed */
@@ -84,11 +86,13 @@ struct link {
 };
 
 /*
- * Set up `l` (no I/O yet). `max_msgs`/`max_bytes` cap the send queue (a subscriber past them is
- * disconnected by link_send's caller). FC_NOMEM on allocation failure.
+ * Set up `l` (no I/O yet). `keys` (borrowed, must outlive the link, at least one key): HELLO,
+ * SUBSCRIBE and HEARTBEAT are tagged with the first, messages tagged with any are accepted.
+ * `max_msgs`/`max_bytes` cap the send queue (a subscriber past them is disconnected by
+ * link_send's caller). FC_NOMEM on allocation failure.
  */
 enum fc_err link_init(struct link *l, struct ev_loop *loop, const struct link_ops *ops,
-                      const struct mac_key *key, const struct log *log, const char *role,
+                      const struct mac_keyring *keys, const struct log *log, const char *role,
                       const char *node, uint32_t max_msgs, uint64_t max_bytes);
 
 /* Outbound: start connecting to `addr` now (and forever after, with backoff). */

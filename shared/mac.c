@@ -62,3 +62,83 @@ void mac_key_wipe(struct mac_key *key)
 {
     sodium_memzero(key->k, sizeof(key->k));
 }
+
+enum fc_err mac_keyring_add(struct mac_keyring *ring, const struct mac_key *key)
+{
+    for (uint32_t i = 0; i < ring->n; i++)
+        if (sodium_memcmp(ring->keys[i].k, key->k, MAC_KEY_BYTES) == 0)
+            return FC_OK;
+    if (ring->n >= MAC_KEYS_MAX)
+        return FC_LIMIT;
+    ring->keys[ring->n++] = *key;
+    return FC_OK;
+}
+
+enum fc_err mac_verify_any(const struct mac_keyring *ring, const uint8_t *msg, size_t len,
+                           uint32_t *which)
+{
+    if (len < MAC_TAG_BYTES)
+        return FC_PROTO;
+    uint32_t k = which && *which < ring->n ? *which : 0;
+    /* Start at the hint and wrap around: a peer keeps its key from one message to the next, so
+     * during a rotation a link pays for its own key only, not for every key before it. */
+    for (uint32_t tried = 0; tried < ring->n; tried++) {
+        if (mac_verify(&ring->keys[k], msg, len) == FC_OK) {
+            if (which)
+                *which = k;
+            return FC_OK;
+        }
+        if (++k == ring->n)
+            k = 0;
+    }
+    return FC_AUTH;
+}
+
+void mac_keyring_wipe(struct mac_keyring *ring)
+{
+    sodium_memzero(ring, sizeof(*ring));
+}
+
+enum fc_err mac_keyring_load(const struct mac_key_files *files, struct mac_keyring *ring,
+                             const char **bad_path, const char **why)
+{
+    struct mac_keyring fresh = {0};
+    enum fc_err err = FC_OK;
+    *bad_path = "";
+    *why = "no key file";
+    if (files->n <= 0 || files->n > MAC_KEYS_MAX)
+        return FC_PROTO;
+    for (int i = 0; i < files->n && err == FC_OK; i++) {
+        struct mac_key key;
+        err = mac_key_load(files->paths[i], &key, why);
+        if (err == FC_OK)
+            err = mac_keyring_add(&fresh, &key); /* cannot be full: n <= MAC_KEYS_MAX */
+        mac_key_wipe(&key);
+        if (err != FC_OK)
+            *bad_path = files->paths[i];
+    }
+    if (err == FC_OK)
+        *ring = fresh;
+    mac_keyring_wipe(&fresh);
+    return err;
+}
+
+void mac_key_id(const struct mac_key *key, char out[MAC_KEY_ID_CHARS + 1])
+{
+    uint8_t h[crypto_generichash_BYTES_MIN]; /* libsodium's shortest output, 16 bytes */
+    _Static_assert(MAC_KEY_ID_CHARS / 2 <= sizeof(h), "id fits the hash");
+    crypto_generichash(h, sizeof(h), key->k, MAC_KEY_BYTES, NULL, 0);
+    sodium_bin2hex(out, MAC_KEY_ID_CHARS + 1, h, MAC_KEY_ID_CHARS / 2);
+}
+
+const char *mac_keyring_ids(const struct mac_keyring *ring, char out[MAC_KEYRING_IDS_MAX])
+{
+    out[0] = '\0';
+    for (uint32_t i = 0; i < ring->n && i < MAC_KEYS_MAX; i++) {
+        char *p = out + i * (MAC_KEY_ID_CHARS + 1);
+        if (i > 0)
+            p[-1] = ',';
+        mac_key_id(&ring->keys[i], p);
+    }
+    return out;
+}

@@ -166,6 +166,7 @@ bool wire_valid_name(const char *s, size_t len, size_t max)
 
 enum fc_err wire_decoder_init(struct wire_decoder *d)
 {
+    d->key_index = 0;
     return msgpack_zone_init(&d->zone, WIRE_ZONE_CHUNK) ? FC_OK : FC_NOMEM;
 }
 
@@ -606,8 +607,8 @@ static enum fc_err decode_general(struct wire_decoder *d, const uint8_t *body, s
     return decode_body(&root, out, why);
 }
 
-enum fc_err wire_decode(struct wire_decoder *d, const struct mac_key *key, const uint8_t *msg,
-                        size_t len, struct wire_msg *out, const char **why)
+enum fc_err wire_decode(struct wire_decoder *d, const struct mac_keyring *keys,
+                        const uint8_t *msg, size_t len, struct wire_msg *out, const char **why)
 {
     const char *dummy;
     if (!why)
@@ -619,7 +620,7 @@ enum fc_err wire_decode(struct wire_decoder *d, const struct mac_key *key, const
     }
     if (len <= MAC_TAG_BYTES)
         FAIL("message too short");
-    enum fc_err err = mac_verify(key, msg, len);
+    enum fc_err err = mac_verify_any(keys, msg, len, &d->key_index);
     if (err != FC_OK) {
         *why = "bad tag";
         return err;

@@ -95,9 +95,11 @@ struct wire_msg {
     } u;
 };
 
-/* Reusable decoding state (a msgpack zone). */
+/* Reusable decoding state: one per peer or socket. */
 struct wire_decoder {
-    msgpack_zone zone;
+    msgpack_zone zone;  /* reused between messages */
+    uint32_t key_index; /* keyring index of the key that verified the last message: tried first
+                         * for the next one (mac_verify_any's hint); 0 after init */
 };
 
 /* FC_NOMEM if the zone cannot be set up. */
@@ -105,16 +107,19 @@ enum fc_err wire_decoder_init(struct wire_decoder *d);
 void wire_decoder_free(struct wire_decoder *d);
 
 /*
- * Verify and decode one message: `msg` is body + tag, `len` bytes (no TCP length prefix).
- * FC_AUTH: tag mismatch (nothing parsed). FC_PROTO: malformed body or a field out of range;
- * `*why` (may be NULL) then names the field. FC_LIMIT: len > WIRE_MAX_MSG.
+ * Verify and decode one message: `msg` is body + tag, `len` bytes (no TCP length prefix). The
+ * tag must verify against one of the keys of `keys` (borrowed; mac_verify_any(), starting with
+ * d->key_index, which is then set to the key that verified: docs/architecture.md §2.2).
+ * FC_AUTH: no key verifies the tag (nothing parsed). FC_PROTO: malformed body or a field out of
+ * range; `*why` (may be NULL) then names the field. FC_LIMIT: len > WIRE_MAX_MSG.
  * On FC_OK, `out` is filled; FRAME payload points into `msg`.
  */
-enum fc_err wire_decode(struct wire_decoder *d, const struct mac_key *key, const uint8_t *msg,
-                        size_t len, struct wire_msg *out, const char **why);
+enum fc_err wire_decode(struct wire_decoder *d, const struct mac_keyring *keys,
+                        const uint8_t *msg, size_t len, struct wire_msg *out, const char **why);
 
 /*
- * Encoders: write body + tag of one message to `out` (capacity `cap` bytes), set `*len`.
+ * Encoders: write body + tag of one message to `out` (capacity `cap` bytes), set `*len`. `key`
+ * (borrowed) tags it: a keyring's first key, mac_keyring_send().
  * FC_LIMIT if it does not fit or exceeds WIRE_MAX_MSG; FC_PROTO if a field is invalid.
  * To send on TCP, encode at `buf + WIRE_LEN_BYTES` and call wire_put_len(buf, len).
  */

@@ -42,5 +42,5 @@ void core_free(struct core *e)
     edge_mounts_free(e);
     free(e->align);
     alert_free(&e->alert);
-    mac_key_wipe(&e->key);
+    mac_keyring_wipe(&e->keys);
 }

@@ -177,7 +177,8 @@ struct core_counters {
 struct core {
     struct ev_loop *loop;
     struct log log;
-    struct mac_key key;
+    struct mac_keyring keys;           /* --key: the first tags HELLO etc., any verifies */
+    struct mac_key_files key_files;    /* --key FILE..., read again on SIGHUP */
     struct core_opts opt;
     struct edge_hooks hooks;
     struct erelay relays[EDGE_MAX_RELAYS];

@@ -51,7 +51,7 @@ enum fc_err edge_relays_start(struct core *e)
         struct erelay *r = &e->relays[i];
         r->core = e;
         r->addr = e->opt.relays[i];
-        if (link_init(&r->link, e->loop, &relay_ops, &e->key, &e->log, "edge", e->opt.node,
+        if (link_init(&r->link, e->loop, &relay_ops, &e->keys, &e->log, "edge", e->opt.node,
                       EDGE_LINK_MAX_MSGS, EDGE_LINK_MAX_BYTES) != FC_OK)
             return FC_NOMEM;
         r->link.owner = r;

@@ -2,9 +2,10 @@
  * fuzz_wire.c - libFuzzer target for wire protocol v1 decoding (shared/wire.c, shared/mac.c).
  *
  * Each input is used three ways:
- *   1. as a whole message (body + tag) under a fixed key: almost always FC_AUTH, which is the
- *      point: nothing may be parsed before the tag verifies;
- *   2. as a body, tagged with the right key, so the msgpack parser and every field check see
+ *   1. as a whole message (body + tag) under a keyring of two fixed keys: almost always FC_AUTH,
+ *      which is the point: nothing may be parsed before the tag verifies;
+ *   2. as a body, tagged with the ring's second key (as during a key rotation, so verification
+ *      goes past the first key), so the msgpack parser and every field check see
  *      arbitrary bytes. A body that decodes must satisfy the documented bounds, and must survive
  *      encode -> decode unchanged;
  *   3. as a TCP byte stream cut into pseudo-random reads for wire_reader, compared with a
@@ -19,7 +20,8 @@
 #include "mac.h"
 #include "wire.h"
 
-static struct mac_key key;
+static struct mac_key key;       /* tags what the fuzzer builds */
+static struct mac_keyring keys; /* {decoy, key} */
 static struct wire_decoder dec;
 static struct wire_msg m1, m2;
 static struct wire_reader reader;
@@ -37,8 +39,13 @@ static void init_once(void)
     if (done)
         return;
     CHECK(mac_global_init() == FC_OK);
-    for (int i = 0; i < MAC_KEY_BYTES; i++)
+    struct mac_key decoy;
+    for (int i = 0; i < MAC_KEY_BYTES; i++) {
         key.k[i] = (uint8_t)(i * 7 + 1);
+        decoy.k[i] = (uint8_t)(i * 5 + 3);
+    }
+    CHECK(mac_keyring_add(&keys, &decoy) == FC_OK && mac_keyring_add(&keys, &key) == FC_OK);
+    CHECK(keys.n == 2);
     CHECK(wire_decoder_init(&dec) == FC_OK);
     done = true;
 }
@@ -116,7 +123,7 @@ static void check_round_trip(const struct wire_msg *a)
         break;
     }
     CHECK(err == FC_OK);
-    CHECK(wire_decode(&dec, &key, enc, len, &m2, NULL) == FC_OK);
+    CHECK(wire_decode(&dec, &keys, enc, len, &m2, NULL) == FC_OK);
     CHECK(m2.type == a->type);
     switch (a->type) {
     case WIRE_HELLO:
@@ -209,7 +216,7 @@ static void fuzz_reader(const uint8_t *data, size_t size)
             if (last != FC_OK)
                 break;
             CHECK(len == want_len && memcmp(msg, data + want_off, len) == 0);
-            (void)wire_decode(&dec, &key, msg, len, &m1, NULL);
+            (void)wire_decode(&dec, &keys, msg, len, &m1, NULL);
         }
     }
 }
@@ -220,7 +227,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     init_once();
 
     /* 1. The input as a message: the tag decides first. */
-    enum fc_err err = wire_decode(&dec, &key, data, size, &m1, &why);
+    enum fc_err err = wire_decode(&dec, &keys, data, size, &m1, &why);
     CHECK(why != NULL);
     if (size > WIRE_MAX_MSG)
         CHECK(err == FC_LIMIT);
@@ -237,8 +244,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         CHECK(msg != NULL);
         memcpy(msg, data, size);
         mac_tag(&key, msg, size, msg + size);
-        err = wire_decode(&dec, &key, msg, size + MAC_TAG_BYTES, &m1, &why);
+        err = wire_decode(&dec, &keys, msg, size + MAC_TAG_BYTES, &m1, &why);
         CHECK(err == FC_OK || err == FC_PROTO);
+        /* The tag verified, with the second key (an empty body is refused before the tag). */
+        CHECK(size == 0 || dec.key_index == 1);
         CHECK(why != NULL && (err == FC_OK || why[0] != '\0'));
         if (err == FC_OK) {
             check_decoded(&m1, msg, size + MAC_TAG_BYTES);

@@ -72,7 +72,7 @@ static ssize_t fake_send(int fd, const void *buf, size_t len, int flags)
 {
     struct wire_msg msg;
     const char *why = "";
-    enum fc_err err = wire_decode(&dec, &S.key, buf, len, &msg, &why);
+    enum fc_err err = wire_decode(&dec, &S.keys, buf, len, &msg, &why);
     if (err != FC_OK)
         fail_msg("the shim sent an undecodable message: %s", why);
     assert_int_equal(msg.type, WIRE_FRAME);
@@ -298,7 +298,8 @@ static int setup(void **state)
     log_init(&S.log, "shim", false);
     if (!getenv("FC_TEST_VERBOSE"))
         S.log.min = LOG_ERROR;
-    memset(S.key.k, 0x42, sizeof(S.key.k));
+    memset(S.keys.keys[0].k, 0x42, sizeof(S.keys.keys[0].k));
+    S.keys.n = 1;
     S.loop = loop;
     S.framer = &framer;
     S.session = 0x5e55;

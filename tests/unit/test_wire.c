@@ -29,6 +29,7 @@ static const char OTHER_KEY_HEX[] =
 #define MSG_CAP (WIRE_LEN_BYTES + WIRE_MAX_MSG + 64)
 
 static struct mac_key key;
+static struct mac_keyring keys; /* {key} */
 static struct wire_decoder dec;
 static struct wire_msg msg;
 static uint8_t buf[MSG_CAP];
@@ -75,7 +76,8 @@ static int group_setup(void **state)
 {
     if (mac_global_init() != FC_OK)
         return -1;
-    if (mac_key_from_hex(KEY_HEX, strlen(KEY_HEX), &key) != FC_OK)
+    if (mac_key_from_hex(KEY_HEX, strlen(KEY_HEX), &key) != FC_OK ||
+        mac_keyring_add(&keys, &key) != FC_OK)
         return -1;
     if (wire_decoder_init(&dec) != FC_OK)
         return -1;
@@ -90,6 +92,7 @@ static int group_teardown(void **state)
 {
     wire_decoder_free(&dec);
     mac_key_wipe(&key);
+    mac_keyring_wipe(&keys);
     return 0;
 }
 
@@ -137,7 +140,7 @@ static size_t encode_frame_ok(const struct wire_frame *f)
 static enum fc_err decode(const uint8_t *m, size_t len, const char **why)
 {
     memset(&msg, 0xA5, sizeof(msg));
-    return wire_decode(&dec, &key, m, len, &msg, why);
+    return wire_decode(&dec, &keys, m, len, &msg, why);
 }
 
 static void expect_ok(const uint8_t *m, size_t len)
@@ -694,8 +697,8 @@ static void test_too_long(void **state)
     static uint8_t big[WIRE_MAX_MSG + 1];
     const char *why = NULL;
     mac_tag(&key, big, sizeof(big) - MAC_TAG_BYTES, big + sizeof(big) - MAC_TAG_BYTES);
-    assert_int_equal(wire_decode(&dec, &key, big, sizeof(big), &msg, &why), FC_LIMIT);
-    assert_int_equal(wire_decode(&dec, &key, big, SIZE_MAX, &msg, NULL), FC_LIMIT);
+    assert_int_equal(wire_decode(&dec, &keys, big, sizeof(big), &msg, &why), FC_LIMIT);
+    assert_int_equal(wire_decode(&dec, &keys, big, SIZE_MAX, &msg, NULL), FC_LIMIT);
 }
 
 /* A HEARTBEAT padded with a stats map to exactly WIRE_MAX_MSG bytes is accepted. */
