@@ -33,7 +33,7 @@ TOOL_SRC  := $(sort $(wildcard tests/tools/*.c))
 TOOL_BIN  := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tools/%)
 FUZZ_SRC  := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 
-.PHONY: all deps check unit integration san-unit fuzz demo bench format clean
+.PHONY: all deps check unit integration san-unit fuzz demo bench format clean install uninstall
 all: $(LIB) $(PROGS) $(TOOL_BIN)
 
 deps:
@@ -41,7 +41,7 @@ deps:
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c $< -o $@
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
 
 $(LIB): $(LIB_OBJ)
 	@mkdir -p $(dir $@)
@@ -180,5 +180,55 @@ format:
 
 clean:
 	rm -rf build build-san
+
+# `make install PREFIX=/usr/local DESTDIR=`: the programs (and scripts/keygen.sh as
+# framecast-keygen) in $(PREFIX)/bin, the web player in $(PREFIX)/share/framecast/web (hls.js
+# too when scripts/install-deps.sh has fetched it), the systemd units and the sysusers.d entry
+# of the `framecast` user, and an example config per program in /etc/framecast (never
+# overwritten: an existing file is kept). PREFIX=/usr puts the units in /lib/systemd/system
+# (Debian 12); SYSTEMD_UNITDIR= overrides. `make uninstall` removes all of it, but keeps a
+# config that differs from the example (and the mesh key).
+PREFIX      ?= /usr/local
+BINDIR      := $(PREFIX)/bin
+PKGDATADIR  := $(PREFIX)/share/framecast
+WEBDIR      := $(PKGDATADIR)/web
+SYSCONFDIR  := /etc/framecast
+SYSTEMD_UNITDIR ?= $(if $(filter /usr,$(PREFIX)),/lib/systemd/system,$(PREFIX)/lib/systemd/system)
+SYSUSERSDIR := $(PREFIX)/lib/sysusers.d
+WEB_FILES   := web/index.html web/player.css web/player.js
+HLSJS       := vendor/node_modules/hls.js/dist/hls.min.js
+UNITS       := framecast-edge.service framecast-relay.service framecast-shim@.service
+CONFIGS     := edge.json relay.json shim.json
+SUBST       := sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@PKGDATADIR@|$(PKGDATADIR)|g'
+
+install: $(PROGS)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(WEBDIR) $(DESTDIR)$(SYSTEMD_UNITDIR) \
+	  $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(SYSCONFDIR)
+	install -m 755 $(PROGS) $(DESTDIR)$(BINDIR)/
+	install -m 755 scripts/keygen.sh $(DESTDIR)$(BINDIR)/framecast-keygen
+	install -m 644 $(WEB_FILES) $(DESTDIR)$(WEBDIR)/
+	@if [ -f web/$(HLSJS) ]; then \
+	  echo "install -D -m 644 web/$(HLSJS) $(DESTDIR)$(WEBDIR)/$(HLSJS)"; \
+	  install -D -m 644 web/$(HLSJS) $(DESTDIR)$(WEBDIR)/$(HLSJS); \
+	else echo "install: web/$(HLSJS) missing (scripts/install-deps.sh fetches it):" \
+	  "the player will offer no HLS outside Safari"; fi
+	@set -e; for u in $(UNITS); do \
+	  echo "install scripts/systemd/$$u -> $(DESTDIR)$(SYSTEMD_UNITDIR)/$$u"; \
+	  $(SUBST) scripts/systemd/$$u >$(DESTDIR)$(SYSTEMD_UNITDIR)/$$u; \
+	  chmod 644 $(DESTDIR)$(SYSTEMD_UNITDIR)/$$u; done
+	install -m 644 scripts/systemd/framecast.sysusers $(DESTDIR)$(SYSUSERSDIR)/framecast.conf
+	@set -e; for c in $(CONFIGS); do f=$(DESTDIR)$(SYSCONFDIR)/$$c; \
+	  if [ -e $$f ]; then echo "install: $$f exists, kept"; continue; fi; \
+	  echo "install scripts/config/$$c -> $$f"; \
+	  $(SUBST) scripts/config/$$c >$$f; chmod 644 $$f; done
+
+uninstall:
+	rm -f $(PROGS:$(BUILD)/%=$(DESTDIR)$(BINDIR)/%) $(DESTDIR)$(BINDIR)/framecast-keygen
+	rm -rf $(DESTDIR)$(PKGDATADIR)
+	rm -f $(UNITS:%=$(DESTDIR)$(SYSTEMD_UNITDIR)/%) $(DESTDIR)$(SYSUSERSDIR)/framecast.conf
+	@for c in $(CONFIGS); do f=$(DESTDIR)$(SYSCONFDIR)/$$c; [ -e $$f ] || continue; \
+	  if $(SUBST) scripts/config/$$c | cmp -s - $$f; then rm -f $$f; \
+	  else echo "uninstall: $$f differs from the example, kept"; fi; done
+	-@rmdir $(DESTDIR)$(SYSCONFDIR) 2>/dev/null || true
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -9,7 +9,7 @@ PKGS=(
   libcurl4-openssl-dev libjansson-dev libhttp-parser-dev libfaad-dev
   icecast2 ffmpeg mpg123 curl python3 iproute2 nftables procps psmisc
   chromium mpv vlc-bin vlc-plugin-base mplayer ezstream
-  prometheus
+  prometheus debhelper dpkg-dev
 )
 
 # hls.js for the web player (edge serves web/), from the npm registry, pinned by package-lock.
