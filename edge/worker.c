@@ -306,9 +306,11 @@ static void default_signals(void)
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = SIG_DFL;
-    int sigs[] = {SIGINT, SIGTERM, SIGCHLD, SIGHUP, SIGUSR1, SIGUSR2};
+    int sigs[] = {SIGINT, SIGTERM, SIGCHLD, SIGUSR1, SIGUSR2};
     for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
         sigaction(sigs[i], &sa, NULL);
+    sa.sa_handler = SIG_IGN; /* SIGHUP (key reload) is the core's; a group-wide one must not kill us */
+    sigaction(SIGHUP, &sa, NULL);
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
