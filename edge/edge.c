@@ -1,6 +1,9 @@
 /* edge.c - framecast-edge's wiring: the core's hooks to the HTTP side, start-up and shutdown
  * order, stats and signals. No logic of its own. */
 #include "edge.h"
+
+#include <errno.h>
+#include <string.h>
 #include "cli.h"
 
 static void on_stats(EV_P_ ev_timer *w, int revents)
@@ -20,8 +23,28 @@ static void on_signal(EV_P_ ev_signal *w, int revents)
 
 static void on_sighup(EV_P_ ev_signal *w, int revents)
 {
-    struct core *c = &container_of(w, struct edge, sighup)->core;
+    struct edge *e = container_of(w, struct edge, sighup);
+    struct core *c = &e->core;
     cli_keys_reload(&c->key_files, &c->keys, &c->log);
+    if (e->http.opt.has_tls) {
+        tls_reload(&e->http);
+        workers_tls_reload(&e->sup);
+    }
+}
+
+/* --listen-tls in this process (no workers): the context was made by main. */
+static enum fc_err listen_tls(struct ehttp *h)
+{
+    if (!h->opt.has_tls)
+        return FC_OK;
+    int fd = net_tcp_listen(&h->opt.listen_tls);
+    if (fd < 0) {
+        log_error(h->log, "listen %s: %s", h->opt.listen_tls.text, strerror(errno));
+        return FC_IO;
+    }
+    edge_http_listen_tls(h, fd);
+    log_info(h->log, "listening https=%s", h->opt.listen_tls.text);
+    return FC_OK;
 }
 
 enum fc_err edge_start(struct edge *e, struct ev_loop *loop)
@@ -37,7 +60,7 @@ enum fc_err edge_start(struct edge *e, struct ev_loop *loop)
     h->core = &e->core;
     h->loop = loop;
     h->log = &e->core.log;
-    h->listen_fd = h->spare_fd = -1;
+    h->listen_fd = h->spare_fd = h->tls_fd = -1;
     e->core.loop = loop;
     e->sup.listen_fd = -1;
     if (e->workers) {
@@ -60,7 +83,7 @@ enum fc_err edge_start(struct edge *e, struct ev_loop *loop)
         edge_http_init(h);
         if (workers_start(&e->sup) != FC_OK)
             return FC_IO;
-    } else if (edge_http_start(h) != FC_OK) {
+    } else if (edge_http_start(h) != FC_OK || listen_tls(h) != FC_OK) {
         return FC_IO;
     }
     char ids[MAC_KEYRING_IDS_MAX];

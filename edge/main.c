@@ -25,6 +25,10 @@ static void usage(FILE *out)
             "                        (default 1; 0 = as audio arrives)\n"
             "  --api-token-file FILE admin API tokens, a line each: NAME TOKEN [ro] (without it\n"
             "                        the API reads on loopback only and refuses writes)\n"
+            "  --listen-tls HOST:PORT  HTTPS for listeners (with --tls-cert and --tls-key; TLS 1.2+;\n"
+            "                        SIGHUP reads the certificate and key again)\n"
+            "  --tls-cert FILE       certificate chain, PEM\n"
+            "  --tls-key FILE        private key, PEM\n"
             "  --workers N           processes serving listeners (default: one per CPU;\n"
             "                        0 = serve them in this process)\n"
             "  --reorder-ms MS       wait for a missing frame this long (default 300)\n"
@@ -80,7 +84,7 @@ static bool log_json; /* --log-json */
 static void parse_args(struct edge *e, int argc, char **argv)
 {
     enum { O_LISTEN = 1, O_RELAY, O_KEY, O_BURST, O_REORDER, O_REWIND, O_TIMEOUT, O_SKEW,
-           O_LAG, O_NODE, O_JSON, O_FAILBACK, O_GRACE, O_WINTERVAL, O_SILENCE, O_SILENCE_DB, O_SOURCELESS, O_WEBHOOK, O_RWDIR, O_RWEVERY, O_METAINT, O_HLSSEG, O_HLSGROUP, O_WEBROOT, O_WORKERS, O_APITOKENS };
+           O_LAG, O_NODE, O_JSON, O_FAILBACK, O_GRACE, O_WINTERVAL, O_SILENCE, O_SILENCE_DB, O_SOURCELESS, O_WEBHOOK, O_RWDIR, O_RWEVERY, O_METAINT, O_HLSSEG, O_HLSGROUP, O_WEBROOT, O_WORKERS, O_APITOKENS, O_TLSLISTEN, O_TLSCERT, O_TLSKEY };
     static const struct option opts[] = {
         {"listen", required_argument, 0, O_LISTEN},   {"relay", required_argument, 0, O_RELAY},
         {"key", required_argument, 0, O_KEY},         {"burst", required_argument, 0, O_BURST},
@@ -102,6 +106,9 @@ static void parse_args(struct edge *e, int argc, char **argv)
         {"web-root", required_argument, 0, O_WEBROOT},
         {"workers", required_argument, 0, O_WORKERS},
         {"api-token-file", required_argument, 0, O_APITOKENS},
+        {"listen-tls", required_argument, 0, O_TLSLISTEN},
+        {"tls-cert", required_argument, 0, O_TLSCERT},
+        {"tls-key", required_argument, 0, O_TLSKEY},
         {"rewind-save-every", required_argument, 0, O_RWEVERY},
         {"help", no_argument, 0, 'h'},                {0, 0, 0, 0}};
     struct core_opts *co = &e->core.opt;
@@ -191,6 +198,17 @@ static void parse_args(struct edge *e, int argc, char **argv)
             ho->api_token_file = optarg;
             break;
         }
+        case O_TLSLISTEN:
+            if (net_addr_parse(optarg, &ho->listen_tls) != FC_OK || ho->listen_tls.proto != NET_TCP)
+                cli_fail(prog, "--listen-tls", "\"%s\": expected HOST:PORT", optarg);
+            ho->has_tls = true;
+            break;
+        case O_TLSCERT:
+            ho->tls_cert = optarg;
+            break;
+        case O_TLSKEY:
+            ho->tls_key = optarg;
+            break;
         case O_WORKERS:
             e->workers = (uint32_t)cli_double(prog, "--workers", optarg, 0, WORKERS_MAX);
             break;
@@ -229,6 +247,13 @@ static void parse_args(struct edge *e, int argc, char **argv)
     }
     if (optind < argc)
         cli_fail(prog, argv[optind], "unexpected argument");
+    if (ho->has_tls != (ho->tls_cert != NULL) || ho->has_tls != (ho->tls_key != NULL))
+        cli_fail(prog, "--listen-tls", "--listen-tls, --tls-cert and --tls-key go together");
+    if (ho->has_tls) {
+        char why[400];
+        if (!(e->http.tls_ctx = tls_ctx_new(ho->tls_cert, ho->tls_key, why, sizeof(why))))
+            cli_fail(prog, "--tls-cert", "%s", why);
+    }
     if (!have_listen)
         cli_fail(prog, "--listen", "required");
     if (co->n_relays == 0)

@@ -33,6 +33,7 @@ enum wrec_type {
     WREC_QUERY,       /* core → worker: struct wrec_query (admin API: list or kick listeners) */
     WREC_LISTENERS,   /* worker → core: u32 query, then n × struct api_listener */
     WREC_DONE,        /* worker → core: struct wrec_done (the query's last record) */
+    WREC_TLS_RELOAD,  /* core → worker: read the certificate and key again (no payload) */
 };
 
 struct wrec_query {

@@ -181,6 +181,7 @@ static void apply(struct worker *w, const uint8_t *p, size_t n, int *fd)
         case WREC_TITLE: on_title(w, replica(w, hd.mount), q, hd.len); break;
         case WREC_STATION: on_station(w, replica(w, hd.mount), q, hd.len); break;
         case WREC_QUERY: on_query(w, q, hd.len); break;
+        case WREC_TLS_RELOAD: tls_reload(w->h); break;
         default: fail(w, "unknown record", hd.mount);
         }
     }
@@ -353,10 +354,13 @@ void worker_main(void *ctx, uint32_t num, int fd)
     }
     struct ehttp *h = w.h;
     struct http_opts opt = h->opt;
+    void *tls_ctx = h->tls_ctx; /* made by main before the fork */
     __typeof__(h->statics) statics;
     memcpy(statics, h->statics, sizeof(statics));
     memset(h, 0, sizeof(*h));
     h->opt = opt;
+    h->tls_ctx = tls_ctx;
+    h->tls_fd = -1;
     memcpy(h->statics, statics, sizeof(statics));
     h->core = &e->core;
     h->loop = w.loop;
@@ -373,6 +377,15 @@ void worker_main(void *ctx, uint32_t num, int fd)
         _exit(1);
     }
     edge_http_listen(h, lfd);
+    if (h->opt.has_tls) {
+        int tfd = net_tcp_listen_shared(&h->opt.listen_tls, true);
+        if (tfd < 0) {
+            log_error(&e->core.log, "worker=%u listen %s: %s", num, h->opt.listen_tls.text,
+                      strerror(errno));
+            _exit(1);
+        }
+        edge_http_listen_tls(h, tfd);
+    }
 
     ev_io_init(&w.rio, on_core, fd, EV_READ);
     ev_io_start(w.loop, &w.rio);

@@ -609,6 +609,15 @@ enum fc_err workers_start(struct wsup *s)
     }
     close(probe);
     s->listen_fd = -1;
+    if (h->opt.has_tls) {
+        probe = net_tcp_listen_shared(&h->opt.listen_tls, true);
+        if (probe < 0) {
+            log_error(&c->log, "listen %s: %s", h->opt.listen_tls.text, strerror(errno));
+            return FC_IO;
+        }
+        close(probe);
+        log_info(&c->log, "listening https=%s workers=%u", h->opt.listen_tls.text, n);
+    }
     log_info(&c->log, "listening http=%s workers=%u", h->opt.listen.text, n);
     ev_prepare_init(&s->flush, on_flush);
     ev_prepare_start(s->loop, &s->flush);
@@ -624,6 +633,13 @@ enum fc_err workers_start(struct wsup *s)
             return FC_IO;
     }
     return FC_OK;
+}
+
+void workers_tls_reload(struct wsup *s)
+{
+    for (uint32_t i = 0; i < s->n; i++)
+        if (running(&s->w[i]))
+            put(&s->w[i], WREC_TLS_RELOAD, 0, "", 0, NULL, 0);
 }
 
 void workers_stop(struct wsup *s)

@@ -75,6 +75,9 @@ void workers_init(struct wsup *s, struct core *c, struct ehttp *h, uint32_t n);
  * and before the relay links start. FC_IO if it cannot listen or fork (logged). */
 enum fc_err workers_start(struct wsup *s);
 
+/* Tell every worker to read --tls-cert / --tls-key again (SIGHUP). */
+void workers_tls_reload(struct wsup *s);
+
 /* Stop the workers (SIGTERM, then SIGKILL after 2 s) and free the queues. */
 void workers_stop(struct wsup *s);
 

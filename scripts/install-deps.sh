@@ -6,7 +6,7 @@ set -euo pipefail
 PKGS=(
   build-essential pkg-config clang
   libev-dev libmsgpack-dev libsodium-dev libmpg123-dev libcmocka-dev
-  libcurl4-openssl-dev libjansson-dev libhttp-parser-dev libfaad-dev
+  libcurl4-openssl-dev libjansson-dev libhttp-parser-dev libfaad-dev libssl-dev openssl
   icecast2 ffmpeg mpg123 curl python3 iproute2 nftables procps psmisc
   chromium mpv vlc-bin vlc-plugin-base mplayer ezstream
   prometheus debhelper dpkg-dev

@@ -10,6 +10,8 @@
 #define FC_HTTP_H
 
 #include <http_parser.h>
+#include <sys/types.h>
+#include <sys/uio.h>
 #include "../core/core.h"
 
 #define EDGE_REQ_MAX 8192                 /* request line + headers; past it: 431 */
@@ -44,6 +46,7 @@
 #define SERVER_HEADER "Server: framecast/1\r\n"
 
 struct ehttp;
+struct ssl_st;
 struct api_pending;
 struct http_snap;
 struct http_mount_snap;
@@ -95,6 +98,11 @@ struct elistener {
     char ua[EDGE_UA_MAX];              /* User-Agent, truncated */
     uint64_t id;                       /* (worker << 40) | n: names it in the admin API */
     struct api_pending *pending;       /* an admin API answer waiting for the workers */
+    struct ssl_st *ssl;                /* HTTPS (tls.c), NULL = plain */
+    bool tls_ready;                    /* handshake done */
+    bool tls_ktls;                     /* the kernel encrypts: writev straight from the slabs */
+    bool tls_want_write;               /* the last TLS call waits for writability */
+    uint32_t tls_retry;                /* bytes a failed SSL_write must be retried with */
     const char *hfield;                /* header being parsed (in req) */
     size_t hfield_len;
     const char *hvalue;
@@ -147,6 +155,9 @@ struct http_opts {
     int n_hls_groups;
     const char *web_root;              /* --web-root: player files, NULL = built-in only */
     const char *api_token_file;        /* --api-token-file, NULL = reads on loopback only */
+    bool has_tls;                      /* --listen-tls given */
+    struct net_addr listen_tls;        /* --listen-tls: HTTPS for listeners */
+    const char *tls_cert, *tls_key;    /* --tls-cert, --tls-key (PEM) */
 };
 
 /* An admin API token (admin.c): only a hash of it is kept; compared in constant time. */
@@ -204,6 +215,10 @@ struct ehttp {
     size_t (*remote_snaps)(void *ctx, struct http_snap *out, size_t max);
     size_t (*remote_mount_snaps)(void *ctx, struct http_mount_snap *out, size_t max);
     uint64_t next_id;                  /* listener ids handed out */
+    void *tls_ctx;                     /* SSL_CTX for --listen-tls (tls.c), NULL = none */
+    int tls_fd;                        /* its listening socket, -1 = none */
+    ev_io tls_accept_w;
+    uint8_t tls_scratch[16384];        /* records are assembled here (tls.c) */
     struct api_token tokens[API_TOKENS_MAX]; /* --api-token-file (admin.c) */
     int n_tokens;
     struct api_pending *pendings;      /* admin answers waiting for the workers (admin.c) */
@@ -366,6 +381,25 @@ void api_query_reply(struct ehttp *h, uint32_t query, const struct api_listener 
 void api_query_done(struct ehttp *h, uint32_t query, bool found);
 /* listener.c: `l` is closing: forget its pending admin answer. */
 void admin_forget(struct elistener *l);
+
+/* tls.c: HTTPS (docs/architecture.md §7.11). tls_ctx_new: an SSL_CTX (TLS 1.2+) from PEM files,
+ * NULL with *why; tls_reload: read h->opt's files again (SIGHUP), keeping the old ones on error.
+ * tls_start: SSL for l->fd. tls_handshake: 1 done, 0 wait (l->tls_want_write says for what), -1
+ * failed. tls_read / tls_write / tls_writev: like read / write / writev (-1 with errno EAGAIN
+ * when the TLS layer waits, 0 at the peer's close). tls_close: close_notify, once, best effort;
+ * tls_free: release. Loop thread only. */
+void *tls_ctx_new(const char *cert, const char *key, char *why, size_t why_len);
+void tls_ctx_free(void *ctx);
+bool tls_reload(struct ehttp *h);
+bool tls_start(struct elistener *l);
+int tls_handshake(struct elistener *l);
+ssize_t tls_read(struct elistener *l, void *buf, size_t n);
+ssize_t tls_write(struct elistener *l, const void *buf, size_t n);
+ssize_t tls_writev(struct elistener *l, const struct iovec *iov, int n);
+void tls_close(struct elistener *l);
+void tls_free(struct elistener *l);
+/* listener.c: accept HTTPS on `fd` too (h->tls_ctx set). */
+void edge_http_listen_tls(struct ehttp *h, int fd);
 
 /* metrics.c: count `l`'s time to first byte (accept → now), once. */
 void http_ttfb(struct elistener *l);

@@ -48,6 +48,7 @@ void listener_close(struct elistener *l, const char *why)
     ev_io_stop(h->loop, &l->rio);
     ev_io_stop(h->loop, &l->wio);
     ev_timer_stop(h->loop, &l->idle);
+    tls_close(l);
     close(l->fd);
     l->fd = -1;
     if (l->mount) {
@@ -69,6 +70,8 @@ void listener_close(struct elistener *l, const char *why)
 
 static void listener_free(struct elistener *l)
 {
+    if (l->ssl)
+        tls_free(l);
     icy_release(l);
     free(l->req);
     free(l->out);
@@ -244,7 +247,7 @@ static int on_message_complete(http_parser *p)
 static void drain_input(struct elistener *l)
 {
     char buf[512];
-    ssize_t n = read(l->fd, buf, sizeof(buf));
+    ssize_t n = l->ssl ? tls_read(l, buf, sizeof(buf)) : read(l->fd, buf, sizeof(buf));
     if (n == 0)
         listener_close(l, "listener disconnected");
     else if (n < 0 && errno != EAGAIN && errno != EINTR)
@@ -281,6 +284,24 @@ static void parse_request(struct elistener *l, char *buf, size_t len)
         return listener_respond_error(l, 431, "request headers too large");
 }
 
+/* Drive a TLS handshake from either watcher; true once it is done (then go on reading). */
+static bool handshake(struct elistener *l)
+{
+    int r = tls_handshake(l);
+    if (r < 0) {
+        listener_close(l, "TLS handshake failed");
+        return false;
+    }
+    if (r == 0) {
+        if (l->tls_want_write)
+            ev_io_start(l->http->loop, &l->wio);
+        return false;
+    }
+    if (!l->out)
+        ev_io_stop(l->http->loop, &l->wio);
+    return true;
+}
+
 /*
  * Requests are read into the edge's scratch buffer; most arrive whole and need no memory of
  * their own. Only a request split across reads is kept, in a per-listener buffer freed once it
@@ -290,11 +311,14 @@ static void on_read(EV_P_ ev_io *w, int revents)
 {
     struct elistener *l = container_of(w, struct elistener, rio);
     struct ehttp *h = l->http;
+    if (l->ssl && !l->tls_ready && !handshake(l))
+        return;
     if (l->state != L_REQUEST)
         return drain_input(l);
     size_t have = l->req ? l->req_len : 0;
     memcpy(h->req_scratch, l->req ? l->req : "", have);
-    ssize_t n = read(l->fd, h->req_scratch + have, EDGE_REQ_MAX - have);
+    ssize_t n = l->ssl ? tls_read(l, h->req_scratch + have, EDGE_REQ_MAX - have)
+                       : read(l->fd, h->req_scratch + have, EDGE_REQ_MAX - have);
     if (n == 0)
         return listener_close(l, "closed before completing the request");
     if (n < 0) {
@@ -322,9 +346,15 @@ static void on_idle(EV_P_ ev_timer *w, int revents)
 static void on_write(EV_P_ ev_io *w, int revents)
 {
     struct elistener *l = container_of(w, struct elistener, wio);
+    if (l->ssl && !l->tls_ready) {
+        if (handshake(l))
+            on_read(EV_A_ & l->rio, EV_READ); /* the request may already be in */
+        return;
+    }
     if (l->mount)
         return listener_write_audio(l); /* the response head goes with the first audio */
-    ssize_t n = write(l->fd, l->out + l->out_off, l->out_len - l->out_off);
+    ssize_t n = l->ssl ? tls_write(l, l->out + l->out_off, l->out_len - l->out_off)
+                       : write(l->fd, l->out + l->out_off, l->out_len - l->out_off);
     if (n < 0) {
         if (errno != EAGAIN && errno != EINTR)
             listener_close(l, strerror(errno));
@@ -378,21 +408,22 @@ void edge_http_adopt(struct ehttp *h, int fd, const char *peer, const char *req,
         listener_respond_error(l, 400, "incomplete request handed over");
 }
 
-static void on_accept(EV_P_ ev_io *w, int revents)
+static void accept_all(struct ehttp *h, int lfd, bool tls)
 {
-    struct ehttp *h = container_of(w, struct ehttp, accept_w);
     for (int i = 0; i < 256; i++) {
         struct sockaddr_storage ss;
         socklen_t sl = sizeof(ss);
-        int fd = accept4(h->listen_fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        int fd = accept4(lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd >= 0) {
-            accept_one(h, fd, (struct sockaddr *)&ss, NULL);
+            struct elistener *l = accept_one(h, fd, (struct sockaddr *)&ss, NULL);
+            if (l && tls && !tls_start(l))
+                listener_close(l, "TLS setup failed");
             continue;
         }
         if ((errno == EMFILE || errno == ENFILE) && h->spare_fd >= 0) {
             /* Out of descriptors: accept with the spare and close, so the loop doesn't spin. */
             close(h->spare_fd);
-            fd = accept(h->listen_fd, NULL, NULL);
+            fd = accept(lfd, NULL, NULL);
             if (fd >= 0)
                 close(fd);
             h->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
@@ -400,6 +431,25 @@ static void on_accept(EV_P_ ev_io *w, int revents)
         }
         return;
     }
+}
+
+static void on_accept(EV_P_ ev_io *w, int revents)
+{
+    struct ehttp *h = container_of(w, struct ehttp, accept_w);
+    accept_all(h, h->listen_fd, false);
+}
+
+static void on_accept_tls(EV_P_ ev_io *w, int revents)
+{
+    struct ehttp *h = container_of(w, struct ehttp, tls_accept_w);
+    accept_all(h, h->tls_fd, true);
+}
+
+void edge_http_listen_tls(struct ehttp *h, int fd)
+{
+    h->tls_fd = fd;
+    ev_io_init(&h->tls_accept_w, on_accept_tls, fd, EV_READ);
+    ev_io_start(h->loop, &h->tls_accept_w);
 }
 
 static void on_reap(EV_P_ ev_check *w, int revents)
@@ -463,6 +513,13 @@ void edge_http_free(struct ehttp *h)
     ev_io_stop(h->loop, &h->accept_w);
     if (h->listen_fd >= 0)
         close(h->listen_fd);
+    if (h->tls_ctx) {
+        ev_io_stop(h->loop, &h->tls_accept_w);
+        if (h->tls_fd >= 0)
+            close(h->tls_fd);
+        tls_ctx_free(h->tls_ctx);
+        h->tls_ctx = NULL;
+    }
     if (h->spare_fd >= 0)
         close(h->spare_fd);
 }

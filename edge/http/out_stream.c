@@ -292,7 +292,7 @@ void listener_write_audio(struct elistener *l)
         plan_write(l, limit, &p);
         if (p.n == 0)
             return park(l, limit);
-        ssize_t w = writev(l->fd, p.iov, p.n);
+        ssize_t w = l->ssl ? tls_writev(l, p.iov, p.n) : writev(l->fd, p.iov, p.n);
         l->hm->audio_writes++;
         if (w < 0) {
             undo_meta(l, &p);

@@ -58,6 +58,14 @@ static ssize_t test_writev(int fd, const struct iovec *iov, int n);
 #include "../../edge/core/titles.c"
 #include "../../edge/http/out_icy.c"
 
+/* tls.c: no listener here has TLS (l->ssl is NULL), so this is never called. */
+ssize_t tls_writev(struct elistener *l, const struct iovec *iov, int n)
+{
+    (void)l, (void)iov, (void)n;
+    fail_msg("tls_writev called for a plain listener");
+    return -1;
+}
+
 /* metrics.c's time-to-first-byte count (not under test here). */
 void http_ttfb(struct elistener *l)
 {
