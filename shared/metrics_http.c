@@ -33,20 +33,23 @@ static void on_write(EV_P_ ev_io *w, int revents)
         conn_close(c);
 }
 
+/* Answer `status` with `body` (len bytes; a HEAD request gets the headers only, Content-Length
+ * still that of the body, RFC 9110 §9.3.2) and close once written. */
 static void answer(struct metrics_conn *c, int status, const char *ctype, const char *body,
-                   size_t len)
+                   size_t len, bool head)
 {
     const char *text = status == 200 ? "OK" : status == 404 ? "Not Found" : status == 405 ? "Method Not Allowed" : status == 503 ? "Service Unavailable" : "Bad Request";
-    char head[256];
-    int k = snprintf(head, sizeof(head),
+    char head_buf[256];
+    int k = snprintf(head_buf, sizeof(head_buf),
                      "HTTP/1.0 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
                      "Connection: close\r\n\r\n", status, text, ctype, len);
-    c->out = malloc((size_t)k + len);
+    size_t send_len = head ? 0 : len;
+    c->out = malloc((size_t)k + send_len);
     if (!c->out)
         return conn_close(c);
-    memcpy(c->out, head, (size_t)k);
-    memcpy(c->out + k, body, len);
-    c->out_len = (size_t)k + len;
+    memcpy(c->out, head_buf, (size_t)k);
+    memcpy(c->out + k, body, send_len);
+    c->out_len = (size_t)k + send_len;
     c->out_off = 0;
     ev_io_stop(c->mh->loop, &c->io);
     ev_io_init(&c->io, on_write, c->fd, EV_WRITE);
@@ -90,12 +93,13 @@ static void route(struct metrics_conn *c)
         if ((err != HPE_OK && err != HPE_PAUSED) || used != c->req_len) {
             log_info(c->mh->log, "metrics: bad request: %s", http_errno_description(err));
             static const char bad[] = "bad request\n";
-            answer(c, 400, "text/plain", bad, sizeof(bad) - 1);
+            answer(c, 400, "text/plain", bad, sizeof(bad) - 1, false);
         }
         return; /* incomplete: read on */
     }
-    if (p.method != HTTP_GET && p.method != HTTP_HEAD)
-        return answer(c, 405, "text/plain", "method not allowed\n", 19);
+    bool head = p.method == HTTP_HEAD;
+    if (p.method != HTTP_GET && !head)
+        return answer(c, 405, "text/plain", "method not allowed\n", 19, false);
     size_t path = r.url_len;
     for (size_t i = 0; i < r.url_len; i++)
         if (r.url[i] == '?') {
@@ -103,12 +107,12 @@ static void route(struct metrics_conn *c)
             break;
         }
     if (path != 8 || memcmp(r.url, "/metrics", 8) != 0)
-        return answer(c, 404, "text/plain", "not found\n", 10);
+        return answer(c, 404, "text/plain", "not found\n", 10, head);
     size_t len = 0;
     char *body = c->mh->render(c->mh->ctx, &len);
     if (!body)
-        return answer(c, 503, "text/plain", "out of memory\n", 14);
-    answer(c, 200, "text/plain; version=0.0.4; charset=utf-8", body, p.method == HTTP_HEAD ? 0 : len);
+        return answer(c, 503, "text/plain", "out of memory\n", 14, head);
+    answer(c, 200, "text/plain; version=0.0.4; charset=utf-8", body, len, head);
     free(body);
 }
 
@@ -124,7 +128,7 @@ static void on_read(EV_P_ ev_io *w, int revents)
     route(c);
     if (c->fd >= 0 && !c->out && c->req_len == sizeof(c->req)) {
         static const char big[] = "request too large\n";
-        answer(c, 400, "text/plain", big, sizeof(big) - 1);
+        answer(c, 400, "text/plain", big, sizeof(big) - 1, false);
     }
 }
 

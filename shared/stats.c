@@ -2,6 +2,7 @@
 #include "stats.h"
 
 #include <dirent.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +35,13 @@ void stats_json(json_t *j, const struct stat_def *t, size_t n, const void *obj)
     }
 }
 
+/* v is a whole number an int64_t holds (range first: casting a NaN, an infinity or 1e20 to an
+ * integer is undefined). */
+static bool integral(double v)
+{
+    return v > -9.2e18 && v < 9.2e18 && v == (double)(int64_t)v;
+}
+
 size_t stats_log(char *buf, size_t cap, const struct stat_def *t, size_t n, const void *obj)
 {
     size_t len = 0;
@@ -41,7 +49,7 @@ size_t stats_log(char *buf, size_t cap, const struct stat_def *t, size_t n, cons
         buf[0] = '\0';
     for (size_t i = 0; i < n && len + 1 < cap; i++) {
         double v = stat_value(&t[i], obj);
-        int k = (t[i].kind == STAT_DOUBLE || t[i].get) && v != (double)(int64_t)v
+        int k = (t[i].kind == STAT_DOUBLE || t[i].get) && !integral(v)
                     ? snprintf(buf + len, cap - len, " %s=%.3f", t[i].key, v)
                     : snprintf(buf + len, cap - len, " %s=%.0f", t[i].key, v);
         if (k < 0)
@@ -81,17 +89,34 @@ void prom_printf(struct prom *p, const char *fmt, ...)
     }
 }
 
+/* `# HELP name text`: the text with backslash and newline escaped, as the format requires. */
+static void prom_help(struct prom *p, const char *prefix, const char *metric, const char *help)
+{
+    prom_printf(p, "# HELP %s%s ", prefix, metric);
+    for (const char *c = help ? help : ""; *c;) {
+        size_t n = strcspn(c, "\\\n");
+        prom_printf(p, "%.*s", (int)n, c);
+        c += n;
+        if (*c)
+            prom_printf(p, "%s", *c++ == '\n' ? "\\n" : "\\\\");
+    }
+    prom_printf(p, "\n");
+}
+
 void prom_family(struct prom *p, const char *prefix, const struct stat_def *d)
 {
     if (!d->metric)
         return;
-    prom_printf(p, "# HELP %s%s %s\n# TYPE %s%s %s\n", prefix, d->metric, d->help, prefix,
-                d->metric, d->type == STAT_COUNTER ? "counter" : "gauge");
+    prom_help(p, prefix, d->metric, d->help);
+    prom_printf(p, "# TYPE %s%s %s\n", prefix, d->metric,
+                d->type == STAT_COUNTER ? "counter" : "gauge");
 }
 
 static void prom_value(struct prom *p, double v)
 {
-    if (v == (double)(int64_t)v && v < 9e15 && v > -9e15)
+    if (isnan(v) || isinf(v)) /* the format's spellings: printf's "-nan" fails the whole scrape */
+        prom_printf(p, "%s\n", isnan(v) ? "NaN" : v > 0 ? "+Inf" : "-Inf");
+    else if (v < 9e15 && v > -9e15 && integral(v))
         prom_printf(p, "%lld\n", (long long)v);
     else
         prom_printf(p, "%.9g\n", v);
@@ -121,16 +146,26 @@ size_t prom_label(char *out, size_t cap, const char *name, const char *value)
 {
     size_t len = 0;
     int k = snprintf(out, cap, "%s=\"", name);
-    if (k < 0 || (size_t)k >= cap)
+    if (k < 0 || (size_t)k + 2 > cap) /* room for the closing quote and the NUL */
         return cap ? (out[0] = '\0', 0) : 0;
     len = (size_t)k;
-    for (const char *c = value; *c && len + 4 < cap; c++) {
-        if (*c == '\\' || *c == '"')
-            out[len++] = '\\', out[len++] = *c;
-        else if (*c == '\n')
-            out[len++] = '\\', out[len++] = 'n';
+    for (const char *c = value; *c;) {
+        unsigned char b = (unsigned char)*c;
+        /* bytes of this character: an escape, or a whole UTF-8 sequence (never cut in two) */
+        size_t n = b == '\\' || b == '"' || b == '\n' ? 2
+                   : b >= 0xF0                      ? 4
+                   : b >= 0xE0                      ? 3
+                   : b >= 0xC0                      ? 2
+                                                    : 1;
+        if (len + n + 2 > cap)
+            break;
+        if (b == '\\' || b == '"')
+            out[len++] = '\\', out[len++] = *c++;
+        else if (b == '\n')
+            out[len++] = '\\', out[len++] = 'n', c++;
         else
-            out[len++] = *c;
+            for (size_t i = 0; i < n && *c; i++) /* a sequence cut by the NUL: what is there */
+                out[len++] = *c++;
     }
     out[len++] = '"';
     out[len] = '\0';
@@ -139,7 +174,8 @@ size_t prom_label(char *out, size_t cap, const char *name, const char *value)
 
 void prom_histogram_head(struct prom *p, const char *prefix, const char *metric, const char *help)
 {
-    prom_printf(p, "# HELP %s%s %s\n# TYPE %s%s histogram\n", prefix, metric, help, prefix, metric);
+    prom_help(p, prefix, metric, help);
+    prom_printf(p, "# TYPE %s%s histogram\n", prefix, metric);
 }
 
 void prom_histogram_series(struct prom *p, const char *prefix, const char *metric,

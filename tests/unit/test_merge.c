@@ -542,6 +542,168 @@ static void test_new_primary_takes_over_when_aligned(void **state)
     assert_int_equal(m->switches, 1);
 }
 
+/* ---- the admin API's promote/release (merge_pin) ---- */
+
+/* Every output frame is the frame its encoder sent for that content: seq = its frame index +
+ * 100000, a's index = content, b's = content + B_SHIFT (nothing re-used from another spot). */
+static void check_seqs(void)
+{
+    for (size_t i = 0; i < n_out; i++) {
+        int64_t k = out[i].enc == 'a' ? out[i].content : out[i].content + B_SHIFT;
+        if (out[i].enc != 'a' && out[i].enc != 'b')
+            fail_msg("output frame %zu from encoder %c", i, out[i].enc);
+        if (out[i].seq != (uint64_t)k + 100000)
+            fail_msg("output frame %zu: content %lld from %c has seq %llu, want %llu", i,
+                     (long long)out[i].content, out[i].enc, (unsigned long long)out[i].seq,
+                     (unsigned long long)k + 100000);
+    }
+}
+
+static unsigned encoder_changes(void)
+{
+    unsigned changes = 0;
+    for (size_t i = 1; i < n_out; i++)
+        changes += out[i].enc != out[i - 1].enc;
+    return changes;
+}
+
+/* Output on a, b aligned (both healthy): the state every pin test starts from. */
+static struct emount *both_aligned(double *t)
+{
+    *t = run_until(T0_S + 60, b_trusted);
+    assert_true(b_trusted());
+    struct emount *m = read_output();
+    assert_non_null(m);
+    assert_ptr_equal(m->active, stream_of(m, "a"));
+    assert_int_equal(m->switches, 0);
+    assert_string_equal(m->pinned, "");
+    return m;
+}
+
+/*
+ * Promote b (the backup) while a is healthy: the output splices to b at the aligned point (no
+ * content lost or repeated, each frame b's own for that content) within a couple of seconds,
+ * and stays on b, a healthy and better, far longer than --failback-after and a correlation
+ * window. Release: back to a (a failback), seamlessly again.
+ */
+static void test_pin_promote_and_release(void **state)
+{
+    double t;
+    struct emount *m = both_aligned(&t);
+    assert_int_equal(merge_pin(&E, m, "b"), FC_OK);
+    assert_string_equal(m->pinned, "b");
+    double t_pin = run_until(t + 5, active_is_b);
+    assert_true(active_is_b());
+    assert_true(t_pin - t <= 2.0);
+    assert_int_equal(m->switches, 1);
+    assert_int_equal(alerts_named("failover"), 1);
+
+    /* a stays healthy (and better) all along, yet the output stays on b */
+    double hold = E.opt.failback_after_s + ALIGN_WINDOW_US / 1e6 + 20;
+    double t_a = run_until(t_pin + hold, active_is_a);
+    if (active_is_a())
+        fail_msg("output went back to a %.1f s after b was pinned", t_a - t_pin);
+    assert_true(healthy(&E, m, stream_of(m, "a")));
+    read_output();
+    check_continuous(0);
+    check_seqs();
+    assert_int_equal(encoder_changes(), 1);
+    assert_int_equal(out[n_out - 1].enc, 'b');
+    assert_true(out[n_out - 1].content + 40 >= A.next_k); /* b keeps the output going */
+    assert_int_equal(m->switches, 1);
+
+    /* release: failback to a, which has been healthy all along */
+    t = E.test_now;
+    assert_int_equal(merge_pin(&E, m, ""), FC_OK);
+    assert_string_equal(m->pinned, "");
+    double t_back = run_until(t + 5, active_is_a);
+    assert_true(active_is_a());
+    assert_true(t_back - t <= 2.0);
+    run_until(t_back + 3, NULL);
+    read_output();
+    check_continuous(0);
+    check_seqs();
+    assert_int_equal(encoder_changes(), 2);
+    assert_int_equal(out[n_out - 1].enc, 'a');
+    assert_int_equal(m->switches, 2);
+    assert_int_equal(m->failovers, 1);
+    assert_int_equal(m->failbacks, 1);
+    assert_int_equal(alerts_named("failback"), 1);
+    assert_int_equal(m->lost, 0);
+    assert_int_equal(m->gaps, 0);
+}
+
+/*
+ * The pinned encoder stops: past --stream-timeout the output goes back to a at the aligned
+ * point; the pin stays, and when b sends again (same session) the output returns to it.
+ */
+static void test_pin_stream_stops(void **state)
+{
+    double t;
+    struct emount *m = both_aligned(&t);
+    assert_int_equal(merge_pin(&E, m, "b"), FC_OK);
+    double t_pin = run_until(t + 5, active_is_b);
+    assert_true(active_is_b());
+    run_until(t_pin + 5, NULL);
+    const double stop = E.test_now + 1, resume = stop + 10;
+    B.stop_s = stop;
+    B.resume_s = resume;
+    double t_a = run_until(resume - 0.5, active_is_a);
+    assert_true(active_is_a());
+    assert_true(t_a >= stop + E.opt.stream_timeout_s - NET_DELAY_S - 0.05);
+    assert_true(t_a <= stop + E.opt.stream_timeout_s + 0.5);
+    assert_string_equal(m->pinned, "b"); /* still pinned */
+    run_until(resume - 0.1, NULL);
+    read_output();
+    check_continuous(0);
+    check_seqs();
+    assert_int_equal(encoder_changes(), 2); /* a ... b ... a */
+    assert_int_equal(out[n_out - 1].enc, 'a');
+    assert_true(out[n_out - 1].content + 40 >= A.next_k); /* a carried on during the outage */
+
+    /* b is back: it is pinned, so it feeds the output again (no --failback-after wait) */
+    double t_b = run_until(resume + 5, active_is_b);
+    assert_true(active_is_b());
+    run_until(t_b + 3, NULL);
+    read_output();
+    check_continuous(0);
+    check_seqs();
+    assert_int_equal(encoder_changes(), 3);
+    assert_int_equal(m->lost, 0);
+    assert_int_equal(m->gaps, 0);
+}
+
+/* Pinning an encoder the mount has no stream of: FC_PROTO, the pin (none, or b) unchanged and
+ * the output undisturbed. Pinning the active encoder changes nothing either. */
+static void test_pin_unknown_encoder(void **state)
+{
+    double t;
+    struct emount *m = both_aligned(&t);
+    assert_int_equal(merge_pin(&E, m, "c"), FC_PROTO);
+    assert_int_equal(merge_pin(&E, m, "bb"), FC_PROTO); /* no prefix match */
+    assert_int_equal(merge_pin(&E, m, "B"), FC_PROTO);
+    assert_string_equal(m->pinned, "");
+    assert_int_equal(merge_pin(&E, m, "a"), FC_OK); /* already active */
+    assert_string_equal(m->pinned, "a");
+    run_until(t + 5, active_is_b);
+    assert_true(active_is_a());
+    assert_int_equal(m->switches, 0);
+
+    assert_int_equal(merge_pin(&E, m, "b"), FC_OK);
+    t = run_until(E.test_now + 5, active_is_b);
+    assert_true(active_is_b());
+    assert_int_equal(merge_pin(&E, m, "zz"), FC_PROTO);
+    assert_string_equal(m->pinned, "b");
+    run_until(t + 20, active_is_a);
+    assert_true(active_is_b());
+    read_output();
+    check_continuous(0);
+    check_seqs();
+    assert_int_equal(encoder_changes(), 1);
+    assert_int_equal(m->switches, 1);
+    assert_int_equal(m->lost, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -551,6 +713,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_failover_and_failback, setup, teardown),
         cmocka_unit_test_setup_teardown(test_start_on_primary, setup, teardown),
         cmocka_unit_test_setup_teardown(test_new_primary_takes_over_when_aligned, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pin_promote_and_release, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pin_stream_stops, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pin_unknown_encoder, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
