@@ -131,7 +131,7 @@ bench-relay: $(BUILD)/framecast-relay $(BUILD)/bench/bench_relay
 BENCH_TOOLS := $(BUILD)/bench/listener-load $(BUILD)/bench/fanout-floor $(BUILD)/bench/latency-probe
 $(BENCH_TOOLS): $(BUILD)/bench/%: tests/bench/%.c
 	@mkdir -p $(dir $@)
-	$(CC) -std=c11 $(WARN) -O2 -g -o $@ $<
+	$(CC) -std=c11 $(WARN) -O2 -g -o $@ $< -lssl -lcrypto
 
 # Listener fan-out beside icecast2 (issue 9, docs/architecture.md §9.4), icecast2 and the edge fed
 # from it in one run, same load client: CPU µs and writes per listener-second, TTFB p50/p99, RSS
@@ -139,9 +139,10 @@ $(BENCH_TOOLS): $(BUILD)/bench/%: tests/bench/%.c
 # `make bench-fanout N=10000 RAMP=10000`. One line per variant; FAIL if a listener was not served.
 N    ?= 2000
 RAMP ?= 1000
+TLS  ?= 0
 .PHONY: bench-fanout
 bench-fanout: all $(BENCH_TOOLS)
-	FC_BUILD=$(abspath $(BUILD)) bash tests/bench/bench_fanout.sh $(N) $(RAMP)
+	FC_BUILD=$(abspath $(BUILD)) TLS=$(TLS) bash tests/bench/bench_fanout.sh $(N) $(RAMP)
 
 # Every core (issue 9): the edge's fan-out in one process (--workers 0) and with 1 and 2 workers,
 # CPU and memory (Pss) summed over all of its processes; one line each. Then the memory of an

@@ -29,7 +29,8 @@
 #      SETTLE_S (3), WINDOW_S (6), WRITES_S (2), FLOOR_MS (default: the edge's write cadence,
 #      from `framecast-edge --help` --write-interval, else EDGE_WAKE_S in edge/edge.h),
 #      ONLY (e.g. "icecast2 edge": run only those variants), EDGE_WORKERS (the edge's --workers;
-#      default: its own, one per CPU), FC_KEEP=1.
+#      default: its own, one per CPU), TLS=1 (the edge also on --listen-tls and a variant
+#      "edge-https": the same load over TLS 1.3, compared with icecast2 live), FC_KEEP=1.
 set -u
 # shellcheck disable=SC2034  # read by lib.sh
 FC_NAME=bench_fanout
@@ -43,7 +44,8 @@ OFFSET_S=${OFFSET_S:-12}
 SETTLE_S=${SETTLE_S:-3}
 WINDOW_S=${WINDOW_S:-6}
 WRITES_S=${WRITES_S:-2}
-ONLY=${ONLY:-icecast2 edge offset floor}
+TLS=${TLS:-0}
+ONLY=${ONLY:-icecast2 edge offset floor$([ "$TLS" = 1 ] && echo " https")}
 [[ "$N" =~ ^[0-9]+$ ]] && [ "$N" -ge 1 ] && [ "$N" -le 20000 ] || fc_fail "N must be 1..20000"
 [[ "$RAMP" =~ ^[0-9]+$ ]] && [ "$RAMP" -ge 1 ] || fc_fail "RAMP must be >= 1 per second"
 
@@ -155,7 +157,14 @@ variant() {
 
 ice=$(free_port)
 fc_log "load average $(bench_load); N=$N ramp=$RAMP/s; ulimit -n $(ulimit -n); perf=$HAVE_PERF"
-bench_chain "$ice" live.mp3 $((N + 100)) ${EDGE_WORKERS:+--workers "$EDGE_WORKERS"}
+TLS_ARGS=()
+if [ "$TLS" = 1 ]; then
+  TLS_PORT=$(free_port)
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+    -subj /CN=127.0.0.1 -keyout "$FC_TMP/tls.key" -out "$FC_TMP/tls.pem" 2>/dev/null || fc_fail "openssl req"
+  TLS_ARGS=(--listen-tls "127.0.0.1:$TLS_PORT" --tls-cert "$FC_TMP/tls.pem" --tls-key "$FC_TMP/tls.key")
+fi
+bench_chain "$ice" live.mp3 $((N + 100)) ${EDGE_WORKERS:+--workers "$EDGE_WORKERS"} "${TLS_ARGS[@]}"
 sleep 2
 FMS=$(floor_ms)
 
@@ -163,6 +172,9 @@ for v in $ONLY; do
   case $v in
     icecast2) variant icecast2 "$BENCH_ICE_PID" "$ice" /live.mp3 ;;
     edge) variant edge "$BENCH_EDGE_PID" "$BENCH_EDGE_PORT" /live.mp3 ;;
+    https)
+      [ "$TLS" = 1 ] || fc_fail "variant https needs TLS=1"
+      LT_TLS=1 variant edge-https "$BENCH_EDGE_PID" "$TLS_PORT" /live.mp3 ;;
     offset)
       variant "edge?offset=$OFFSET_S" "$BENCH_EDGE_PID" "$BENCH_EDGE_PORT" "/live.mp3?offset=$OFFSET_S" ;;
     floor)
