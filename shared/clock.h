@@ -7,6 +7,7 @@
 #ifndef FC_CLOCK_H
 #define FC_CLOCK_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* Current wall-clock time in µs since the Unix epoch. */
@@ -14,6 +15,10 @@ uint64_t clock_wall_us(void);
 
 /* Current CLOCK_MONOTONIC time in µs (for measurements outside an event loop). */
 uint64_t clock_mono_us(void);
+
+/* `us` (µs since the Unix epoch) as ISO 8601 UTC with milliseconds, "2026-11-30T10:00:00.123Z",
+ * into buf (n >= 25 bytes for the whole text; shorter is truncated, NUL-terminated). */
+void clock_iso_ms(uint64_t us, char *buf, size_t n);
 
 /* Duration of `samples` PCM samples at `sample_rate` Hz, in µs (rounded down). */
 static inline uint64_t clock_samples_to_us(uint64_t samples, uint32_t sample_rate)

@@ -3,6 +3,7 @@
  * /<mount>/rewind summarises the mount's rewind buffer. */
 #include <jansson.h>
 #include <time.h>
+#include "clock.h"
 #include "http.h"
 
 char *edge_api_mounts_json(struct ehttp *h)
@@ -34,21 +35,12 @@ char *edge_api_mounts_json(struct ehttp *h)
     return text;
 }
 
-static void iso_time(uint64_t pts_us, char *buf, size_t n)
-{
-    time_t t = (time_t)(pts_us / 1000000);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    size_t k = strftime(buf, n, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(buf + k, n - k, ".%03uZ", (unsigned)(pts_us % 1000000 / 1000));
-}
-
 char *edge_api_rewind_json(struct emount *m)
 {
     char first[40], last[40];
     uint64_t f = rewind_first_pts(&m->rw), l = m->rw.end_pts_us;
-    iso_time(f, first, sizeof(first));
-    iso_time(l, last, sizeof(last));
+    clock_iso_ms(f, first, sizeof(first));
+    clock_iso_ms(l, last, sizeof(last));
     json_t *root = json_pack("{s:s, s:I, s:I, s:s, s:s, s:f, s:I, s:I, s:I, s:f}", "mount",
                              m->name, "first_pts_us", (json_int_t)f, "last_pts_us", (json_int_t)l,
                              "first", first, "last", last, "seconds", f ? (l - f) / 1e6 : 0.0,

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include "clock.h"
 #include "http.h"
 
 #define HLS_PRIV_OWNER "com.apple.streaming.transportStreamTimestamp"
@@ -64,15 +65,6 @@ static const char *seg_ext(const struct emount *m)
     return m->codec == FC_CODEC_ADTS ? "aac" : "mp3";
 }
 
-static void iso_ms(uint64_t pts_us, char *buf, size_t n)
-{
-    time_t t = (time_t)(pts_us / 1000000);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    size_t k = strftime(buf, n, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(buf + k, n - k, ".%03uZ", (unsigned)(pts_us % 1000000 / 1000));
-}
-
 void hls_playlist(struct elistener *l, struct emount *m, double dvr_s)
 {
     struct ehttp *h = l->http;
@@ -99,7 +91,7 @@ void hls_playlist(struct elistener *l, struct emount *m, double dvr_s)
         char when[40];
         if (!segment_span(h, m, seg, &a, &b, &p0, &p1))
             continue;
-        iso_ms(p0, when, sizeof(when));
+        clock_iso_ms(p0, when, sizeof(when));
         n += (size_t)snprintf(pl + n, HLS_PLAYLIST_MAX - n,
                               "#EXT-X-PROGRAM-DATE-TIME:%s\n#EXTINF:%.5f,\n%s/hls/%llu.%s\n", when,
                               (p1 - p0) / 1e6, m->name, (unsigned long long)seg, seg_ext(m));

@@ -10,11 +10,7 @@
 
 #include "framer.h"
 
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond))                                                                               \
-            abort();                                                                               \
-    } while (0)
+#include "fuzz_check.h"
 
 static struct framer framers[2]; /* 32 KiB each: keep them off the stack */
 

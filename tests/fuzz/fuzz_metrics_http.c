@@ -36,13 +36,7 @@
 
 #include "../../shared/metrics_http.c"
 
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);              \
-            __builtin_trap();                                                                      \
-        }                                                                                          \
-    } while (0)
+#include "fuzz_check.h"
 
 #define BIG_BODY 40000
 #define REPLY_CAP (BIG_BODY + 4096)

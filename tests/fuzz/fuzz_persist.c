@@ -32,13 +32,7 @@
 #include <sanitizer/asan_interface.h>
 #include <stdbool.h>
 
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);              \
-            __builtin_trap();                                                                      \
-        }                                                                                          \
-    } while (0)
+#include "fuzz_check.h"
 
 /*
  * A pool for the large buffers of the files compiled in (each stream's 2 MiB reorder ring, the

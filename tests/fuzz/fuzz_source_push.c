@@ -35,13 +35,7 @@
 #include "clock.h"
 #include "text.h"
 
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);              \
-            __builtin_trap();                                                                      \
-        }                                                                                          \
-    } while (0)
+#include "fuzz_check.h"
 
 #define FZ_FD 1000 /* the fake connection's descriptor (never a real one) */
 

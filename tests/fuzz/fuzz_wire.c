@@ -27,11 +27,7 @@ static struct wire_msg m1, m2;
 static struct wire_reader reader;
 static uint8_t enc[WIRE_MAX_MSG];
 
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond))                                                                               \
-            __builtin_trap();                                                                      \
-    } while (0)
+#include "fuzz_check.h"
 
 static void init_once(void)
 {
