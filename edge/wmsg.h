@@ -76,6 +76,9 @@ struct wrec_station {
 
 struct wrec_counts {
     uint32_t connections;      /* open HTTP connections on the worker */
+    double cpu_s;              /* its CPU time (s), resident memory (bytes), open fds; read */
+    uint64_t rss_bytes;        /* from /proc about once a second */
+    uint32_t fds;
     struct http_counters c;    /* its HTTP counters, whole */
     uint32_t n;                /* struct wrec_mcount that follow */
 } __attribute__((packed));

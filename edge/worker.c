@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 #include "edge.h"
+#include "stats.h"
 #include "wmsg.h"
 
 #define WORKER_BAD_RECORD 3 /* exit status: out of step with the core */
@@ -35,6 +36,8 @@ struct worker {
                         sizeof(struct wrec_mcount) * EDGE_MAX_MOUNTS];
     size_t last_counts_len;
     double last_counts_at;
+    struct proc_stats proc;    /* its /proc figures, read about once a second */
+    double proc_at;
     uint8_t rx[WMSG_DGRAM_MAX + 4096]; /* records are received here */
 };
 
@@ -250,7 +253,13 @@ static bool forward(void *ctx, struct elistener *l, const char *req, size_t len)
 static void on_counts(EV_P_ ev_timer *t, int revents)
 {
     struct worker *w = container_of(t, struct worker, counts);
-    struct wrec_counts c = {.connections = w->h->n_listeners, .c = w->h->c};
+    double t_proc = ev_now(EV_A);
+    if (t_proc - w->proc_at >= 1.0) {
+        proc_self(&w->proc);
+        w->proc_at = t_proc;
+    }
+    struct wrec_counts c = {.connections = w->h->n_listeners, .cpu_s = w->proc.cpu_s,
+                            .rss_bytes = w->proc.rss_bytes, .fds = w->proc.fds, .c = w->h->c};
     uint8_t now[sizeof(w->last_counts)];
     size_t len = sizeof(struct wrec_head) + sizeof(c);
     for (struct hmount *hm = w->h->hmounts; hm && c.n < EDGE_MAX_MOUNTS; hm = hm->next) {

@@ -322,6 +322,9 @@ static void on_counts(struct wproc *w, const uint8_t *p, size_t len)
         set_count(w, mc.mount, mc.listeners, mc.icy);
     }
     w->connections = c.connections;
+    w->cpu_s = c.cpu_s;
+    w->rss_bytes = c.rss_bytes;
+    w->fds = c.fds;
     w->c = c.c;
     total_connections(w->sup);
 }
@@ -549,7 +552,8 @@ static size_t remote_snaps(void *ctx, struct http_snap *out, size_t max)
     for (uint32_t i = 0; i < s->n && n < max; i++) {
         const struct wproc *w = &s->w[i];
         out[n++] = (struct http_snap){.worker = w->num, .up = running(w), .restarts = w->restarts,
-                                      .connections = w->connections, .c = w->c};
+                                      .connections = w->connections, .cpu_s = w->cpu_s,
+                                      .rss_bytes = w->rss_bytes, .fds = w->fds, .c = w->c};
     }
     return n;
 }

@@ -40,6 +40,9 @@ struct wproc {
     uint8_t *q;                        /* records not yet sent (owned) */
     size_t q_off, q_len, q_cap;
     uint32_t connections;              /* from its last WREC_COUNTS */
+    double cpu_s;                      /* ... its CPU time, memory and fds */
+    uint64_t rss_bytes;
+    uint32_t fds;
     struct http_counters c;            /* ... its HTTP counters */
     struct wcount {
         uint32_t n, icy;

@@ -199,7 +199,7 @@ void prom_histogram_series(struct prom *p, const char *prefix, const char *metri
                 labels, (unsigned long long)cum);
 }
 
-void prom_process(struct prom *p)
+void proc_self(struct proc_stats *out)
 {
     long hz = sysconf(_SC_CLK_TCK), page = sysconf(_SC_PAGESIZE);
     unsigned long long ut = 0, st = 0, start = 0, rss = 0;
@@ -232,15 +232,25 @@ void prom_process(struct prom *p)
         closedir(d);
         fds -= 3; /* ".", ".." and the directory's own descriptor */
     }
+    out->cpu_s = (double)(ut + st) / (double)hz;
+    out->rss_bytes = rss * (unsigned long long)page;
+    out->fds = fds > 0 ? (uint32_t)fds : 0;
+    out->start_s = boot + (double)start / (double)hz;
+}
+
+void prom_process(struct prom *p)
+{
+    struct proc_stats ps;
+    proc_self(&ps);
     prom_printf(p, "# HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.\n"
                    "# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total %.2f\n",
-                (double)(ut + st) / (double)hz);
+                ps.cpu_s);
     prom_printf(p, "# HELP process_resident_memory_bytes Resident memory size in bytes.\n"
                    "# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes %llu\n",
-                rss * (unsigned long long)page);
+                (unsigned long long)ps.rss_bytes);
     prom_printf(p, "# HELP process_open_fds Number of open file descriptors.\n"
-                   "# TYPE process_open_fds gauge\nprocess_open_fds %d\n", fds);
+                   "# TYPE process_open_fds gauge\nprocess_open_fds %u\n", ps.fds);
     prom_printf(p, "# HELP process_start_time_seconds Start time of the process since unix epoch in seconds.\n"
                    "# TYPE process_start_time_seconds gauge\nprocess_start_time_seconds %.2f\n",
-                boot + (double)start / (double)hz);
+                ps.start_s);
 }

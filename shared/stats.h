@@ -84,6 +84,16 @@ void prom_histogram_series(struct prom *p, const char *prefix, const char *metri
                            const char *labels, const double *le, size_t n_le,
                            const uint64_t *counts, double sum);
 
+/* This process's CPU time (s, user + system), resident memory (bytes) and open descriptors,
+ * from /proc/self; zeros where a file cannot be read. */
+struct proc_stats {
+    double cpu_s;
+    uint64_t rss_bytes;
+    uint32_t fds;
+    double start_s;   /* start time, seconds since the epoch */
+};
+void proc_self(struct proc_stats *out);
+
 /* The process's own standard metrics (process_cpu_seconds_total, process_resident_memory_bytes,
  * process_open_fds, process_start_time_seconds), from /proc/self. */
 void prom_process(struct prom *p);

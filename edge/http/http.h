@@ -339,6 +339,9 @@ struct http_snap {
     bool up;
     uint32_t restarts;
     uint32_t connections;              /* open HTTP connections */
+    double cpu_s;                      /* the process's CPU time (s), resident memory (bytes), */
+    uint64_t rss_bytes;                /* open fds (shared/stats.h proc_self) */
+    uint32_t fds;
     struct http_counters c;
 };
 struct http_mount_snap {

@@ -53,6 +53,12 @@ static const struct stat_def http_stats[] = {
      STAT_COUNTER, STAT_U32, offsetof(struct http_snap, restarts), NULL, 0},
     {"connections", "http_connections", "Open HTTP connections.", STAT_GAUGE, STAT_U32,
      offsetof(struct http_snap, connections), NULL, 0},
+    {"cpu_s", "worker_cpu_seconds_total", "CPU time of the process serving these listeners.",
+     STAT_COUNTER, STAT_DOUBLE, offsetof(struct http_snap, cpu_s), NULL, 0},
+    {"rss_bytes", "worker_resident_memory_bytes", "Its resident memory (shared slabs included).",
+     STAT_GAUGE, STAT_U64, offsetof(struct http_snap, rss_bytes), NULL, 0},
+    {"fds", "worker_open_fds", "Its open file descriptors.", STAT_GAUGE, STAT_U32,
+     offsetof(struct http_snap, fds), NULL, 0},
     {"listeners_total", "listener_connections_total", "Listeners that started streaming.",
      STAT_COUNTER, C(listeners_total)},
     {"http_errors", "http_errors_total", "HTTP answers with status 400 or above.", STAT_COUNTER,
@@ -78,7 +84,10 @@ static size_t local_snaps(struct ehttp *h, struct http_snap *out)
 {
     if (h->remote_snaps)
         return h->remote_snaps(h->extra_ctx, out, SNAPS_MAX);
+    struct proc_stats ps;
+    proc_self(&ps);
     out[0] = (struct http_snap){.worker = h->worker, .up = true, .connections = h->n_listeners,
+                                .cpu_s = ps.cpu_s, .rss_bytes = ps.rss_bytes, .fds = ps.fds,
                                 .c = h->c};
     return 1;
 }
