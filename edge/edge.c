@@ -47,6 +47,37 @@ static enum fc_err listen_tls(struct ehttp *h)
     return FC_OK;
 }
 
+/* --takeover: the old process's listening sockets, one per worker (or this process's). */
+static void inherit(struct edge *e)
+{
+    struct edge_handoff *ho = &e->ho;
+    uint32_t slots = e->workers ? e->workers : 1;
+    for (int i = 0; i < ho->n_listen_in; i++) {
+        int fd = ho->listen_in[i];
+        if ((uint32_t)i >= slots) {
+            log_warn(&e->core.log, "takeover: fewer workers than before: a listening socket "
+                     "closed (connections waiting in it are refused)");
+            close(fd);
+        } else if (e->workers) {
+            e->sup.inherit_fd[i] = fd;
+        } else {
+            edge_http_listen(&e->http, fd);
+        }
+    }
+    for (int i = 0; i < ho->n_tls_in; i++) {
+        int fd = ho->tls_in[i];
+        if ((uint32_t)i >= slots || !e->http.opt.has_tls)
+            close(fd);
+        else if (e->workers)
+            e->sup.inherit_tls_fd[i] = fd;
+        else
+            edge_http_listen_tls(&e->http, fd);
+    }
+    ho->n_listen_in = ho->n_tls_in = 0;
+    if (!e->workers && e->http.opt.has_tls && e->http.tls_fd < 0)
+        listen_tls(&e->http);
+}
+
 enum fc_err edge_start(struct edge *e, struct ev_loop *loop)
 {
     struct ehttp *h = &e->http;
@@ -79,13 +110,22 @@ enum fc_err edge_start(struct edge *e, struct ev_loop *loop)
     if (core_start(&e->core, loop) != FC_OK)
         return FC_NOMEM;
     static_load(h);
+    if (e->ho.takeover && edge_handoff_take(e) != FC_OK)
+        return FC_IO;
     if (e->workers) {
         edge_http_init(h);
+        inherit(e);
         if (workers_start(&e->sup) != FC_OK)
             return FC_IO;
+    } else if (e->ho.n_listen_in) {
+        edge_http_init(h);
+        inherit(e);
+        log_info(h->log, "listening http=%s (taken over)", h->opt.listen.text);
     } else if (edge_http_start(h) != FC_OK || listen_tls(h) != FC_OK) {
         return FC_IO;
     }
+    if (e->ho.takeover)
+        edge_handoff_adopt(e);
     char ids[MAC_KEYRING_IDS_MAX];
     log_info(&e->core.log, "started node=%s workers=%u keys=%s", e->core.opt.node, e->workers,
              mac_keyring_ids(&e->core.keys, ids));
@@ -94,6 +134,7 @@ enum fc_err edge_start(struct edge *e, struct ev_loop *loop)
 
 void edge_free(struct edge *e)
 {
+    edge_handoff_free(e);
     core_log_stats(&e->core);
     workers_stop(&e->sup);
     core_stop(&e->core);

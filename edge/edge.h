@@ -9,6 +9,7 @@
 
 #include "core/core.h"
 #include "http/http.h"
+#include "edge_handoff.h"
 #include "workers.h"
 
 #define EDGE_STATS_EVERY_S 60.0
@@ -22,6 +23,7 @@ struct edge {
     ev_timer stats;                    /* `stats` log lines every EDGE_STATS_EVERY_S */
     ev_signal sigint, sigterm;
     ev_signal sighup;                  /* re-read the --key files */
+    struct edge_handoff ho;            /* --control / --takeover (edge_handoff.c) */
 };
 
 /* Start the core (loading --rewind-dir), listening, then the relay links; the options in

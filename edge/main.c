@@ -50,6 +50,9 @@ static void usage(FILE *out)
             "  --web-root DIR        files of the web player (default: web/ beside build/)\n"
             "  --rewind-dir DIR      keep each mount's rewind buffer there across restarts\n"
             "  --rewind-save-every S save it this often (default 60; also on clean shutdown)\n"
+            "  --control PATH        a unix socket where a successor may take over (handoff restart)\n"
+            "  --takeover PATH       take over from the edge whose --control is PATH: its listeners,\n"
+            "                        buffers and links, without a gap (same flags otherwise)\n"
             "  --node NAME           name in HELLO and logs (default: hostname)\n"
             "  --log-json            JSON log lines\n"
             "  --config FILE         JSON object of the same options\n",
@@ -84,7 +87,7 @@ static bool log_json; /* --log-json */
 static void parse_args(struct edge *e, int argc, char **argv)
 {
     enum { O_LISTEN = 1, O_RELAY, O_KEY, O_BURST, O_REORDER, O_REWIND, O_TIMEOUT, O_SKEW,
-           O_LAG, O_NODE, O_JSON, O_FAILBACK, O_GRACE, O_WINTERVAL, O_SILENCE, O_SILENCE_DB, O_SOURCELESS, O_WEBHOOK, O_RWDIR, O_RWEVERY, O_METAINT, O_HLSSEG, O_HLSGROUP, O_WEBROOT, O_WORKERS, O_APITOKENS, O_TLSLISTEN, O_TLSCERT, O_TLSKEY };
+           O_LAG, O_NODE, O_JSON, O_FAILBACK, O_GRACE, O_WINTERVAL, O_SILENCE, O_SILENCE_DB, O_SOURCELESS, O_WEBHOOK, O_RWDIR, O_RWEVERY, O_METAINT, O_HLSSEG, O_HLSGROUP, O_WEBROOT, O_WORKERS, O_APITOKENS, O_TLSLISTEN, O_TLSCERT, O_TLSKEY, O_CONTROL, O_TAKEOVER };
     static const struct option opts[] = {
         {"listen", required_argument, 0, O_LISTEN},   {"relay", required_argument, 0, O_RELAY},
         {"key", required_argument, 0, O_KEY},         {"burst", required_argument, 0, O_BURST},
@@ -110,6 +113,8 @@ static void parse_args(struct edge *e, int argc, char **argv)
         {"tls-cert", required_argument, 0, O_TLSCERT},
         {"tls-key", required_argument, 0, O_TLSKEY},
         {"rewind-save-every", required_argument, 0, O_RWEVERY},
+        {"control", required_argument, 0, O_CONTROL},
+        {"takeover", required_argument, 0, O_TAKEOVER},
         {"help", no_argument, 0, 'h'},                {0, 0, 0, 0}};
     struct core_opts *co = &e->core.opt;
     struct http_opts *ho = &e->http.opt;
@@ -238,6 +243,13 @@ static void parse_args(struct edge *e, int argc, char **argv)
         case O_JSON:
             log_json = true;
             break;
+        case O_CONTROL:
+            e->ho.control = optarg;
+            break;
+        case O_TAKEOVER:
+            e->ho.takeover = optarg;
+            co->taking_over = true;
+            break;
         case 'h':
             usage(stdout);
             exit(0);
@@ -276,7 +288,7 @@ int main(int argc, char **argv)
     log_init(&edge.core.log, "edge", log_json);
     struct ev_loop *loop = ev_default_loop(0);
     int rc = 0;
-    if (edge_start(&edge, loop) != FC_OK)
+    if (edge_start(&edge, loop) != FC_OK || edge_handoff_listen(&edge) != FC_OK)
         rc = CLI_EXIT_RUNTIME;
     else
         ev_run(loop, 0);

@@ -34,7 +34,22 @@ enum wrec_type {
     WREC_LISTENERS,   /* worker → core: u32 query, then n × struct api_listener */
     WREC_DONE,        /* worker → core: struct wrec_done (the query's last record) */
     WREC_TLS_RELOAD,  /* core → worker: read the certificate and key again (no payload) */
+    /* Handoff restart (edge/handoff.c, docs/architecture.md §8.4): */
+    WREC_HANDOFF,     /* core → worker: pause and hand over every listener (no payload) */
+    WREC_HANDED,      /* worker → core: u8 what (WHAND_*), then a carry record; + the socket */
+    WREC_HANDED_END,  /* worker → core: all handed (no payload) */
+    WREC_COMMIT,      /* core → worker: the new process has them all: exit at once, silently */
+    WREC_RESUME,      /* core → worker: the handoff failed: resume the paused listeners */
+    WREC_ADOPT,       /* core → worker (the new process): a carry record; + the socket */
 };
+
+enum { WHAND_LISTENER = 0, WHAND_LISTEN = 1, WHAND_LISTEN_TLS = 2 };
+
+/* Send one record (`len` payload bytes, at most WMSG_DGRAM_MAX - header) with `pass_fd` (-1 =
+ * none) on the socketpair `fd`, waiting up to `timeout_s` for room (edge/wmsg.c). 0, or -1 with
+ * errno (ETIMEDOUT, EPIPE, EMSGSIZE). */
+int wmsg_send(int fd, uint16_t type, uint32_t mount, const void *p, size_t len, int pass_fd,
+              double timeout_s);
 
 struct wrec_query {
     uint32_t query;   /* id to answer with */

@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 #include "edge.h"
+#include "handoff.h"
 #include "stats.h"
 #include "wmsg.h"
 
@@ -39,6 +40,7 @@ struct worker {
     struct proc_stats proc;    /* its /proc figures, read about once a second */
     double proc_at;
     uint8_t rx[WMSG_DGRAM_MAX + 4096]; /* records are received here */
+    bool handing;              /* handoff: listeners paused and handed, awaiting commit */
 };
 
 static void fail(struct worker *w, const char *why, uint32_t id)
@@ -165,6 +167,79 @@ static void on_query(struct worker *w, const uint8_t *p, size_t len)
     send_rec(w, WREC_DONE, &d, sizeof(d), NULL, 0);
 }
 
+/* ---- handoff restart (docs/architecture.md §8.4) ---- */
+
+static bool hand_one(struct worker *w, uint8_t what, struct elistener *l, int fd, uint8_t *buf)
+{
+    struct ho_buf b = {.p = buf, .cap = WMSG_DGRAM_MAX - sizeof(struct wrec_head)};
+    ho_put_u8(&b, what);
+    if (l)
+        carry_export(l, &b);
+    if (b.bad || wmsg_send(w->fd, WREC_HANDED, 0, b.p, b.len, fd, HANDOFF_TIMEOUT_S) < 0) {
+        log_warn(&w->c->log, "worker=%u handoff: cannot hand %s over: %s", w->num,
+                 l ? l->peer : "a listening socket", b.bad ? "record too big" : strerror(errno));
+        return false;
+    }
+    return true;
+}
+
+/* Stop accepting, pause every listener that can be carried and hand it to the core (which sends
+ * it on to the new process); the paused ones stay here until WREC_COMMIT or WREC_RESUME. */
+static void on_handoff(struct worker *w)
+{
+    struct ehttp *h = w->h;
+    uint8_t *buf = malloc(WMSG_DGRAM_MAX);
+    if (!buf)
+        fail(w, "out of memory", 0);
+    ev_io_stop(w->loop, &h->accept_w);
+    if (h->tls_fd >= 0)
+        ev_io_stop(w->loop, &h->tls_accept_w);
+    w->handing = true;
+    uint32_t n = 0, kept = 0;
+    hand_one(w, WHAND_LISTEN, NULL, h->listen_fd, buf);
+    if (h->tls_fd >= 0)
+        hand_one(w, WHAND_LISTEN_TLS, NULL, h->tls_fd, buf);
+    for (struct list_node *it = h->all.next; it != &h->all; it = it->next) {
+        struct elistener *l = container_of(it, struct elistener, alink);
+        if (!carry_can(l)) {
+            kept++;
+            continue;
+        }
+        carry_pause(l);
+        n += hand_one(w, WHAND_LISTENER, l, l->fd, buf);
+    }
+    free(buf);
+    wmsg_send(w->fd, WREC_HANDED_END, 0, NULL, 0, -1, HANDOFF_TIMEOUT_S);
+    log_info(&w->c->log, "worker=%u handoff: handed listeners=%u not carried=%u (HTTPS or busy)",
+             w->num, n, kept);
+}
+
+static void on_resume(struct worker *w)
+{
+    struct ehttp *h = w->h;
+    w->handing = false;
+    struct list_node *it = h->all.next;
+    while (it != &h->all) {
+        struct elistener *l = container_of(it, struct elistener, alink);
+        it = it->next; /* resuming may close it */
+        carry_resume(l);
+    }
+    ev_io_start(w->loop, &h->accept_w);
+    if (h->tls_fd >= 0)
+        ev_io_start(w->loop, &h->tls_accept_w);
+    log_info(&w->c->log, "worker=%u handoff failed: serving on", w->num);
+}
+
+static void on_adopt(struct worker *w, const uint8_t *p, size_t len, int *fd)
+{
+    const char *why;
+    if (*fd < 0)
+        fail(w, "adopt record without a socket", 0);
+    if (carry_adopt(w->h, *fd, p, len, &why) != FC_OK)
+        log_warn(&w->c->log, "worker=%u handoff: listener not adopted: %s", w->num, why);
+    *fd = -1;
+}
+
 static void apply(struct worker *w, const uint8_t *p, size_t n, int *fd)
 {
     size_t off = 0;
@@ -185,6 +260,10 @@ static void apply(struct worker *w, const uint8_t *p, size_t n, int *fd)
         case WREC_STATION: on_station(w, replica(w, hd.mount), q, hd.len); break;
         case WREC_QUERY: on_query(w, q, hd.len); break;
         case WREC_TLS_RELOAD: tls_reload(w->h); break;
+        case WREC_HANDOFF: on_handoff(w); break;
+        case WREC_COMMIT: _exit(0); /* the new process holds every carried socket */
+        case WREC_RESUME: on_resume(w); break;
+        case WREC_ADOPT: on_adopt(w, q, hd.len, fd); break;
         default: fail(w, "unknown record", hd.mount);
         }
     }
@@ -337,6 +416,11 @@ void worker_main(void *ctx, uint32_t num, int fd)
     default_signals();
     int keep[EDGE_MAX_MOUNTS + 4], nk = 0;
     keep[nk++] = fd;
+    int in_fd = e->sup.inherit_fd[num - 1], in_tls = e->sup.inherit_tls_fd[num - 1];
+    if (in_fd >= 0)
+        keep[nk++] = in_fd;
+    if (in_tls >= 0)
+        keep[nk++] = in_tls;
     for (struct emount *m = e->core.mounts; m && nk < EDGE_MAX_MOUNTS + 4; m = m->next)
         keep[nk++] = m->rw.fd;
     close_others(keep, nk);
@@ -380,14 +464,14 @@ void worker_main(void *ctx, uint32_t num, int fd)
     h->forward = forward;
     h->forward_ctx = &w;
     edge_http_init(h);
-    int lfd = net_tcp_listen_shared(&h->opt.listen, true);
+    int lfd = in_fd >= 0 ? in_fd : net_tcp_listen_shared(&h->opt.listen, true);
     if (lfd < 0) {
         log_error(&e->core.log, "worker=%u listen %s: %s", num, h->opt.listen.text, strerror(errno));
         _exit(1);
     }
     edge_http_listen(h, lfd);
     if (h->opt.has_tls) {
-        int tfd = net_tcp_listen_shared(&h->opt.listen_tls, true);
+        int tfd = in_tls >= 0 ? in_tls : net_tcp_listen_shared(&h->opt.listen_tls, true);
         if (tfd < 0) {
             log_error(&e->core.log, "worker=%u listen %s: %s", num, h->opt.listen_tls.text,
                       strerror(errno));

@@ -40,7 +40,7 @@ static struct emount *mount_by_id(struct wsup *s, uint32_t id)
 
 /* ---- the queue of records to one worker ---- */
 
-static bool running(const struct wproc *w)
+bool wproc_running(const struct wproc *w)
 {
     return w->pid > 0 && w->fd >= 0;
 }
@@ -89,7 +89,7 @@ static uint8_t *reserve(struct wproc *w, size_t n)
     return p;
 }
 
-static void put(struct wproc *w, uint16_t type, uint32_t mount, const void *a, size_t alen,
+void wproc_put(struct wproc *w, uint16_t type, uint32_t mount, const void *a, size_t alen,
                 const void *b, size_t blen)
 {
     struct wrec_head hd = {.type = type, .len = (uint16_t)(alen + blen), .mount = mount};
@@ -113,7 +113,7 @@ static void announce(struct wproc *w, struct emount *m)
     memcpy(r.name, m->name, sizeof(r.name));
     r.codec = (uint8_t)m->rw.codec;
     r.keep_us = m->rw.keep_us;
-    put(w, WREC_MOUNT, m->id, &r, sizeof(r), NULL, 0);
+    wproc_put(w, WREC_MOUNT, m->id, &r, sizeof(r), NULL, 0);
     m->workers_known |= bit;
 }
 
@@ -122,11 +122,11 @@ static void broadcast(struct wsup *s, struct emount *m, uint16_t type, const voi
 {
     for (uint32_t i = 0; i < s->n; i++) {
         struct wproc *w = &s->w[i];
-        if (!running(w))
+        if (!wproc_running(w))
             continue;
         announce(w, m);
-        if (running(w))
-            put(w, type, m->id, a, alen, b, blen);
+        if (wproc_running(w))
+            wproc_put(w, type, m->id, a, alen, b, blen);
     }
 }
 
@@ -178,9 +178,9 @@ static size_t next_dgram(struct wproc *w, int *pass_fd)
     return end;
 }
 
-static void flush_one(struct wproc *w)
+void wproc_flush(struct wproc *w)
 {
-    while (running(w) && w->q_off < w->q_len) {
+    while (wproc_running(w) && w->q_off < w->q_len) {
         int pass_fd;
         size_t end = next_dgram(w, &pass_fd);
         if (send_dgram(w->fd, w->q + w->q_off, end - w->q_off, pass_fd) < 0) {
@@ -201,13 +201,13 @@ static void on_flush(EV_P_ ev_prepare *p, int revents)
 {
     struct wsup *s = container_of(p, struct wsup, flush);
     for (uint32_t i = 0; i < s->n; i++)
-        if (running(&s->w[i]) && s->w[i].q_len > s->w[i].q_off && !ev_is_active(&s->w[i].wio))
-            flush_one(&s->w[i]);
+        if (wproc_running(&s->w[i]) && s->w[i].q_len > s->w[i].q_off && !ev_is_active(&s->w[i].wio))
+            wproc_flush(&s->w[i]);
 }
 
 static void on_writable(EV_P_ ev_io *io, int revents)
 {
-    flush_one(container_of(io, struct wproc, wio));
+    wproc_flush(container_of(io, struct wproc, wio));
 }
 
 /* ---- the core's hooks ---- */
@@ -381,10 +381,10 @@ static uint32_t query_workers(void *ctx, uint32_t query, int kind, const char *m
         struct wproc *w = &s->w[i];
         if (kind == API_QUERY_KICK && (uint32_t)(id >> 40) != w->num)
             continue; /* a listener id names its worker */
-        if (!running(w))
+        if (!wproc_running(w))
             continue;
-        put(w, WREC_QUERY, 0, &q, sizeof(q), NULL, 0);
-        asked += running(w);
+        wproc_put(w, WREC_QUERY, 0, &q, sizeof(q), NULL, 0);
+        asked += wproc_running(w);
     }
     return asked;
 }
@@ -402,7 +402,7 @@ static void on_readable(EV_P_ ev_io *io, int revents)
 {
     struct wproc *w = container_of(io, struct wproc, rio);
     uint8_t *buf = w->sup->rx;
-    for (int k = 0; k < 64 && running(w); k++) {
+    for (int k = 0; k < 64 && wproc_running(w); k++) {
         union {
             struct cmsghdr h;
             char buf[CMSG_SPACE(sizeof(int))];
@@ -432,10 +432,15 @@ static void on_readable(EV_P_ ev_io *io, int revents)
             on_listeners(w, buf + sizeof(hd), hd.len);
         if (hd.type == WREC_DONE)
             on_done(w, buf + sizeof(hd), hd.len);
-        if (hd.type == WREC_FORWARD)
+        if (hd.type == WREC_FORWARD) {
             on_forward(w, buf + sizeof(hd), hd.len, fd);
-        else if (fd >= 0)
+        } else if ((hd.type == WREC_HANDED || hd.type == WREC_HANDED_END) && w->sup->handed) {
+            if (hd.type == WREC_HANDED_END)
+                w->handing = false;
+            w->sup->handed(w->sup->handed_ctx, w, hd.type, buf + sizeof(hd), hd.len, fd);
+        } else if (fd >= 0) {
             close(fd);
+        }
     }
 }
 
@@ -469,6 +474,10 @@ static void on_child(EV_P_ ev_child *c, int revents)
     w->pid = 0;
     w->q_off = w->q_len = 0;
     clear_counts(w);
+    if (w->handing && s->handed) { /* a handoff waits for it: it has nothing more to hand */
+        w->handing = false;
+        s->handed(s->handed_ctx, w, WREC_HANDED_END, NULL, 0, -1);
+    }
     uint64_t bit = 1ull << (w->num - 1);
     for (struct emount *m = s->core->mounts; m; m = m->next)
         m->workers_known &= ~bit;
@@ -538,7 +547,7 @@ static json_t *workers_json(void *ctx)
         const struct wproc *w = &s->w[i];
         json_array_append_new(
             arr, json_pack("{s:i, s:i, s:b, s:i, s:I, s:I, s:i}", "worker", (int)w->num, "pid",
-                           (int)w->pid, "up", running(w), "connections", (int)w->connections,
+                           (int)w->pid, "up", wproc_running(w), "connections", (int)w->connections,
                            "listeners_total", (json_int_t)w->c.listeners_total, "http_errors",
                            (json_int_t)w->c.http_errors, "restarts", (int)w->restarts));
     }
@@ -551,7 +560,7 @@ static size_t remote_snaps(void *ctx, struct http_snap *out, size_t max)
     size_t n = 0;
     for (uint32_t i = 0; i < s->n && n < max; i++) {
         const struct wproc *w = &s->w[i];
-        out[n++] = (struct http_snap){.worker = w->num, .up = running(w), .restarts = w->restarts,
+        out[n++] = (struct http_snap){.worker = w->num, .up = wproc_running(w), .restarts = w->restarts,
                                       .connections = w->connections, .cpu_s = w->cpu_s,
                                       .rss_bytes = w->rss_bytes, .fds = w->fds, .c = w->c};
     }
@@ -595,6 +604,8 @@ void workers_init(struct wsup *s, struct core *c, struct ehttp *h, uint32_t n)
     h->remote_mount_snaps = remote_mount_snaps;
     h->extra_ctx = s;
     s->listen_fd = -1;
+    for (uint32_t i = 0; i < WORKERS_MAX; i++)
+        s->inherit_fd[i] = s->inherit_tls_fd[i] = -1;
 }
 
 enum fc_err workers_start(struct wsup *s)
@@ -606,14 +617,16 @@ enum fc_err workers_start(struct wsup *s)
     /* Each worker listens with SO_REUSEPORT (worker.c): the kernel spreads connections evenly,
      * where a shared accept queue lets whichever worker wakes first take them all. Bind once
      * here so a taken address fails at start, then let go. */
-    int probe = net_tcp_listen_shared(&h->opt.listen, true);
-    if (probe < 0) {
+    bool taken = s->inherit_fd[0] >= 0; /* handoff: no probe joins the listening group */
+    int probe = taken ? -1 : net_tcp_listen_shared(&h->opt.listen, true);
+    if (probe < 0 && !taken) {
         log_error(&c->log, "listen %s: %s", h->opt.listen.text, strerror(errno));
         return FC_IO;
     }
-    close(probe);
+    if (probe >= 0)
+        close(probe);
     s->listen_fd = -1;
-    if (h->opt.has_tls) {
+    if (h->opt.has_tls && !taken) {
         probe = net_tcp_listen_shared(&h->opt.listen_tls, true);
         if (probe < 0) {
             log_error(&c->log, "listen %s: %s", h->opt.listen_tls.text, strerror(errno));
@@ -636,14 +649,21 @@ enum fc_err workers_start(struct wsup *s)
         if (!w->pid)
             return FC_IO;
     }
+    for (uint32_t i = 0; i < WORKERS_MAX; i++) { /* taken over: now the workers' alone */
+        if (s->inherit_fd[i] >= 0)
+            close(s->inherit_fd[i]);
+        if (s->inherit_tls_fd[i] >= 0)
+            close(s->inherit_tls_fd[i]);
+        s->inherit_fd[i] = s->inherit_tls_fd[i] = -1;
+    }
     return FC_OK;
 }
 
 void workers_tls_reload(struct wsup *s)
 {
     for (uint32_t i = 0; i < s->n; i++)
-        if (running(&s->w[i]))
-            put(&s->w[i], WREC_TLS_RELOAD, 0, "", 0, NULL, 0);
+        if (wproc_running(&s->w[i]))
+            wproc_put(&s->w[i], WREC_TLS_RELOAD, 0, "", 0, NULL, 0);
 }
 
 void workers_stop(struct wsup *s)

@@ -51,6 +51,7 @@ struct wproc {
     uint32_t restarts;
     double backoff_s;
     double started;                    /* ev_now of its fork */
+    bool handing;                      /* handoff: asked to hand over, not done yet */
 };
 
 struct wsup {
@@ -67,6 +68,14 @@ struct wsup {
     /* Runs in a new worker right after fork (num, its socket); must not return. */
     void (*child_main)(void *ctx, uint32_t num, int fd);
     void *child_ctx;
+    /* Handoff (edge/handoff.c): a WREC_HANDED record (its payload and socket `fd`, owned) or
+     * WREC_HANDED_END (also when a worker asked to hand over dies) from worker `w`. */
+    void (*handed)(void *ctx, struct wproc *w, uint16_t type, const uint8_t *p, size_t len,
+                   int fd);
+    void *handed_ctx;
+    /* Handoff, the new process: listening sockets taken over, given to workers 1..n at their
+     * first fork (-1 = the worker listens itself), then closed here. */
+    int inherit_fd[WORKERS_MAX], inherit_tls_fd[WORKERS_MAX];
 };
 
 /* Set the core's hooks (records to the workers, then the core process's own HTTP side `h`,
@@ -80,6 +89,22 @@ enum fc_err workers_start(struct wsup *s);
 
 /* Tell every worker to read --tls-cert / --tls-key again (SIGHUP). */
 void workers_tls_reload(struct wsup *s);
+
+/* Internal to workers.c and workers_carry.c. */
+bool wproc_running(const struct wproc *w);
+void wproc_put(struct wproc *w, uint16_t type, uint32_t mount, const void *a, size_t alen,
+               const void *b, size_t blen);
+void wproc_flush(struct wproc *w);
+
+/* workers_carry.c, handoff restart (docs/architecture.md §8.4). The old process:
+ * workers_hand_begin sends every queued record, then WREC_HANDOFF to each running worker (their
+ * records come back through s->handed); returns how many were asked. workers_hand_end: WREC_COMMIT
+ * (the new process confirmed: they exit) or WREC_RESUME, sent before returning. The new process:
+ * workers_adopt sends the carry record `p` and socket `fd` (closed here) to worker `num`
+ * (1..n); false if it could not. All wait at most HANDOFF_TIMEOUT_S per record. */
+uint32_t workers_hand_begin(struct wsup *s);
+void workers_hand_end(struct wsup *s, bool commit);
+bool workers_adopt(struct wsup *s, uint32_t num, const uint8_t *p, size_t len, int fd);
 
 /* Stop the workers (SIGTERM, then SIGKILL after 2 s) and free the queues. */
 void workers_stop(struct wsup *s);

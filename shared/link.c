@@ -372,3 +372,23 @@ void link_free(struct link *l)
     l->rd = NULL;
     l->msg = NULL;
 }
+
+void link_pause(struct link *l)
+{
+    l->paused_retry = ev_is_active(&l->retry);
+    ev_io_stop(l->loop, &l->rio);
+    ev_timer_stop(l->loop, &l->beat);
+    ev_timer_stop(l->loop, &l->retry);
+}
+
+void link_resume(struct link *l)
+{
+    if (l->fd >= 0) {
+        l->last_rx = ev_now(l->loop);
+        ev_io_start(l->loop, &l->rio);
+        ev_timer_start(l->loop, &l->beat);
+    } else if (l->paused_retry) {
+        ev_timer_start(l->loop, &l->retry);
+    }
+    l->paused_retry = false;
+}

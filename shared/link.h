@@ -83,6 +83,7 @@ struct link {
     bool keep_queue;             /* outbound: keep queued messages across reconnects */
     struct log_limit ll;         /* rate limit for bad-message logs */
     struct link_stats st;
+    bool paused_retry;           /* link_pause() stopped a pending reconnect */
 };
 
 /*
@@ -115,6 +116,12 @@ void link_close(struct link *l, const char *why);
 
 /* Stop for good: close, stop timers, no more callbacks. Then link_free() may be called. */
 void link_stop(struct link *l);
+
+/* Handoff restart (docs/architecture.md §8.4): stop reading, heartbeats and reconnects without
+ * closing (bytes the peer sends wait in the kernel); link_resume() goes on as if nothing
+ * happened (the silence is not held against the peer). */
+void link_pause(struct link *l);
+void link_resume(struct link *l);
 
 /* Release memory. The link must be stopped. */
 void link_free(struct link *l);

@@ -21,7 +21,8 @@ enum fc_err core_start(struct core *e, struct ev_loop *loop)
     ev_timer_init(&e->tick, on_tick, EDGE_TICK_S, EDGE_TICK_S);
     ev_timer_start(loop, &e->tick);
     if (e->opt.rewind_dir) {
-        persist_load_all(e);
+        if (!e->opt.taking_over)
+            persist_load_all(e);
         persist_start(e);
     }
     return FC_OK;

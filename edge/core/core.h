@@ -117,6 +117,7 @@ struct emount {
     uint64_t out_next_pts_us;          /* re-stamped PTS of the next output frame */
     double sourceless_since;           /* core_now no stream was healthy since, 0 = has one */
     bool sourceless_alerted;           /* the sourceless alert went out */
+    uint64_t carry_abs_end;            /* handoff: the old process's abs_end (carry_core.c) */
     char pinned[WIRE_ENCODER_MAX + 1]; /* admin API promote: this encoder feeds the output while
                                           it is healthy ("" = the usual choice) */
 };
@@ -168,6 +169,8 @@ struct core_opts {
     const char *rewind_dir;            /* --rewind-dir or NULL */
     double rewind_save_every_s;        /* --rewind-save-every */
     char node[WIRE_NODE_MAX + 1];      /* --node */
+    bool taking_over;                  /* --takeover: mounts come from the old process, not
+                                          from --rewind-dir */
 };
 
 struct core_counters {
@@ -258,5 +261,29 @@ void core_log_stats(struct core *c);
  * `prefix`…, e.g. "framecast_edge_") appended to `p` (stats.h). Loop thread. */
 struct prom;
 void core_metrics(const struct core *c, struct prom *p, const char *prefix);
+
+/*
+ * carry_core.c: the core across a handoff restart (docs/architecture.md §8.4; records on the
+ * control socket, shared/handoff.h). core_carry_send (the old process, its relay links paused
+ * and its tick stopped): the counters, then per mount, oldest first, EH_MOUNT with the memfd,
+ * its streams, slab table, index and titles; 0, or -1 with errno from handoff_send.
+ * core_carry_take (the new one, before core_start's timers run): apply one such record (`fds`
+ * are owned: kept or closed); FC_PROTO with *why on a malformed or out-of-order record,
+ * FC_NOMEM. core_carry_check: after the last record, every buffer arrived whole.
+ */
+enum {
+    EH_CORE = 16, /* HO_USER */
+    EH_MOUNT,
+    EH_STREAM,
+    EH_SLABS,
+    EH_INDEX,
+    EH_TITLE,
+    EH_LISTEN,    /* edge/handoff.c: a listening socket */
+    EH_LISTENER,  /* edge/handoff.c: a listener (edge/http/carry.c) */
+};
+int core_carry_send(struct core *c, int ctl);
+enum fc_err core_carry_take(struct core *c, uint16_t type, const uint8_t *p, size_t len,
+                            const int *fds, int nfds, const char **why);
+enum fc_err core_carry_check(struct core *c, const char **why);
 
 #endif

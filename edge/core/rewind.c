@@ -336,3 +336,73 @@ uint64_t rewind_mem_bytes(const struct rewind *rw)
     return (uint64_t)rw->n_slabs * REWIND_SLAB_BYTES +
            (uint64_t)rw->index_cap * sizeof(*rw->index) + (uint64_t)rw->slab_cap * sizeof(*rw->slabs);
 }
+
+/* ---- handoff (edge/handoff.c) ---- */
+
+const struct rewind_slab *rewind_slab_get(const struct rewind *rw, uint32_t i)
+{
+    return i < rw->n_slabs ? slab_at(rw, i) : NULL;
+}
+
+const struct rewind_point *rewind_point_get(const struct rewind *rw, uint32_t i)
+{
+    return i < rw->n_index ? point_at(rw, i) : NULL;
+}
+
+enum fc_err rewind_adopt(struct rewind *rw, const struct rewind *st, int fd)
+{
+    enum fc_err err = rewind_attach(rw, st->codec, st->keep_us, fd);
+    if (err != FC_OK)
+        return err;
+    rw->replica = false; /* the writer from now on */
+    rw->next_file_slab = st->next_file_slab;
+    rw->punch_from = st->punch_from;
+    rw->punch_to = st->punch_to;
+    rw->abs_start = rw->abs_end = st->abs_start;
+    rw->end_pts_us = st->end_pts_us;
+    rw->frames = st->frames;
+    rw->frames_held = 0;
+    rw->evicted_bytes = st->evicted_bytes;
+    return FC_OK;
+}
+
+enum fc_err rewind_adopt_slab(struct rewind *rw, const struct rewind_slab *s)
+{
+    if (s->abs_start != rw->abs_end || s->used > REWIND_SLAB_BYTES ||
+        s->file_slab >= rw->next_file_slab ||
+        (rw->n_slabs && s->file_slab <= slab_at(rw, rw->n_slabs - 1)->file_slab))
+        return FC_PROTO;
+    if (rw->n_slabs == rw->slab_cap) {
+        void *r = grow_ring(rw->slabs, &rw->slab_cap, &rw->slab_head, rw->n_slabs,
+                            sizeof(*rw->slabs));
+        if (!r)
+            return FC_NOMEM;
+        rw->slabs = r;
+    }
+    uint8_t *data = mmap(NULL, REWIND_SLAB_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, rw->fd,
+                         (off_t)(s->file_slab * REWIND_SLAB_BYTES));
+    if (data == MAP_FAILED)
+        return FC_NOMEM;
+    struct rewind_slab *d = slab_at(rw, rw->n_slabs++);
+    *d = *s;
+    d->data = data;
+    rw->abs_end += s->used;
+    rw->frames_held += s->frames;
+    return FC_OK;
+}
+
+enum fc_err rewind_adopt_point(struct rewind *rw, const struct rewind_point *p)
+{
+    if (p->abs < rw->abs_start || p->abs >= rw->abs_end ||
+        (rw->n_index && p->abs < point_at(rw, rw->n_index - 1)->abs))
+        return FC_PROTO;
+    if (rw->n_index == rw->index_cap) {
+        void *r = grow_ring(rw->index, &rw->index_cap, &rw->index_head, rw->n_index,
+                            sizeof(*rw->index));
+        if (!r)
+            return FC_NOMEM;
+        rw->index = r;
+    }
+    *point_at(rw, rw->n_index++) = *p;
+    return FC_OK;
+}

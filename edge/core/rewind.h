@@ -116,4 +116,20 @@ void rewind_defer_punch(struct rewind *rw, bool defer);
 uint64_t rewind_bytes_held(const struct rewind *rw);
 uint64_t rewind_mem_bytes(const struct rewind *rw);
 
+/*
+ * Handoff restart (edge/handoff.c, docs/architecture.md §8.4). The old process reads its slabs
+ * and index points, oldest first, with rewind_slab_get / rewind_point_get (NULL past the end).
+ * The new one adopts the memfd `fd` (owned from now on) as the writer: rewind_adopt with the old
+ * buffer's scalar fields in `st` (codec, keep_us, next_file_slab, punch range, abs_start,
+ * end_pts_us, frames, evicted_bytes), then every slab (mapped from fd at file_slab; data
+ * ignored) and every index point in order. FC_PROTO if a slab or point does not continue the
+ * buffer (abs contiguous, file slabs increasing, points inside and ordered), FC_NOMEM. The
+ * caller checks abs_end against the old one's at the end.
+ */
+const struct rewind_slab *rewind_slab_get(const struct rewind *rw, uint32_t i);
+const struct rewind_point *rewind_point_get(const struct rewind *rw, uint32_t i);
+enum fc_err rewind_adopt(struct rewind *rw, const struct rewind *st, int fd);
+enum fc_err rewind_adopt_slab(struct rewind *rw, const struct rewind_slab *s);
+enum fc_err rewind_adopt_point(struct rewind *rw, const struct rewind_point *p);
+
 #endif

@@ -42,3 +42,19 @@ const struct title_change *titles_at(const struct title_ring *t, uint64_t abs)
     }
     return t->n ? &t->ring[t->head] : NULL; /* older than we remember */
 }
+
+bool titles_adopt(struct title_ring *t, uint64_t abs, uint64_t id, const uint8_t *block, size_t n)
+{
+    if (id <= t->ids || n == 0 || n > 1 + ICY_META_MAX || t->n == EDGE_TITLES_MAX)
+        return false;
+    struct msgref *ref = msgref_new((uint32_t)n);
+    if (!ref)
+        return false;
+    memcpy(ref->data, block, n);
+    struct title_change *tc = &t->ring[(t->head + t->n) % EDGE_TITLES_MAX];
+    tc->abs = abs;
+    tc->id = t->ids = id;
+    tc->block = ref;
+    t->n++;
+    return true;
+}

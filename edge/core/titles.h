@@ -9,6 +9,8 @@
 #ifndef FC_TITLES_H
 #define FC_TITLES_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include "outq.h"
 
@@ -39,5 +41,10 @@ const struct title_change *titles_at(const struct title_ring *t, uint64_t abs);
 
 /* Release every change (their blocks live on while a reader holds a reference). */
 void titles_free(struct title_ring *t);
+
+/* Handoff restart (edge/handoff.c): append a change as the old process held it (`id` above every
+ * id held, `block` the ICY block of `n` bytes, copied). false on a bad id or size, a full ring or
+ * no memory. */
+bool titles_adopt(struct title_ring *t, uint64_t abs, uint64_t id, const uint8_t *block, size_t n);
 
 #endif

@@ -133,6 +133,8 @@ struct elistener {
     struct list_node wlink;            /* in one of: a wheel slot, hm->waiting, hm->paced,
                                           hm->blocked (out_stream.c) */
     bool closing;                      /* reaped by the check watcher */
+    bool paused;                       /* handed over in a handoff, not yet confirmed (carry.c) */
+    struct list_node alink;            /* in ehttp.all */
     struct elistener *reap_next;
     char peer[64];
 };
@@ -198,6 +200,7 @@ struct ehttp {
     double wheel_next;                 /* http_now when it is due */
     double test_now;                   /* unit tests: a fake clock (s); 0 = ev_now */
     uint32_t n_listeners;
+    struct list_node all;              /* every connection (elistener.alink) */
     struct http_counters c;
     /* ---- edge --workers (edge/workers.c, edge/worker.c); zero in a single process ---- */
     uint32_t worker;                   /* this process's worker number (1..N), 0 = not a worker */
@@ -291,6 +294,35 @@ uint32_t edge_http_listeners(const struct emount *m);
 void edge_http_appended(void *ctx, struct emount *m);
 void edge_http_tick(void *ctx);
 void edge_http_mount_freed(void *ctx, struct emount *m);
+/* listener.c: a connection on socket `fd` (owned) from `sa` (or named `peer`), reading its
+ * request (idle timeout running); NULL when out of memory (fd closed). */
+struct elistener *listener_accept(struct ehttp *h, int fd, const struct sockaddr *sa,
+                                  const char *peer);
+/* listener.c: parse the `len` request bytes in `buf` (all received so far) and route the request
+ * if complete; an incomplete one stays in L_REQUEST (the caller keeps the bytes). */
+void listener_parse(struct elistener *l, char *buf, size_t len);
+/* out_stream.c: take `l` off whichever wait list it is on. */
+void listener_unlink_wait(struct elistener *l);
+
+/*
+ * carry.c: listeners across a handoff restart (docs/architecture.md §8.4). carry_can: `l` can be
+ * carried (not closing, not TLS, no admin answer pending, pending response bytes under
+ * CARRY_OUT_MAX). carry_pause: stop its watchers and take it off every list (state kept; it no
+ * longer counts among the mount's listeners). carry_resume undoes that (the handoff failed).
+ * carry_export: its state into `b` (request bytes so far, response bytes pending, position,
+ * pacing, ICY phase and half-sent block, bytes sent, id). carry_adopt: a listener from such a
+ * record and its socket `fd` (owned; closed on error): FC_PROTO with *why (a malformed record, an
+ * unknown mount, a position outside the buffer), FC_NOMEM. An adopted streaming listener is
+ * written at once from its position. Loop thread.
+ */
+#define CARRY_OUT_MAX (32 * 1024)
+struct ho_buf;
+bool carry_can(const struct elistener *l);
+void carry_pause(struct elistener *l);
+void carry_resume(struct elistener *l);
+void carry_export(const struct elistener *l, struct ho_buf *b);
+enum fc_err carry_adopt(struct ehttp *h, int fd, const uint8_t *p, size_t len, const char **why);
+
 /* out_stream.c: the HTTP state of `m`, made on first use; NULL when out of memory. */
 struct hmount *hmount_of(struct ehttp *h, struct emount *m);
 

@@ -64,6 +64,7 @@ void listener_close(struct elistener *l, const char *why)
         http_count_close(h, why);
     }
     h->n_listeners--;
+    list_del(&l->alink);
     l->reap_next = h->reap_list;
     h->reap_list = l;
 }
@@ -256,7 +257,7 @@ static void drain_input(struct elistener *l)
 
 /* Parse everything received so far from the start (a request is at most EDGE_REQ_MAX bytes):
  * callbacks' pointers then all point into `buf`, which stays put until the request is routed. */
-static void parse_request(struct elistener *l, char *buf, size_t len)
+void listener_parse(struct elistener *l, char *buf, size_t len)
 {
     http_parser_init(&l->parser, HTTP_REQUEST);
     l->parser.data = l;
@@ -327,7 +328,7 @@ static void on_read(EV_P_ ev_io *w, int revents)
         return;
     }
     size_t len = have + (size_t)n;
-    parse_request(l, h->req_scratch, len);
+    listener_parse(l, h->req_scratch, len);
     if (l->closing || l->state != L_REQUEST)
         return;
     /* Incomplete: keep what came for the next read. */
@@ -366,8 +367,8 @@ static void on_write(EV_P_ ev_io *w, int revents)
         listener_close(l, "response sent");
 }
 
-static struct elistener *accept_one(struct ehttp *h, int fd, const struct sockaddr *sa,
-                                     const char *peer)
+struct elistener *listener_accept(struct ehttp *h, int fd, const struct sockaddr *sa,
+                                  const char *peer)
 {
     struct elistener *l = calloc(1, sizeof(*l));
     if (!l) {
@@ -391,6 +392,7 @@ static struct elistener *accept_one(struct ehttp *h, int fd, const struct sockad
     ev_io_start(h->loop, &l->rio);
     ev_timer_start(h->loop, &l->idle);
     h->n_listeners++;
+    list_add(&h->all, &l->alink);
     l->accepted = ev_time();
     l->id = (uint64_t)h->worker << 40 | ++h->next_id;
     return l;
@@ -398,12 +400,12 @@ static struct elistener *accept_one(struct ehttp *h, int fd, const struct sockad
 
 void edge_http_adopt(struct ehttp *h, int fd, const char *peer, const char *req, size_t len)
 {
-    struct elistener *l = accept_one(h, fd, NULL, peer);
+    struct elistener *l = listener_accept(h, fd, NULL, peer);
     if (!l)
         return;
     len = len < EDGE_REQ_MAX ? len : EDGE_REQ_MAX;
     memcpy(h->req_scratch, req, len);
-    parse_request(l, h->req_scratch, len);
+    listener_parse(l, h->req_scratch, len);
     if (!l->closing && l->state == L_REQUEST && !l->pending)
         listener_respond_error(l, 400, "incomplete request handed over");
 }
@@ -415,7 +417,7 @@ static void accept_all(struct ehttp *h, int lfd, bool tls)
         socklen_t sl = sizeof(ss);
         int fd = accept4(lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd >= 0) {
-            struct elistener *l = accept_one(h, fd, (struct sockaddr *)&ss, NULL);
+            struct elistener *l = listener_accept(h, fd, (struct sockaddr *)&ss, NULL);
             if (l && tls && !tls_start(l))
                 listener_close(l, "TLS setup failed");
             continue;
@@ -474,6 +476,7 @@ void edge_http_init(struct ehttp *h)
     h->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     for (int i = 0; i < EDGE_WHEEL_SLOTS; i++)
         list_init(&h->wheel[i]);
+    list_init(&h->all);
     ev_check_init(&h->reap, on_reap);
     ev_check_start(h->loop, &h->reap);
 }

@@ -31,7 +31,7 @@
 #define STREAM_IOV_MAX 16   /* iovecs per writev: head, ICY block and audio pieces */
 #define STREAM_ROUNDS 4     /* writevs per wake-up before yielding to other listeners */
 
-static void unlink_wait(struct elistener *l)
+void listener_unlink_wait(struct elistener *l)
 {
     if (l->linked) {
         list_del(&l->wlink);
@@ -41,7 +41,7 @@ static void unlink_wait(struct elistener *l)
 
 static void link_to(struct elistener *l, struct list_node *list)
 {
-    unlink_wait(l);
+    listener_unlink_wait(l);
     list_add(list, &l->wlink);
     l->linked = true;
 }
