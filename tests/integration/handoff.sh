@@ -38,12 +38,12 @@ fc_start shim "$FC_BUILD/framecast-shim" --mount live.mp3 --encoder a \
   --to "tcp://127.0.0.1:$ing2" --key "$FC_TMP/mesh.key"
 wait_http "http://127.0.0.1:$http/live.mp3" 15 || fc_fail "edge never served /live.mp3"
 
-buffered() { curl -s "http://127.0.0.1:$http/live.mp3/rewind" | python3 -c \
+buffered() { curl -s --max-time 3 "http://127.0.0.1:$http/live.mp3/rewind" | python3 -c \
   'import json,sys; print(int(json.load(sys.stdin).get("seconds", 0)))' 2>/dev/null || echo 0; }
 buf_ok() { [ "$(buffered)" -ge 10 ]; }
 wait_until 30 buf_ok || fc_fail "edge never buffered 10 s"
 
-listeners() { curl -s "http://127.0.0.1:$http/api/v1/mounts/live.mp3" | python3 -c \
+listeners() { curl -s --max-time 3 "http://127.0.0.1:$http/api/v1/mounts/live.mp3" | python3 -c \
   'import json,sys; j=json.load(sys.stdin); print(sum(v for k,v in j.get("listeners",{}).items() if k!="total") if isinstance(j.get("listeners"),dict) else j.get("listeners",0))' \
   2>/dev/null || echo -1; }
 

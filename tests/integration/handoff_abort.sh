@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Handoff restart, failure before confirmation (issue 10): a successor that dies after receiving
+# everything (FC_TEST_HANDOFF_DIE=1 makes it _exit(7) right before it would confirm) must exit
+# non-zero while the old edge keeps every listener: same PID, same listener count, no EOF and no
+# gap of 1 s or more at any listener, audio a contiguous byte-identical run of the source. A
+# successor refused for another reason (a second one while a handoff runs is answered "busy";
+# here: a wrong path) fails cleanly too. Then a real handoff still works from the same edge.
+. "$(dirname "$0")/lib.sh"
+set -u
+fc_need_bin "$FC_BUILD/framecast-shim" "$FC_BUILD/framecast-relay" "$FC_BUILD/framecast-edge" \
+  "$FC_BUILD/tools/framecmp"
+N=${HANDOFF_N:-20}
+SECS=${HANDOFF_SECS:-24}
+ice=$(free_port); ing=$(free_port); srv=$(free_port); http=$(free_port)
+start_icecast "$ice"
+start_source_mp3 "$ice" live.mp3
+record "http://127.0.0.1:$ice/live.mp3" "$FC_TMP/ref.mp3"
+bash "$FC_ROOT/scripts/keygen.sh" "$FC_TMP/mesh.key" >/dev/null
+fc_start relay "$FC_BUILD/framecast-relay" --ingest "tcp://127.0.0.1:$ing" --serve "127.0.0.1:$srv" \
+  --key "$FC_TMP/mesh.key"
+edge_args=(--listen "127.0.0.1:$http" --relay "127.0.0.1:$srv" --key "$FC_TMP/mesh.key"
+  --workers 2 --hls-segment 2 --write-interval 0.5 --control "$FC_TMP/edge.ctl")
+fc_start edge "$FC_BUILD/framecast-edge" "${edge_args[@]}"
+edge_pid=$FC_LAST_PID
+fc_start shim "$FC_BUILD/framecast-shim" --mount live.mp3 --encoder a \
+  --pull "http://127.0.0.1:$ice/live.mp3" --to "tcp://127.0.0.1:$ing" --key "$FC_TMP/mesh.key"
+wait_http "http://127.0.0.1:$http/live.mp3" 15 || fc_fail "edge never served /live.mp3"
+buffered() { curl -s --max-time 3 "http://127.0.0.1:$http/live.mp3/rewind" | python3 -c \
+  'import json,sys; print(int(json.load(sys.stdin).get("seconds", 0)))' 2>/dev/null || echo 0; }
+buf_ok() { [ "$(buffered)" -ge 10 ]; }
+wait_until 30 buf_ok || fc_fail "edge never buffered 10 s"
+listeners() { curl -s --max-time 3 "http://127.0.0.1:$http/api/v1/mounts/live.mp3" | python3 -c \
+  'import json,sys; print(json.load(sys.stdin).get("listeners", -1))' 2>/dev/null || echo -1; }
+mkdir -p "$FC_TMP/out"
+fc_start clients python3 "$FC_LIB_DIR/handoff_clients.py" "$http" live.mp3 "$N" "$SECS" \
+  "$FC_TMP/out" 8
+clients_pid=$FC_LAST_PID
+started() { [ -f "$FC_TMP/out/started" ]; }
+wait_until 30 started || fc_fail "listeners never started"
+want=$((3 * N))
+count_ok() { [ "$(listeners)" -eq "$want" ]; }
+wait_until 10 count_ok || fc_fail "edge counts $(listeners) listeners, want $want"
+
+sleep_until "$(now_ms)" 3
+# 1. The successor dies before confirming.
+FC_TEST_HANDOFF_DIE=1 fc_start edge2 "$FC_BUILD/framecast-edge" "${edge_args[@]}" \
+  --takeover "$FC_TMP/edge.ctl"
+wait_exit "$FC_LAST_PID" 20 || fc_fail "the dying successor did not exit"
+[ "$FC_WAIT_RC" -ne 0 ] || fc_fail "the dying successor exited 0"
+died_rc=$FC_WAIT_RC
+resumed() { grep -q "handoff failed" "$FC_TMP/edge.log"; }
+wait_until 10 resumed || fc_fail "the old edge never logged the failed handoff"
+fc_alive "$edge_pid" || fc_fail "the old edge exited"
+wait_until 5 count_ok || fc_fail "after the failed handoff: $(listeners) listeners, want $want"
+# 2. A takeover of a path nobody listens on fails with a message and a non-zero exit.
+fc_start edge3 "$FC_BUILD/framecast-edge" "${edge_args[@]}" --takeover "$FC_TMP/nobody.ctl"
+wait_exit "$FC_LAST_PID" 10 || fc_fail "a takeover of nothing did not exit"
+[ "$FC_WAIT_RC" -ne 0 ] || fc_fail "a takeover of nothing exited 0"
+grep -q "takeover $FC_TMP/nobody.ctl" "$FC_TMP/edge3.log" || fc_fail "no message for a takeover of nothing"
+sleep_until "$(now_ms)" 3
+# 3. The same edge still hands over for real.
+fc_start edge4 "$FC_BUILD/framecast-edge" "${edge_args[@]}" --takeover "$FC_TMP/edge.ctl"
+new_pid=$FC_LAST_PID
+wait_exit "$edge_pid" 20 || fc_fail "the old edge did not hand over after a failed attempt"
+[ "$FC_WAIT_RC" -eq 0 ] || fc_fail "the old edge exited $FC_WAIT_RC"
+fc_alive "$new_pid" || fc_fail "edge4 exited"
+wait_until 10 count_ok || fc_fail "after the handoff: $(listeners) listeners, want $want"
+
+wait_exit "$clients_pid" 60 || fc_fail "listener script still running"
+[ "$FC_WAIT_RC" -eq 0 ] || fc_fail "listener script failed (see clients.log)"
+summary=$(python3 - "$FC_TMP/out/result.json" <<'PY'
+import json, sys
+res = json.load(open(sys.argv[1]))
+bad = [r for r in res if r["error"] or r.get("eof") or (r["kind"] != "hls" and r["max_gap_s"] >= 1.0)
+       or (r["kind"] == "hls" and (r["missing"] or r["failed"]))]
+gap = max(r["max_gap_s"] for r in res if r["kind"] != "hls")
+print("listeners=%d max_gap_s=%.3f bad=%d" % (len(res), gap, len(bad)))
+for r in bad[:5]: print(r, file=sys.stderr)
+PY
+) || fc_fail "listener checks: $summary"
+case "$summary" in *" bad=0") ;; *) fc_fail "listener checks: $summary" ;; esac
+fails=0
+for f in "$FC_TMP"/out/*.mp3; do
+  "$FC_BUILD/tools/framecmp" --codec mp3 --min-frames 200 "$FC_TMP/ref.mp3" "$f" >/dev/null ||
+    { fails=$((fails + 1)); echo "framecmp failed: $f" >&2; }
+done
+[ "$fails" -eq 0 ] || fc_fail "$fails listeners' audio is not a contiguous run of the source"
+echo "PASS died_rc=$died_rc old_kept=$want $summary then handed over"
