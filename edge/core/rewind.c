@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include "clock.h"
 #include "framer.h"
@@ -368,9 +369,13 @@ enum fc_err rewind_adopt(struct rewind *rw, const struct rewind *st, int fd)
 
 enum fc_err rewind_adopt_slab(struct rewind *rw, const struct rewind_slab *s)
 {
+    struct stat st;
     if (s->abs_start != rw->abs_end || s->used > REWIND_SLAB_BYTES ||
         s->file_slab >= rw->next_file_slab ||
         (rw->n_slabs && s->file_slab <= slab_at(rw, rw->n_slabs - 1)->file_slab))
+        return FC_PROTO;
+    /* A mapping past the file's end would fault (SIGBUS) on the first read. */
+    if (fstat(rw->fd, &st) < 0 || (uint64_t)st.st_size < (s->file_slab + 1) * REWIND_SLAB_BYTES)
         return FC_PROTO;
     if (rw->n_slabs == rw->slab_cap) {
         void *r = grow_ring(rw->slabs, &rw->slab_cap, &rw->slab_head, rw->n_slabs,
