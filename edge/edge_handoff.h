@@ -1,5 +1,5 @@
 /*
- * edge_handoff.h - framecast-edge's handoff restart (docs/architecture.md §8.4 "Handoff").
+ * edge_handoff.h - framecast-edge's handoff restart (docs/architecture.md §7.12 "Handoff restart").
  *
  * `--control PATH`: the running edge listens for a successor on a unix socket (shared/handoff.h).
  * `--takeover PATH`: a new edge (same flags, possibly a newer binary) connects there; the old one

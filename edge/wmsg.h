@@ -34,7 +34,7 @@ enum wrec_type {
     WREC_LISTENERS,   /* worker → core: u32 query, then n × struct api_listener */
     WREC_DONE,        /* worker → core: struct wrec_done (the query's last record) */
     WREC_TLS_RELOAD,  /* core → worker: read the certificate and key again (no payload) */
-    /* Handoff restart (edge/handoff.c, docs/architecture.md §8.4): */
+    /* Handoff restart (edge/edge_handoff.c, docs/architecture.md §7.12): */
     WREC_HANDOFF,     /* core → worker: pause and hand over every listener (no payload) */
     WREC_HANDED,      /* worker → core: u8 what (WHAND_*), then a carry record; + the socket */
     WREC_HANDED_END,  /* worker → core: all handed (no payload) */

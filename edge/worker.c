@@ -167,7 +167,7 @@ static void on_query(struct worker *w, const uint8_t *p, size_t len)
     send_rec(w, WREC_DONE, &d, sizeof(d), NULL, 0);
 }
 
-/* ---- handoff restart (docs/architecture.md §8.4) ---- */
+/* ---- handoff restart (docs/architecture.md §7.12) ---- */
 
 static bool hand_one(struct worker *w, uint8_t what, struct elistener *l, int fd, uint8_t *buf)
 {

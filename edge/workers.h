@@ -68,7 +68,7 @@ struct wsup {
     /* Runs in a new worker right after fork (num, its socket); must not return. */
     void (*child_main)(void *ctx, uint32_t num, int fd);
     void *child_ctx;
-    /* Handoff (edge/handoff.c): a WREC_HANDED record (its payload and socket `fd`, owned) or
+    /* Handoff (edge/edge_handoff.c): a WREC_HANDED record (its payload and socket `fd`, owned) or
      * WREC_HANDED_END (also when a worker asked to hand over dies) from worker `w`. */
     void (*handed)(void *ctx, struct wproc *w, uint16_t type, const uint8_t *p, size_t len,
                    int fd);
@@ -96,7 +96,7 @@ void wproc_put(struct wproc *w, uint16_t type, uint32_t mount, const void *a, si
                const void *b, size_t blen);
 void wproc_flush(struct wproc *w);
 
-/* workers_carry.c, handoff restart (docs/architecture.md §8.4). The old process:
+/* workers_carry.c, handoff restart (docs/architecture.md §7.12). The old process:
  * workers_hand_begin sends every queued record, then WREC_HANDOFF to each running worker (their
  * records come back through s->handed); returns how many were asked. workers_hand_end: WREC_COMMIT
  * (the new process confirmed: they exit) or WREC_RESUME, sent before returning. The new process:

@@ -1,5 +1,5 @@
 /*
- * handoff.h - the control socket of a handoff restart (docs/architecture.md §8.4 "Handoff").
+ * handoff.h - the control socket of a handoff restart (docs/architecture.md §7.12 "Handoff restart").
  *
  * A running program started with `--control PATH` listens on a unix SOCK_SEQPACKET socket at
  * PATH. A second copy of the program (possibly a newer binary) started with `--takeover PATH`

@@ -117,7 +117,7 @@ void link_close(struct link *l, const char *why);
 /* Stop for good: close, stop timers, no more callbacks. Then link_free() may be called. */
 void link_stop(struct link *l);
 
-/* Handoff restart (docs/architecture.md §8.4): stop reading, heartbeats and reconnects without
+/* Handoff restart (docs/architecture.md §7.12): stop reading, heartbeats and reconnects without
  * closing (bytes the peer sends wait in the kernel); link_resume() goes on as if nothing
  * happened (the silence is not held against the peer). */
 void link_pause(struct link *l);

@@ -1,4 +1,4 @@
-/* carry_core.c - the core's mounts across a handoff restart (docs/architecture.md §8.4): each
+/* carry_core.c - the core's mounts across a handoff restart (docs/architecture.md §7.12): each
  * mount's view fields, merge position, streams and rewind buffer (the memfd itself, its slab
  * table, index and titles) go to the new process as records on the control socket.
  *

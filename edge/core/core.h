@@ -263,7 +263,7 @@ struct prom;
 void core_metrics(const struct core *c, struct prom *p, const char *prefix);
 
 /*
- * carry_core.c: the core across a handoff restart (docs/architecture.md §8.4; records on the
+ * carry_core.c: the core across a handoff restart (docs/architecture.md §7.12; records on the
  * control socket, shared/handoff.h). core_carry_send (the old process, its relay links paused
  * and its tick stopped): the counters, then per mount, oldest first, EH_MOUNT with the memfd,
  * its streams, slab table, index and titles; 0, or -1 with errno from handoff_send.
@@ -278,8 +278,8 @@ enum {
     EH_SLABS,
     EH_INDEX,
     EH_TITLE,
-    EH_LISTEN,    /* edge/handoff.c: a listening socket */
-    EH_LISTENER,  /* edge/handoff.c: a listener (edge/http/carry.c) */
+    EH_LISTEN,    /* edge/edge_handoff.c: a listening socket */
+    EH_LISTENER,  /* edge/edge_handoff.c: a listener (edge/http/carry.c) */
 };
 int core_carry_send(struct core *c, int ctl);
 enum fc_err core_carry_take(struct core *c, uint16_t type, const uint8_t *p, size_t len,

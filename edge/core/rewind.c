@@ -338,7 +338,7 @@ uint64_t rewind_mem_bytes(const struct rewind *rw)
            (uint64_t)rw->index_cap * sizeof(*rw->index) + (uint64_t)rw->slab_cap * sizeof(*rw->slabs);
 }
 
-/* ---- handoff (edge/handoff.c) ---- */
+/* ---- handoff (edge/edge_handoff.c) ---- */
 
 const struct rewind_slab *rewind_slab_get(const struct rewind *rw, uint32_t i)
 {

@@ -117,7 +117,7 @@ uint64_t rewind_bytes_held(const struct rewind *rw);
 uint64_t rewind_mem_bytes(const struct rewind *rw);
 
 /*
- * Handoff restart (edge/handoff.c, docs/architecture.md §8.4). The old process reads its slabs
+ * Handoff restart (edge/edge_handoff.c, docs/architecture.md §7.12). The old process reads its slabs
  * and index points, oldest first, with rewind_slab_get / rewind_point_get (NULL past the end).
  * The new one adopts the memfd `fd` (owned from now on) as the writer: rewind_adopt with the old
  * buffer's scalar fields in `st` (codec, keep_us, next_file_slab, punch range, abs_start,

@@ -42,7 +42,7 @@ const struct title_change *titles_at(const struct title_ring *t, uint64_t abs);
 /* Release every change (their blocks live on while a reader holds a reference). */
 void titles_free(struct title_ring *t);
 
-/* Handoff restart (edge/handoff.c): append a change as the old process held it (`id` above every
+/* Handoff restart (edge/edge_handoff.c): append a change as the old process held it (`id` above every
  * id held, `block` the ICY block of `n` bytes, copied). false on a bad id or size, a full ring or
  * no memory. */
 bool titles_adopt(struct title_ring *t, uint64_t abs, uint64_t id, const uint8_t *block, size_t n);

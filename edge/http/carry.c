@@ -1,4 +1,4 @@
-/* carry.c - listeners carried across a handoff restart (docs/architecture.md §8.4): paused in the
+/* carry.c - listeners carried across a handoff restart (docs/architecture.md §7.12): paused in the
  * old process, written out as a record, adopted by the new one with the same socket.
  *
  * A listener is a position in a mount's rewind buffer, and the new process adopts the same

@@ -305,7 +305,7 @@ void listener_parse(struct elistener *l, char *buf, size_t len);
 void listener_unlink_wait(struct elistener *l);
 
 /*
- * carry.c: listeners across a handoff restart (docs/architecture.md §8.4). carry_can: `l` can be
+ * carry.c: listeners across a handoff restart (docs/architecture.md §7.12). carry_can: `l` can be
  * carried (not closing, not TLS, no admin answer pending, pending response bytes under
  * CARRY_OUT_MAX). carry_pause: stop its watchers and take it off every list (state kept; it no
  * longer counts among the mount's listeners). carry_resume undoes that (the handoff failed).
