@@ -3,7 +3,7 @@
 # SAN=1 builds everything into build-san/ with AddressSanitizer and UBSan.
 
 CC      ?= cc
-PKGS    := msgpack libsodium libmpg123 libcurl jansson faad2 openssl
+PKGS    := msgpack libsodium libmpg123 libcurl jansson faad2 openssl sqlite3 libpq
 CSTD    := -std=c11 -D_GNU_SOURCE
 WARN    := -Wall -Wextra -Werror -Wno-unused-parameter
 OPT     ?= -O2 -g
@@ -25,7 +25,7 @@ LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 LIB       := $(BUILD)/libframecast.a
 SHIM_OBJ  := $(patsubst %.c,$(BUILD)/obj/%.o,$(sort $(wildcard encoder-shim/*.c)))
 RELAY_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(sort $(wildcard relay/*.c)))
-EDGE_OBJ  := $(patsubst %.c,$(BUILD)/obj/%.o,$(sort $(wildcard edge/*.c edge/core/*.c edge/http/*.c)))
+EDGE_OBJ  := $(patsubst %.c,$(BUILD)/obj/%.o,$(sort $(wildcard edge/*.c edge/core/*.c edge/http/*.c edge/analytics/*.c)))
 PROGS     := $(BUILD)/framecast-shim $(BUILD)/framecast-relay $(BUILD)/framecast-edge
 UNIT_SRC  := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)

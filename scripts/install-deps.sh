@@ -10,6 +10,7 @@ PKGS=(
   icecast2 ffmpeg mpg123 curl python3 iproute2 nftables procps psmisc
   chromium mpv vlc-bin vlc-plugin-base mplayer ezstream
   prometheus debhelper dpkg-dev
+  libsqlite3-dev sqlite3 libpq-dev postgresql
 )
 
 # hls.js for the web player (edge serves web/), from the npm registry, pinned by package-lock.
