@@ -128,6 +128,7 @@ struct elistener {
     double start_wall;                 /* ev_now when it started */
     double accepted;                   /* ev_time() at accept, 0 once the TTFB is counted */
     uint64_t bytes_sent;
+    double preroll_s;                  /* seconds of preroll clip sent before live (analytics) */
     bool linked;                       /* wlink is on a list (see wlink) */
     struct list_node mlink;            /* in hm->listeners */
     struct list_node wlink;            /* in one of: a wheel slot, hm->waiting, hm->paced,
