@@ -32,6 +32,30 @@ static void on_sighup(EV_P_ ev_signal *w, int revents)
     }
 }
 
+/* ---- analytics: sessions from this process's listeners and the workers' ---- */
+
+static void core_session(void *ctx, const struct an_session *s)
+{
+    edge_analytics_submit(ctx, s);
+}
+
+static void core_hls_hit(void *ctx, const struct an_hls_hit *hit)
+{
+    hls_join_hit(&((struct edge *)ctx)->hls, hit);
+}
+
+static void analytics_hooks(struct edge *e, struct ev_loop *loop)
+{
+    struct ehttp *h = &e->http;
+    if (!e->analytics_on)
+        return;
+    sessions_init(h);
+    h->session_out = core_session;
+    h->hls_hit = core_hls_hit;
+    h->session_ctx = e;
+    hls_join_start(&e->hls, loop, h->opt.analytics_min_s, core_session, e);
+}
+
 /* --listen-tls in this process (no workers): the context was made by main. */
 static enum fc_err listen_tls(struct ehttp *h)
 {
@@ -110,6 +134,7 @@ enum fc_err edge_start(struct edge *e, struct ev_loop *loop)
     if (core_start(&e->core, loop) != FC_OK)
         return FC_NOMEM;
     static_load(h);
+    analytics_hooks(e, loop);
     if (e->ho.takeover && edge_handoff_take(e) != FC_OK)
         return FC_IO;
     if (e->workers) {
@@ -139,6 +164,8 @@ void edge_free(struct edge *e)
     workers_stop(&e->sup);
     core_stop(&e->core);
     edge_http_free(&e->http);
+    hls_join_flush(&e->hls);
+    hls_join_free(&e->hls);
     static_free(&e->http);
     core_free(&e->core);
 }

@@ -9,6 +9,7 @@
 
 #include "core/core.h"
 #include "http/http.h"
+#include "analytics/hls_join.h"
 #include "edge_handoff.h"
 #include "workers.h"
 
@@ -24,12 +25,17 @@ struct edge {
     ev_signal sigint, sigterm;
     ev_signal sighup;                  /* re-read the --key files */
     struct edge_handoff ho;            /* --control / --takeover (edge_handoff.c) */
+    bool analytics_on;                 /* --analytics given: sessions are recorded */
+    struct hls_join hls;               /* HLS requests joined into sessions (the core's) */
 };
 
 /* Start the core (loading --rewind-dir), listening, then the relay links; the options in
  * e->core.opt and e->http.opt are set. Free after ev_run, whatever edge_start returned. */
 enum fc_err edge_start(struct edge *e, struct ev_loop *loop);
 void edge_free(struct edge *e);
+
+/* The analytics writer's entry point (edge/analytics/): queue session `s`, never blocking. */
+void edge_analytics_submit(struct edge *e, const struct an_session *s);
 
 /* worker.c: a worker's life after the fork (workers.h's child_main; ctx = the struct edge). */
 void worker_main(void *ctx, uint32_t num, int fd);

@@ -141,6 +141,42 @@ static void on_handed(void *ctx, struct wproc *w, uint16_t type, const uint8_t *
         collected(e);
 }
 
+/* The HLS sessions being joined (analytics), EH_HLS records of whole struct hls_open. */
+struct hls_send {
+    struct edge *e;
+    struct ho_buf b;
+    bool failed;
+};
+
+static void hls_flush_rec(struct hls_send *hs)
+{
+    if (hs->b.len && !hs->failed &&
+        handoff_send(hs->e->ho.ctl, EH_HLS, hs->b.p, hs->b.len, NULL, 0, HANDOFF_TIMEOUT_S) < 0)
+        hs->failed = true;
+    hs->b.len = 0;
+}
+
+static void hls_one(void *ctx, const struct hls_open *o)
+{
+    struct hls_send *hs = ctx;
+    if (hs->b.cap - hs->b.len < sizeof(*o))
+        hls_flush_rec(hs);
+    ho_put(&hs->b, o, sizeof(*o));
+}
+
+static bool hand_hls(struct edge *e)
+{
+    if (!hls_join_count(&e->hls))
+        return true;
+    struct hls_send hs = {.e = e, .b = {.p = malloc(HANDOFF_REC_MAX), .cap = HANDOFF_REC_MAX}};
+    if (!hs.b.p)
+        return false;
+    hls_join_each(&e->hls, hls_one, &hs);
+    hls_flush_rec(&hs);
+    free(hs.b.p);
+    return !hs.failed;
+}
+
 /* This process's own connections (all of them without workers; forwarded requests with). */
 static bool hand_local(struct edge *e)
 {
@@ -234,7 +270,7 @@ static void begin(struct edge *e, int fd)
     ev_timer_init(&ho->timeout, on_timeout, 3 * HANDOFF_TIMEOUT_S, 0);
     ev_timer_start(e->core.loop, &ho->timeout);
     if (handoff_send(fd, HO_HELLO, me, sizeof(me), NULL, 0, HANDOFF_TIMEOUT_S) < 0 ||
-        core_carry_send(&e->core, fd) < 0 || !hand_local(e))
+        core_carry_send(&e->core, fd) < 0 || !hand_hls(e) || !hand_local(e))
         return give_up(e, "the control socket failed while sending the state");
     ho->waiting = e->workers ? workers_hand_begin(&e->sup) : 0;
     if (ho->waiting == 0)
@@ -342,6 +378,18 @@ static enum fc_err take_records(struct edge *e, int ctl, const char **why)
             return *why = "the old process gave up", FC_PROTO;
         }
         enum fc_err err;
+        if (type == EH_HLS) {
+            handoff_close_fds(fds, nfds);
+            if (nfds || n % sizeof(struct hls_open))
+                return *why = "malformed HLS session record", FC_PROTO;
+            for (size_t off = 0; off < (size_t)n; off += sizeof(struct hls_open)) {
+                struct hls_open o;
+                memcpy(&o, ho->buf + off, sizeof(o));
+                if (!hls_join_adopt(&e->hls, &o))
+                    return *why = "malformed HLS session record", FC_PROTO;
+            }
+            continue;
+        }
         if (type == EH_LISTEN || type == EH_LISTENER) {
             if (nfds != 1) {
                 handoff_close_fds(fds, nfds);

@@ -19,6 +19,7 @@
 #include <stdint.h>
 #include "wire.h"
 #include "http/http.h"
+#include "analytics/session.h"
 
 #define WMSG_DGRAM_MAX (60 * 1024)      /* bytes per datagram */
 #define WORKER_COUNTS_S 0.25            /* a worker reports its listener counts this often */
@@ -41,6 +42,9 @@ enum wrec_type {
     WREC_COMMIT,      /* core → worker: the new process has them all: exit at once, silently */
     WREC_RESUME,      /* core → worker: the handoff failed: resume the paused listeners */
     WREC_ADOPT,       /* core → worker (the new process): a carry record; + the socket */
+    /* Analytics (docs/architecture.md §7.13), only with --analytics: */
+    WREC_SESSION,     /* worker → core: struct an_session (a stream listener's, at its close) */
+    WREC_HLS_HIT,     /* worker → core: struct an_hls_hit (an HLS request answered) */
 };
 
 enum { WHAND_LISTENER = 0, WHAND_LISTEN = 1, WHAND_LISTEN_TLS = 2 };

@@ -167,6 +167,33 @@ static void on_query(struct worker *w, const uint8_t *p, size_t len)
     send_rec(w, WREC_DONE, &d, sizeof(d), NULL, 0);
 }
 
+/* ---- analytics: sessions to the core ---- */
+
+static void worker_session(void *ctx, const struct an_session *s)
+{
+    send_rec(ctx, WREC_SESSION, s, sizeof(*s), NULL, 0);
+}
+
+static void worker_hls_hit(void *ctx, const struct an_hls_hit *hit)
+{
+    send_rec(ctx, WREC_HLS_HIT, hit, sizeof(*hit), NULL, 0);
+}
+
+/* SIGTERM (the core stopping): with analytics, close every listener so its session is sent to
+ * the core (which reads what is left on the socket after we exit), then exit. */
+static void on_term(EV_P_ ev_signal *sig, int revents)
+{
+    struct worker *w = sig->data;
+    struct ehttp *h = w->h;
+    struct list_node *it = h->all.next;
+    while (it != &h->all) {
+        struct elistener *l = container_of(it, struct elistener, alink);
+        it = it->next;
+        listener_close(l, "shutdown");
+    }
+    _exit(0);
+}
+
 /* ---- handoff restart (docs/architecture.md §7.12) ---- */
 
 static bool hand_one(struct worker *w, uint8_t what, struct elistener *l, int fd, uint8_t *buf)
@@ -448,6 +475,9 @@ void worker_main(void *ctx, uint32_t num, int fd)
     struct ehttp *h = w.h;
     struct http_opts opt = h->opt;
     void *tls_ctx = h->tls_ctx; /* made by main before the fork */
+    bool analytics = h->session_out != NULL;
+    uint8_t client_key[sizeof(h->client_key)];
+    memcpy(client_key, h->client_key, sizeof(client_key));
     __typeof__(h->statics) statics;
     memcpy(statics, h->statics, sizeof(statics));
     memset(h, 0, sizeof(*h));
@@ -463,6 +493,12 @@ void worker_main(void *ctx, uint32_t num, int fd)
     snprintf(h->worker_header, sizeof(h->worker_header), "X-Framecast-Worker: %u\r\n", num);
     h->forward = forward;
     h->forward_ctx = &w;
+    if (analytics) {
+        h->session_out = worker_session;
+        h->hls_hit = worker_hls_hit;
+        h->session_ctx = &w;
+        memcpy(h->client_key, client_key, sizeof(client_key));
+    }
     edge_http_init(h);
     int lfd = in_fd >= 0 ? in_fd : net_tcp_listen_shared(&h->opt.listen, true);
     if (lfd < 0) {
@@ -486,6 +522,12 @@ void worker_main(void *ctx, uint32_t num, int fd)
     ev_timer_start(w.loop, &w.tick);
     ev_timer_init(&w.counts, on_counts, WORKER_COUNTS_S, WORKER_COUNTS_S);
     ev_timer_start(w.loop, &w.counts);
+    static ev_signal term;
+    if (analytics) {
+        ev_signal_init(&term, on_term, SIGTERM);
+        term.data = &w;
+        ev_signal_start(w.loop, &term);
+    }
     log_info(&e->core.log, "worker=%u pid=%d serving mounts=%u", num, (int)getpid(),
              e->core.n_mounts);
     ev_run(w.loop, 0);

@@ -432,6 +432,22 @@ static void on_readable(EV_P_ ev_io *io, int revents)
             on_listeners(w, buf + sizeof(hd), hd.len);
         if (hd.type == WREC_DONE)
             on_done(w, buf + sizeof(hd), hd.len);
+        if (hd.type == WREC_SESSION && hd.len == sizeof(struct an_session) &&
+            w->sup->http->session_out) {
+            struct an_session ss;
+            memcpy(&ss, buf + sizeof(hd), sizeof(ss));
+            ss.id[AN_ID_MAX] = ss.mount[WIRE_MOUNT_MAX] = '\0';
+            ss.ua[AN_UA_MAX - 1] = ss.client[AN_CLIENT_MAX - 1] = '\0';
+            w->sup->http->session_out(w->sup->http->session_ctx, &ss);
+        }
+        if (hd.type == WREC_HLS_HIT && hd.len == sizeof(struct an_hls_hit) &&
+            w->sup->http->hls_hit) {
+            struct an_hls_hit hh;
+            memcpy(&hh, buf + sizeof(hd), sizeof(hh));
+            hh.key[AN_ID_MAX] = hh.mount[WIRE_MOUNT_MAX] = '\0';
+            hh.ua[AN_UA_MAX - 1] = hh.client[AN_CLIENT_MAX - 1] = '\0';
+            w->sup->http->hls_hit(w->sup->http->session_ctx, &hh);
+        }
         if (hd.type == WREC_FORWARD) {
             on_forward(w, buf + sizeof(hd), hd.len, fd);
         } else if ((hd.type == WREC_HANDED || hd.type == WREC_HANDED_END) && w->sup->handed) {
@@ -681,10 +697,13 @@ void workers_stop(struct wsup *s)
     for (uint32_t i = 0; i < s->n; i++) {
         struct wproc *w = &s->w[i];
         for (int k = 0; w->pid > 0 && k < 200; k++) {
-            if (waitpid(w->pid, NULL, WNOHANG) == w->pid)
+            if (waitpid(w->pid, NULL, WNOHANG) == w->pid) {
+                for (int r = 0; r < 256 && w->fd >= 0; r++) /* the sessions it sent as it */
+                    on_readable(s->loop, &w->rio, EV_READ);  /* closed its listeners */
                 w->pid = 0;
-            else
+            } else {
                 usleep(10000);
+            }
         }
         if (w->pid > 0) {
             kill(w->pid, SIGKILL);

@@ -32,4 +32,19 @@ struct an_session {
     char client[AN_CLIENT_MAX];        /* keyed hash (default) or address (--analytics-raw-ip) */
 } __attribute__((packed));
 
+/* One HLS request (playlist or segment) of a client, from a worker to the core process
+ * (WREC_HLS_HIT), where requests are joined into sessions (hls_join.h). */
+struct an_hls_hit {
+    char key[AN_ID_MAX + 1];           /* X-Playback-Session-Id, else ?sid=, else derived from
+                                          the client and its User-Agent */
+    char mount[WIRE_MOUNT_MAX + 1];
+    uint64_t at_us;                    /* UTC of the request */
+    uint64_t bytes;                    /* bytes sent for it */
+    double audio_s;                    /* audio seconds of a segment sent whole; 0: a playlist or
+                                          a segment cut short */
+    uint64_t pts_first_us, pts_last_us;/* a segment's PTS range (0 = a playlist) */
+    char ua[AN_UA_MAX];
+    char client[AN_CLIENT_MAX];
+} __attribute__((packed));
+
 #endif

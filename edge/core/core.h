@@ -280,6 +280,7 @@ enum {
     EH_TITLE,
     EH_LISTEN,    /* edge/edge_handoff.c: a listening socket */
     EH_LISTENER,  /* edge/edge_handoff.c: a listener (edge/http/carry.c) */
+    EH_HLS,       /* edge/edge_handoff.c: HLS sessions being joined (analytics/hls_join.h) */
 };
 int core_carry_send(struct core *c, int ctl);
 enum fc_err core_carry_take(struct core *c, uint16_t type, const uint8_t *p, size_t len,

@@ -89,6 +89,10 @@ void carry_export(const struct elistener *l, struct ho_buf *b)
     ho_put_u64(b, l->bytes_sent);
     ho_put_u32(b, l->metaint_left);
     ho_put_u64(b, l->title_sent);
+    ho_put_f64(b, l->timeshift_s);
+    ho_put_f64(b, l->preroll_s);
+    ho_put_u8(b, l->hls_seg);
+    ho_put_str(b, l->play_sid);
     put_bytes(b, l->meta_ptr ? l->meta_ptr + l->meta_off : (const uint8_t *)"",
               l->meta_ptr ? l->meta_len - l->meta_off : 0);
 }
@@ -138,6 +142,10 @@ static enum fc_err adopt_stream(struct elistener *l, struct ho_buf *b, const cha
     l->bytes_sent = ho_get_u64(b);
     l->metaint_left = ho_get_u32(b);
     l->title_sent = ho_get_u64(b);
+    l->timeshift_s = ho_get_f64(b);
+    l->preroll_s = ho_get_f64(b);
+    l->hls_seg = ho_get_u8(b);
+    ho_get_str(b, l->play_sid, sizeof(l->play_sid));
     uint32_t mn;
     const uint8_t *meta = get_bytes(b, 16 * 255 + 1, &mn);
     if (b->bad || ho_left(b))

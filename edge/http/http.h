@@ -47,6 +47,8 @@
 
 struct ehttp;
 struct ssl_st;
+struct an_session;
+struct an_hls_hit;
 struct api_pending;
 struct http_snap;
 struct http_mount_snap;
@@ -129,6 +131,9 @@ struct elistener {
     double accepted;                   /* ev_time() at accept, 0 once the TTFB is counted */
     uint64_t bytes_sent;
     double preroll_s;                  /* seconds of preroll clip sent before live (analytics) */
+    double timeshift_s;                /* seconds behind live where it started (0 = live) */
+    bool hls_seg;                      /* an HLS segment request (sessions.c joins them) */
+    char play_sid[40];                 /* X-Playback-Session-Id or ?sid= (HLS sessions) */
     bool linked;                       /* wlink is on a list (see wlink) */
     struct list_node mlink;            /* in hm->listeners */
     struct list_node wlink;            /* in one of: a wheel slot, hm->waiting, hm->paced,
@@ -161,6 +166,8 @@ struct http_opts {
     bool has_tls;                      /* --listen-tls given */
     struct net_addr listen_tls;        /* --listen-tls: HTTPS for listeners */
     const char *tls_cert, *tls_key;    /* --tls-cert, --tls-key (PEM) */
+    bool analytics_raw_ip;             /* --analytics-raw-ip: sessions keep the address */
+    double analytics_min_s;            /* --analytics-min-s: shorter sessions are flagged */
 };
 
 /* An admin API token (admin.c): only a hash of it is kept; compared in constant time. */
@@ -203,6 +210,11 @@ struct ehttp {
     uint32_t n_listeners;
     struct list_node all;              /* every connection (elistener.alink) */
     struct http_counters c;
+    /* ---- analytics (sessions.c); NULL hooks = analytics off, nothing recorded ---- */
+    void (*session_out)(void *ctx, const struct an_session *s); /* a stream session ended */
+    void (*hls_hit)(void *ctx, const struct an_hls_hit *hit);   /* an HLS request was answered */
+    void *session_ctx;
+    uint8_t client_key[32];            /* keys the client address hash (sessions_init) */
     /* ---- edge --workers (edge/workers.c, edge/worker.c); zero in a single process ---- */
     uint32_t worker;                   /* this process's worker number (1..N), 0 = not a worker */
     char worker_header[40];            /* "X-Framecast-Worker: N\r\n" in a worker, else "" */
@@ -436,6 +448,18 @@ void tls_close(struct elistener *l);
 void tls_free(struct elistener *l);
 /* listener.c: accept HTTPS on `fd` too (h->tls_ctx set). */
 void edge_http_listen_tls(struct ehttp *h, int fd);
+
+/* sessions.c: listening sessions for analytics (docs/architecture.md §7.13). sessions_init: the
+ * client-hash key, derived from the first mesh key (every edge of a mesh hashes an address
+ * alike). session_closed: `l` is closing: a stream listener's session to h->session_out, an HLS
+ * segment's request to h->hls_hit (no-op when they are NULL or `l` was handed over).
+ * session_hls_playlist: an HLS playlist of `bytes` was answered to `l`. session_query_sid: keep
+ * a `sid` query parameter as `l`'s HLS session id (unless X-Playback-Session-Id gave one).
+ * Loop thread. */
+void sessions_init(struct ehttp *h);
+void session_closed(struct elistener *l);
+void session_hls_playlist(struct elistener *l, const struct emount *m, size_t bytes);
+void session_query_sid(struct elistener *l, const char *q, size_t len);
 
 /* metrics.c: count `l`'s time to first byte (accept → now), once. */
 void http_ttfb(struct elistener *l);

@@ -52,6 +52,7 @@ void listener_close(struct elistener *l, const char *why)
     close(l->fd);
     l->fd = -1;
     if (l->mount) {
+        session_closed(l);
         log_info(h->log, "listener=%s mount=%s closed bytes=%llu reason=\"%s\"", l->peer,
                  l->mount->name, (unsigned long long)l->bytes_sent, why);
         list_del(&l->mlink);
@@ -152,6 +153,8 @@ void listener_serve_span(struct elistener *l, struct emount *m, const char *head
         return listener_close(l, "out of memory");
     l->mount = m;
     l->hm = hm;
+    if (l->paced || l->end_abs)
+        l->timeshift_s = (m->rw.end_pts_us - l->start_pts_us) / 1e6;
     list_add(&hm->listeners, &l->mlink);
     list_init(&l->wlink);
     hm->n_listeners++;
@@ -185,6 +188,12 @@ static void header_done(struct elistener *l)
     } else if (l->hfield && l->hfield_len == 12 && strncasecmp(l->hfield, "icy-metadata", 12) == 0 &&
         l->hvalue && l->hvalue_len >= 1 && l->hvalue[0] == '1')
         l->icy = true;
+    else if (l->hfield && l->hfield_len == 21 &&
+             strncasecmp(l->hfield, "x-playback-session-id", 21) == 0 && l->hvalue)
+        snprintf(l->play_sid, sizeof(l->play_sid), "%.*s",
+                 (int)(l->hvalue_len < sizeof(l->play_sid) - 1 ? l->hvalue_len
+                                                                 : sizeof(l->play_sid) - 1),
+                 l->hvalue);
     else if (l->hfield && l->hfield_len == 4 && strncasecmp(l->hfield, "host", 4) == 0 &&
              l->hvalue && l->hvalue_len < sizeof(l->host))
         snprintf(l->host, sizeof(l->host), "%.*s", (int)l->hvalue_len, l->hvalue);
@@ -264,7 +273,7 @@ void listener_parse(struct elistener *l, char *buf, size_t len)
     l->url = l->hfield = l->hvalue = NULL;
     l->url_len = l->hfield_len = l->hvalue_len = 0;
     l->icy = l->wants_html = l->done = l->too_big = false;
-    l->host[0] = l->ua[0] = '\0';
+    l->host[0] = l->ua[0] = l->play_sid[0] = '\0';
     l->auth = l->body = NULL;
     l->auth_len = l->body_len = 0;
     size_t parsed = http_parser_execute(&l->parser, &l->http->parser, buf, len);

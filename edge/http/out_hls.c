@@ -97,6 +97,7 @@ void hls_playlist(struct elistener *l, struct emount *m, double dvr_s)
                               (p1 - p0) / 1e6, m->name, (unsigned long long)seg, seg_ext(m));
     }
     listener_respond(l, 200, "application/vnd.apple.mpegurl", pl, n, NULL);
+    session_hls_playlist(l, m, n);
     free(pl);
 }
 
@@ -117,6 +118,8 @@ void hls_segment(struct elistener *l, struct emount *m, uint64_t seg)
     l->pos = a;
     l->end_abs = b;
     l->icy = false; /* a segment is a file; ffmpeg asks for ICY on every request */
+    l->hls_seg = true;
+    l->start_pts_us = p0;
     l->http->c.hls_segments++;
     listener_serve_span(l, m, head, (size_t)n, id3, sizeof(id3));
 }

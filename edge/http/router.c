@@ -206,6 +206,7 @@ void edge_route(struct elistener *l)
     bool has_query = u.field_set & (1 << UF_QUERY);
     const char *query = has_query ? l->url + u.field_data[UF_QUERY].off : "";
     size_t query_len = has_query ? u.field_data[UF_QUERY].len : 0;
+    session_query_sid(l, query, query_len);
     if (l->parser.method == HTTP_OPTIONS)
         return listener_respond(l, 204, "text/plain", "", 0, NULL);
     /* The admin API needs the core: a worker hands it over. */
