@@ -196,8 +196,9 @@ WEBDIR      := $(PKGDATADIR)/web
 SYSCONFDIR  := /etc/framecast
 SYSTEMD_UNITDIR ?= $(if $(filter /usr,$(PREFIX)),/lib/systemd/system,$(PREFIX)/lib/systemd/system)
 SYSUSERSDIR := $(PREFIX)/lib/sysusers.d
-WEB_FILES   := web/index.html web/player.css web/player.js
+WEB_FILES   := web/index.html web/player.css web/player.js web/ops.html web/ops.js
 HLSJS       := vendor/node_modules/hls.js/dist/hls.min.js
+UPLOT       := vendor/node_modules/uplot/dist/uPlot.iife.min.js vendor/node_modules/uplot/dist/uPlot.min.css
 UNITS       := framecast-edge.service framecast-relay.service framecast-shim@.service
 CONFIGS     := edge.json relay.json shim.json
 SUBST       := sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@PKGDATADIR@|$(PKGDATADIR)|g'
@@ -213,6 +214,10 @@ install: $(PROGS)
 	  install -D -m 644 web/$(HLSJS) $(DESTDIR)$(WEBDIR)/$(HLSJS); \
 	else echo "install: web/$(HLSJS) missing (scripts/install-deps.sh fetches it):" \
 	  "the player will offer no HLS outside Safari"; fi
+	@for f in $(UPLOT); do if [ -f web/$$f ]; then \
+	  echo "install -D -m 644 web/$$f $(DESTDIR)$(WEBDIR)/$$f"; \
+	  install -D -m 644 web/$$f $(DESTDIR)$(WEBDIR)/$$f; \
+	else echo "install: web/$$f missing (scripts/install-deps.sh fetches it): no charts at /ops"; fi; done
 	@set -e; for u in $(UNITS); do \
 	  echo "install scripts/systemd/$$u -> $(DESTDIR)$(SYSTEMD_UNITDIR)/$$u"; \
 	  $(SUBST) scripts/systemd/$$u >$(DESTDIR)$(SYSTEMD_UNITDIR)/$$u; \

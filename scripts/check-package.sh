@@ -51,6 +51,8 @@ want=(
   "lib/systemd/system/framecast-shim@.service" usr/lib/sysusers.d/framecast.conf
   etc/framecast/edge.json etc/framecast/relay.json etc/framecast/shim.json
   "$web/index.html" "$web/player.css" "$web/player.js" "$web/vendor/node_modules/hls.js/dist/hls.min.js"
+  "$web/ops.html" "$web/ops.js" "$web/vendor/node_modules/uplot/dist/uPlot.iife.min.js"
+  "$web/vendor/node_modules/uplot/dist/uPlot.min.css"
 )
 for f in "${want[@]}"; do
   [ -s "$root/$f" ] || fail "/$f not in the package"

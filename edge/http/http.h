@@ -21,7 +21,7 @@
 #define EDGE_HLS_WINDOW 6                 /* segments in a live HLS playlist */
 #define EDGE_HLS_GROUPS_MAX 16
 #define EDGE_HOST_MAX 96                  /* bytes kept of a request's Host header */
-#define EDGE_STATIC_MAX 8                 /* web player files held in memory */
+#define EDGE_STATIC_MAX 12                /* web player files held in memory */
 #define EDGE_BODY_MAX 4096                /* request body (admin API); past it: 413 */
 #define EDGE_UA_MAX 96                    /* bytes kept of a listener's User-Agent */
 #define API_TOKENS_MAX 32                 /* --api-token-file lines */

@@ -1,5 +1,5 @@
 /* out_static.c - the web player's files (web/: index.html, player.css, player.js and hls.js
- * from the npm registry), read once at start-up and served from memory, so a request never
+ * from the npm registry) and the operator view's (ops.html, ops.js, uPlot from npm), read once at start-up and served from memory, so a request never
  * touches the disk from the event loop. */
 #include <libgen.h>
 #include <limits.h>
@@ -20,6 +20,11 @@ static const struct {
     {"/player.css", "player.css", "text/css; charset=utf-8"},
     {"/player.js", "player.js", "text/javascript; charset=utf-8"},
     {"/hls.min.js", "vendor/node_modules/hls.js/dist/hls.min.js", "text/javascript; charset=utf-8"},
+    {"/ops", "ops.html", "text/html; charset=utf-8"},
+    {"/ops.js", "ops.js", "text/javascript; charset=utf-8"},
+    {"/uPlot.iife.min.js", "vendor/node_modules/uplot/dist/uPlot.iife.min.js",
+     "text/javascript; charset=utf-8"},
+    {"/uPlot.min.css", "vendor/node_modules/uplot/dist/uPlot.min.css", "text/css; charset=utf-8"},
 };
 
 static char *slurp(const char *path, size_t *len)
