@@ -79,6 +79,9 @@ struct ho_out {
     int err;         /* errno of the failed send, 0 = a record did not fit */
     uint64_t records;
     uint64_t bytes;
+    uint64_t queued_msgs;  /* unsent messages handed over, all peers */
+    uint64_t unread_bytes; /* received bytes not parsed yet, all peers */
+    uint32_t partial;      /* peers whose first queued message is partly written */
     uint8_t buf[HANDOFF_REC_MAX];
 };
 
@@ -275,8 +278,12 @@ static void send_state(struct relay *r, struct ho_out *o, uint32_t *n_streams, u
      * reconnect has no connection: the new relay connects it. */
     *n_peers = 0;
     for (const struct rpeer *p = r->peers; p && !o->failed; p = p->next)
-        if (!p->closing && p->link.fd >= 0)
+        if (!p->closing && p->link.fd >= 0) {
             send_peer(o, p, (*n_peers)++, now);
+            o->queued_msgs += outq_count(&p->link.q);
+            o->partial += p->link.q.head_off > 0;
+            o->unread_bytes += p->link.rd->end - p->link.rd->start;
+        }
 }
 
 static void log_fail_text(struct relay *r, const char *what, const uint8_t *p, ssize_t n)
@@ -363,10 +370,11 @@ static void serve_takeover(struct relay *r, int fd)
     /* Handed over. Nothing more may be read from or written to any socket: exit from here, not
      * through the loop (a pending flush would write what the new relay now sends). */
     log_info(&r->log,
-             "handoff: pid %u took over streams=%u peers=%u records=%llu bytes=%llu in %.0f ms; "
-             "exiting",
-             pid, n_streams, n_peers, (unsigned long long)o.records, (unsigned long long)o.bytes,
-             (mono_s() - t0) * 1e3);
+             "handoff: pid %u took over streams=%u peers=%u queued=%llu partial=%u unread=%llu "
+             "records=%llu bytes=%llu in %.0f ms; exiting",
+             pid, n_streams, n_peers, (unsigned long long)o.queued_msgs, o.partial,
+             (unsigned long long)o.unread_bytes, (unsigned long long)o.records,
+             (unsigned long long)o.bytes, (mono_s() - t0) * 1e3);
     relay_log_stats(r);
     exit(0);
 }

@@ -227,7 +227,8 @@ enum fc_err link_adopt(struct link *l, int fd, const struct net_addr *addr, cons
     l->outbound = addr != NULL;
     if (addr)
         l->addr = *addr;
-    snprintf(l->peer, sizeof(l->peer), "%s", peer);
+    if (peer != l->peer)
+        snprintf(l->peer, sizeof(l->peer), "%s", peer);
     l->up = up;
     l->connecting = connecting;
     l->q.head_off = head_off;
