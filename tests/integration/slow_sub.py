@@ -78,56 +78,65 @@ def report(code):
                 % (frames, gaps, repeats, bad_tags, len(last), eof))
     sys.exit(code)
 
-while time.monotonic() - t0 < secs:
-    now = time.monotonic()
-    if split == 0 and os.path.exists(os.path.join(d, "split1")):
-        pending_hb = heartbeat()
-        s.setblocking(True); s.sendall(pending_hb[:7]); s.setblocking(False)
-        open(os.path.join(d, "split1.ack"), "w").close()
-        split = 1
-    elif split == 1 and os.path.exists(os.path.join(d, "split2")):
-        s.setblocking(True); s.sendall(pending_hb[7:]); s.setblocking(False)
-        split = 2
-    if now >= next_beat and split != 1:
-        s.setblocking(True); s.sendall(heartbeat()); s.setblocking(False)
-        next_beat = now + 1
-    want = FAST if split == 2 else int(RATE * TICK)
-    try:
-        if want == 0:
-            raise BlockingIOError
-        chunk = s.recv(want)
-        if not chunk:
-            eof = 1
-            print("slow_sub: the relay closed the connection", file=sys.stderr)
-            report(1)
-        buf += chunk
-    except BlockingIOError:
-        pass
-    while len(buf) >= 4:
-        n = struct.unpack_from(">I", buf)[0]
-        if n <= 16 or n > 65536:
-            print("slow_sub: framing broken: length %d" % n, file=sys.stderr)
-            report(1)
-        if len(buf) < 4 + n:
-            break
-        m, buf = buf[4:4 + n], buf[4 + n:]
-        body, t = m[:-16], m[-16:]
-        if tag(body) != t:
-            bad_tags += 1
-            continue
-        if body[0] & 0xf0 != 0x90 or body[2] != 1:
-            continue   # not a FRAME
-        i = 3
-        mount, i = mp_read(body, i); enc, i = mp_read(body, i); _, i = mp_read(body, i)
-        session, i = mp_read(body, i); seq, i = mp_read(body, i)
-        k = (mount, enc, session)
-        if k in last:
-            if seq == last[k] + 1: pass
-            elif seq <= last[k]: repeats += 1
-            else:
-                gaps += 1
-                print("slow_sub: gap %s %d -> %d" % (k, last[k], seq), file=sys.stderr)
-        last[k] = max(seq, last.get(k, 0))
-        frames += 1
-    time.sleep(TICK)
+def run():
+    global buf, next_beat, split, pending_hb, frames, gaps, repeats, bad_tags, eof
+    while time.monotonic() - t0 < secs:
+        now = time.monotonic()
+        if split == 0 and os.path.exists(os.path.join(d, "split1")):
+            pending_hb = heartbeat()
+            s.setblocking(True); s.sendall(pending_hb[:7]); s.setblocking(False)
+            open(os.path.join(d, "split1.ack"), "w").close()
+            split = 1
+        elif split == 1 and os.path.exists(os.path.join(d, "split2")):
+            s.setblocking(True); s.sendall(pending_hb[7:]); s.setblocking(False)
+            split = 2
+        if now >= next_beat and split != 1:
+            s.setblocking(True); s.sendall(heartbeat()); s.setblocking(False)
+            next_beat = now + 1
+        want = FAST if split == 2 else int(RATE * TICK)
+        try:
+            if want == 0:
+                raise BlockingIOError
+            chunk = s.recv(want)
+            if not chunk:
+                eof = 1
+                print("slow_sub: the relay closed the connection", file=sys.stderr)
+                report(1)
+            buf += chunk
+        except BlockingIOError:
+            pass
+        while len(buf) >= 4:
+            n = struct.unpack_from(">I", buf)[0]
+            if n <= 16 or n > 65536:
+                print("slow_sub: framing broken: length %d" % n, file=sys.stderr)
+                report(1)
+            if len(buf) < 4 + n:
+                break
+            m, buf = buf[4:4 + n], buf[4 + n:]
+            body, t = m[:-16], m[-16:]
+            if tag(body) != t:
+                bad_tags += 1
+                continue
+            if body[0] & 0xf0 != 0x90 or body[2] != 1:
+                continue   # not a FRAME
+            i = 3
+            mount, i = mp_read(body, i); enc, i = mp_read(body, i); _, i = mp_read(body, i)
+            session, i = mp_read(body, i); seq, i = mp_read(body, i)
+            k = (mount, enc, session)
+            if k in last:
+                if seq == last[k] + 1: pass
+                elif seq <= last[k]: repeats += 1
+                else:
+                    gaps += 1
+                    print("slow_sub: gap %s %d -> %d" % (k, last[k], seq), file=sys.stderr)
+            last[k] = max(seq, last.get(k, 0))
+            frames += 1
+        time.sleep(TICK)
+
+try:
+    run()
+except OSError as e:   # the relay reset the connection
+    eof = 1
+    print("slow_sub: %s" % e, file=sys.stderr)
+    report(1)
 report(0 if gaps == 0 and repeats == 0 and bad_tags == 0 else 1)
