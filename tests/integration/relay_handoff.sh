@@ -7,7 +7,7 @@
 # messages queued for it, one of them partly written, when it hands over. Meanwhile:
 #   t=4 s   relay 1 is handed over (`--takeover`), with half a message from the slow subscriber
 #           read and not yet parsed (the other half is sent after the handoff);
-#   t=8 s   relay 2 is handed over;
+#   t=8 s   relay 2 is handed over, by scripts/framecast-handoff (systemd's ExecReload=);
 #   t=11 s  a takeover of relay 1 with FC_TEST_HANDOFF_DIE=1: the new process dies before READY;
 #   t=14 s  relay 1 is handed over again (it still serves, its control socket too).
 # Passes only if:
@@ -199,8 +199,24 @@ PARTIAL=$(sed -n 's/.* partial=\([0-9]*\) .*/\1/p' <<<"$HANDED")
 fc_log "relay 1 handed over: $HANDED"
 
 sleep_until "$T0" 8
+# Relay 2 through scripts/framecast-handoff (what systemd's ExecReload= runs): it starts the new
+# relay in a session of its own, waits for the old one to exit and prints the new PID.
 dups=$(relay_metric "$R2_MET" frames_duplicate_total)
-handoff relay2b "$R2" "$R2_MET" "${R2_ARGS[@]}" --takeover "$C2"; R2B=$HO_PID
+before=$(relay_frames_in "$R2_MET")
+echo "=== $(date +%T.%N | cut -c1-12) start: framecast-handoff --old-pid $R2 $C2 $RELAY ${R2_ARGS[*]}" >>"$T/relay2b.log"
+rc=0
+sh "$FC_ROOT/scripts/framecast-handoff" --old-pid "$R2" "$C2" "$RELAY" "${R2_ARGS[@]}" \
+  </dev/null >"$T/relay2b.newpid" 2>>"$T/relay2b.log" || rc=$?
+R2B=$(cat "$T/relay2b.newpid" 2>/dev/null || true)
+[ -n "$R2B" ] && fc_track "$R2B" relay2b
+[ "$rc" = 0 ] || fc_fail "framecast-handoff for relay 2 exited $rc (see relay2b.log)"
+wait_exit "$R2" 5 || fc_fail "relay2b: the old relay 2 still runs after framecast-handoff said done"
+[ "$FC_WAIT_RC" = 0 ] || fc_fail "relay2b: the old relay exited $FC_WAIT_RC, not 0"
+fc_alive "$R2B" || fc_fail "relay2b: the new relay (pid $R2B) is not running"
+grep -q 'takeover: READY sent' "$T/relay2b.log" || fc_fail "relay2b: no 'READY sent' in its log"
+wait_until 5 relay_frames_over "$R2_MET" "${before:-0}" ||
+  fc_fail "relay2b: frames_received_total did not grow past ${before:-?} after the handoff"
+fc_log "relay2b: took over from pid $R2 (frames_in before: $before)"
 # Both of its UDP sockets (unicast, multicast) are read by the new relay 2: copies keep arriving.
 wait_until 5 relay_dups_over "$R2_MET" $(( ${dups:-0} + 40 )) ||
   fc_fail "relay2b: the second copy of each frame stopped arriving (duplicates ${dups:-?} -> $(relay_metric "$R2_MET" frames_duplicate_total)): a UDP socket not taken over?"
