@@ -7,8 +7,8 @@
  *   RHO_COUNTERS  the relay's counters (struct relay_counters, one u64 each)
  *   RHO_SOCKET    one descriptor: u8 kind; RHO_SOCK_LISTEN adds u8 proto, u8 serve, u32 salen,
  *                 salen bytes of sockaddr, str text (an --ingest / --serve socket, TCP listening
- *                 or UDP, multicast membership included); RHO_SOCK_METRICS, RHO_SOCK_CONTROL
- *                 have nothing more
+ *                 or UDP, multicast membership included); RHO_SOCK_METRICS adds u32 salen and
+ *                 the sockaddr, RHO_SOCK_CONTROL str path
  *   RHO_STREAM    u32 id (0, 1, ... in order), str mount, str encoder, u64 session,
  *                 u32 priority, u64 max_seq, u64 expire_seq, u64 frames, f64 last_rx_age_s,
  *                 u64 dups, u64 stale
@@ -53,12 +53,20 @@ enum {
 
 enum { RHO_SOCK_LISTEN = 1, RHO_SOCK_METRICS, RHO_SOCK_CONTROL };
 
+#define HO_PATH_MAX 108 /* sockaddr_un.sun_path */
+
 #define RHO_RUN_HEAD 5            /* u32 id, u8 cont */
 #define RHO_MSG_HEAD 8            /* u32 total, u32 n */
 #define RHO_SLOT_HEAD 17          /* u64 seq, f64 rx_age_s, u8 has_msg */
 #define RHO_MAX_PEERS 65536       /* peers taken over, at most (the unit's LimitNOFILE) */
 #define RHO_MAX_AGE_S 1e7         /* ages are clamped to this: a bad one cannot make rx 0 */
-#define RHO_READY_WITHIN_S (HANDOFF_TIMEOUT_S / 2) /* see relay_takeover_confirm() */
+/* The old relay's loop stands still while it serves a takeover, and its peers declare a link
+ * dead after LINK_DEAD_S (3 s) of silence: so its waits are bounded well below that (not by
+ * HANDOFF_TIMEOUT_S), and a takeover that fails costs peers at most a pause. */
+#define RHO_HELLO_WAIT_S 0.5  /* for HO_HELLO after accepting (the new relay sends it at once) */
+#define RHO_SEND_MAX_S 1.5    /* for sending the whole state */
+#define RHO_READY_WAIT_S 1.0  /* for HO_READY after HO_END */
+#define RHO_READY_WITHIN_S (RHO_READY_WAIT_S / 2) /* see relay_takeover_confirm() */
 
 /* Environment variable of the failure test hook (tests/integration/relay_handoff.sh only). */
 #define RHO_TEST_DIE_ENV "FC_TEST_HANDOFF_DIE"
@@ -72,6 +80,7 @@ static double mono_s(void)
 
 struct ho_out {
     int fd;
+    double deadline; /* mono_s() by which everything must be sent */
     uint16_t type;   /* of the run being written */
     uint32_t id;     /* of the run being written */
     struct ho_buf b;
@@ -99,9 +108,11 @@ static void out_send(struct ho_out *o, uint16_t type, const int *fds, int nfds)
         o->err = 0;
         return;
     }
-    if (handoff_send(o->fd, type, o->buf, o->b.len, fds, nfds, HANDOFF_TIMEOUT_S) < 0) {
+    double left = o->deadline - mono_s();
+    if (left <= 0 ||
+        handoff_send(o->fd, type, o->buf, o->b.len, fds, nfds, left) < 0) {
         o->failed = true;
-        o->err = errno;
+        o->err = left <= 0 ? ETIMEDOUT : errno;
         return;
     }
     o->records++;
@@ -158,10 +169,15 @@ static void put_sockaddr(struct ho_buf *b, const struct sockaddr_storage *ss, so
     ho_put(b, ss, len);
 }
 
-static void send_socket(struct ho_out *o, uint8_t kind, const struct rlisten *ls, int fd)
+static void send_socket(struct ho_out *o, uint8_t kind, const struct rlisten *ls,
+                        const struct net_addr *metrics, const char *control, int fd)
 {
     out_begin(o);
     ho_put_u8(&o->b, kind);
+    if (metrics)
+        put_sockaddr(&o->b, &metrics->ss, metrics->len);
+    if (control)
+        ho_put_str(&o->b, control);
     if (ls) {
         ho_put_u8(&o->b, (uint8_t)ls->addr.proto);
         ho_put_u8(&o->b, ls->serve);
@@ -266,11 +282,11 @@ static void send_state(struct relay *r, struct ho_out *o, uint32_t *n_streams, u
     send_counters(o, &r->c);
     for (int i = 0; i < r->n_listen; i++)
         if (r->listen[i].fd >= 0)
-            send_socket(o, RHO_SOCK_LISTEN, &r->listen[i], r->listen[i].fd);
+            send_socket(o, RHO_SOCK_LISTEN, &r->listen[i], NULL, NULL, r->listen[i].fd);
     if (r->opt.has_metrics && r->metrics.fd >= 0)
-        send_socket(o, RHO_SOCK_METRICS, NULL, r->metrics.fd);
+        send_socket(o, RHO_SOCK_METRICS, NULL, &r->opt.metrics, NULL, r->metrics.fd);
     if (r->control_fd >= 0)
-        send_socket(o, RHO_SOCK_CONTROL, NULL, r->control_fd);
+        send_socket(o, RHO_SOCK_CONTROL, NULL, NULL, r->opt.control_path, r->control_fd);
     *n_streams = 0;
     for (const struct rstream *s = r->streams; s && !o->failed; s = s->next)
         send_stream(o, s, (*n_streams)++, now);
@@ -308,7 +324,7 @@ static void serve_takeover(struct relay *r, int fd)
     int fds[HANDOFF_FDS_MAX], nfds;
     uint16_t type;
     double t0 = mono_s();
-    ssize_t n = handoff_recv(fd, &type, in, sizeof(in), fds, &nfds, HANDOFF_TIMEOUT_S);
+    ssize_t n = handoff_recv(fd, &type, in, sizeof(in), fds, &nfds, RHO_HELLO_WAIT_S);
     if (n < 0) {
         log_warn(&r->log, "handoff: no HELLO on the control socket: %s", strerror(errno));
         return;
@@ -334,6 +350,7 @@ static void serve_takeover(struct relay *r, int fd)
     static struct ho_out o; /* 60 KiB: not on the stack */
     memset(&o, 0, sizeof(o));
     o.fd = fd;
+    o.deadline = mono_s() + RHO_SEND_MAX_S;
     out_begin(&o);
     ho_put_u32(&o.b, RELAY_HANDOFF_VERSION);
     ho_put_u32(&o.b, (uint32_t)getpid());
@@ -349,7 +366,7 @@ static void serve_takeover(struct relay *r, int fd)
         send_fail(fd, "the old relay could not send its state");
         return;
     }
-    n = handoff_recv(fd, &type, in, sizeof(in), fds, &nfds, HANDOFF_TIMEOUT_S);
+    n = handoff_recv(fd, &type, in, sizeof(in), fds, &nfds, RHO_READY_WAIT_S);
     if (n < 0) {
         log_warn(&r->log, "handoff: pid %u did not confirm: %s; still serving", pid,
                  errno == EPIPE ? "it closed the control connection (it failed?)"
@@ -556,9 +573,21 @@ static enum fc_err rec_socket(struct relay_ho_in *in, struct ho_buf *b, int fd, 
     struct relay *r = in->r;
     uint8_t kind = ho_get_u8(b);
     if (kind == RHO_SOCK_METRICS || kind == RHO_SOCK_CONTROL) {
+        /* Used only where this relay's own option names the same address or path. */
         int *slot = kind == RHO_SOCK_METRICS ? &r->metrics_fd : &r->control_fd;
-        bool want = kind == RHO_SOCK_METRICS ? r->opt.has_metrics : r->opt.control_path != NULL;
-        if (b->bad || ho_left(b) || *slot >= 0) {
+        struct sockaddr_storage ss;
+        socklen_t len = 0;
+        char path[HO_PATH_MAX];
+        bool want, ok;
+        if (kind == RHO_SOCK_METRICS) {
+            ok = get_sockaddr(b, &ss, &len);
+            want = r->opt.has_metrics && same_addr(&r->opt.metrics, &ss, len);
+        } else {
+            ho_get_str(b, path, sizeof(path));
+            ok = !b->bad;
+            want = ok && r->opt.control_path && strcmp(r->opt.control_path, path) == 0;
+        }
+        if (!ok || b->bad || ho_left(b) || *slot >= 0) {
             close(fd);
             return bad(why, "metrics or control socket");
         }
@@ -972,9 +1001,9 @@ void relay_takeover_fail(struct relay *r, int ctl_fd, const char *why)
 
 enum fc_err relay_takeover_confirm(struct relay *r, int ctl_fd)
 {
-    /* The old relay waits HANDOFF_TIMEOUT_S for READY, counted from before we got HO_END: one
-     * sent much later might arrive after it gave up and resumed, and two relays would read the
-     * same sockets. */
+    /* The old relay waits RHO_READY_WAIT_S for READY, counted from before we got HO_END: one
+     * sent later might arrive after it gave up and resumed, and two relays would read the same
+     * sockets. */
     if (mono_s() - r->takeover_end_s > RHO_READY_WITHIN_S) {
         relay_takeover_fail(r, ctl_fd, "took too long to start");
         return FC_IO;

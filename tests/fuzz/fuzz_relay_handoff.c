@@ -63,6 +63,7 @@ static void setup(void)
     relay.opt.max_backlog_bytes = 1u << 20;
     relay.opt.max_skew_s = 60;
     relay.opt.has_metrics = true;
+    CHECK(net_addr_parse("127.0.0.1:9200", &relay.opt.metrics) == FC_OK);
     relay.opt.control_path = "/nonexistent/relay.sock";
     done = true;
 }
