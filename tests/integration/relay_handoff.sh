@@ -25,7 +25,9 @@
 #   - the slow subscriber saw every frame of relay 1 once, in order, with a valid tag, and its
 #     connection was never closed: the send queue, its partly written message and the unread
 #     input were handed over exactly; relay 1's handoff log says it handed over queued messages
-#     and unread bytes (so this test did exercise them). In the namespace the TCP send buffer is
+#     and unread bytes (so this test did exercise them);
+#   - the catch-up window came through two handoffs: a subscriber of the last relay 1 gets it
+#     from the same first seq as the one that subscribed to the first relay 1, and all of it. In the namespace the TCP send buffer is
 #     capped at 64 KiB (net.ipv4.tcp_wmem): with the default 4 MiB of autotuning the kernel, not
 #     the relay, would hold everything the slow subscriber has not read.
 #
@@ -87,6 +89,7 @@ EDGE_PID=$FC_LAST_PID
 fc_start shim "$SHIM" --mount live.mp3 --encoder a --file "$T/src.mp3" \
   --to "tcp://127.0.0.1:$R1_IN" --to "udp://127.0.0.1:$R2_IN" --to "udp://$GROUP:$R2_MC" --key "$KEY"
 SHIM_PID=$FC_LAST_PID
+R1_FIRST_MS=$(now_ms)   # relay 1 holds its first frames from about now (an upper bound)
 wait_http "http://127.0.0.1:$EDGE_PORT/live.mp3" 15 || fc_fail "the edge never served /live.mp3"
 
 # edge_relay PORT FIELD: a counter of the edge's link to the relay serving on PORT (GET /).
@@ -235,12 +238,21 @@ wait_until 5 edge_relay_frames_over "$R1_SRV" $(( ${before:-0} + 40 )) ||
 sleep_until "$T0" 14
 handoff relay1c "$R1B" "$R1_MET" "${R1_ARGS[@]}" --takeover "$C1"; R1C=$HO_PID
 
+# A late subscriber of relay 1 (now the third process): the window, from the same first frame as
+# the slow subscriber got from the first relay 1 (the run is shorter than --catchup), then live.
+mkdir -p "$T/late"
+LATE_WANT=$(awk -v ms=$(( $(now_ms) - R1_FIRST_MS )) -v r="$MP3_FPS" 'BEGIN{printf "%d", ms / 1000 * r * 0.9}')
+SLOW_SUB_RATE=2000000 fc_start late_sub python3 "$FC_LIB_DIR/slow_sub.py" "127.0.0.1:$R1_SRV" "$KEY" 3 "$T/late"
+LATE=$FC_LAST_PID
+
 for p in "$L_RAW" "$L_ICY"; do
   wait_exit "$p" $(( LISTEN_S + 5 )) || fc_fail "listener ${FC_PID_NAME[$p]} still running"
   [ "$FC_WAIT_RC" = 0 ] || fc_fail "listener ${FC_PID_NAME[$p]} failed, exit $FC_WAIT_RC: $(tail -n1 "$T/${FC_PID_NAME[$p]}.log")"
 done
 wait_exit "$SLOW" 10 || fc_fail "the slow subscriber still runs"
 SLOW_RC=$FC_WAIT_RC
+wait_exit "$LATE" 10 || fc_fail "the late subscriber still runs"
+LATE_RC=$FC_WAIT_RC
 alive_or_fail "at the end" "$EDGE_PID" "$R1C" "$R2B" "$SHIM_PID"
 
 # --- verdict ------------------------------------------------------------------------------------
@@ -261,6 +273,14 @@ say "slow subscriber: $SLOW_REPORT (exit $SLOW_RC); relay 1 handed over queued=$
 SLOW_FRAMES=$(sed -n 's/^frames=\([0-9]*\) .*/\1/p' <<<"$SLOW_REPORT")
 if [ "$SLOW_RC" != 0 ] || [ "${SLOW_FRAMES:-0}" -lt 300 ]; then
   say "the slow subscriber of relay 1 saw a gap, a repeat, a bad tag or a closed connection"; failed=1
+fi
+LATE_REPORT=$(cat "$T/late/report" 2>/dev/null || echo none)
+LATE_FRAMES=$(sed -n 's/^frames=\([0-9]*\) .*/\1/p' <<<"$LATE_REPORT")
+LATE_FIRST=$(sed -n 's/.* first=\([0-9-]*\).*/\1/p' <<<"$LATE_REPORT")
+SLOW_FIRST=$(sed -n 's/.* first=\([0-9-]*\).*/\1/p' <<<"$SLOW_REPORT")
+say "late subscriber of the third relay 1: $LATE_REPORT (exit $LATE_RC; want first=$SLOW_FIRST, frames >= $LATE_WANT)"
+if [ "$LATE_RC" != 0 ] || [ "${LATE_FIRST:-x}" != "${SLOW_FIRST:-y}" ] || [ "${LATE_FRAMES:-0}" -lt "$LATE_WANT" ]; then
+  say "the catch-up window did not come through the handoffs whole"; failed=1
 fi
 if [ "${QUEUED:-0}" -lt 1 ] || [ "${UNREAD:-0}" -lt 1 ]; then
   say "relay 1 had no queued messages or no unread input to hand over: the test did not exercise them"
@@ -285,6 +305,6 @@ for l in raw icy; do
   [ -z "$dec" ] || { say "$l: ffmpeg: $dec"; failed=1; }
 done
 
-summary="handoffs=3 failed_takeover_rc=7 raw_frames=${NF[raw]:-?} icy_frames=${NF[icy]:-?} max_gap_ms=raw:${GAP[raw]:-?},icy:${GAP[icy]:-?} slow_sub_frames=${SLOW_FRAMES:-?} queued=${QUEUED:-?} partial=${PARTIAL:-?} unread=${UNREAD:-?} edge_lost=${LOST:-?}"
+summary="handoffs=3 failed_takeover_rc=7 raw_frames=${NF[raw]:-?} icy_frames=${NF[icy]:-?} max_gap_ms=raw:${GAP[raw]:-?},icy:${GAP[icy]:-?} slow_sub_frames=${SLOW_FRAMES:-?} late_sub_frames=${LATE_FRAMES:-?} queued=${QUEUED:-?} partial=${PARTIAL:-?} unread=${UNREAD:-?} edge_lost=${LOST:-?}"
 [ "$failed" -eq 0 ] || fc_fail "$summary"
 echo "relay_handoff: PASS $summary"

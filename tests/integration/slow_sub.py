@@ -16,7 +16,8 @@ Unread-input check: when DIR/split1 appears it writes the first half of a HEARTB
 DIR/split1.ack; when DIR/split2 appears, the rest. A relay that lost the half it had read breaks
 the framing and closes the link.
 
-Writes DIR/report: "frames=N gaps=G repeats=R bad_tags=B streams=S eof=E" and exits 0 after
+Writes DIR/report: "frames=N gaps=G repeats=R bad_tags=B streams=S eof=E first=F" (F: the
+seq of the first FRAME, -1 without) and exits 0 after
 SECONDS, 1 if the relay closed the connection or broke the framing.
 """
 import hashlib, os, socket, struct, sys, time
@@ -64,6 +65,7 @@ s.sendall(msg(hello) + msg(subscribe))
 s.setblocking(False)
 
 frames = gaps = repeats = bad_tags = 0
+first = -1
 last = {}
 buf = b""
 eof = 0
@@ -74,12 +76,12 @@ pending_hb = b""
 
 def report(code):
     with open(os.path.join(d, "report"), "w") as f:
-        f.write("frames=%d gaps=%d repeats=%d bad_tags=%d streams=%d eof=%d\n"
-                % (frames, gaps, repeats, bad_tags, len(last), eof))
+        f.write("frames=%d gaps=%d repeats=%d bad_tags=%d streams=%d eof=%d first=%d\n"
+                % (frames, gaps, repeats, bad_tags, len(last), eof, first))
     sys.exit(code)
 
 def run():
-    global buf, next_beat, split, pending_hb, frames, gaps, repeats, bad_tags, eof
+    global buf, next_beat, split, pending_hb, frames, gaps, repeats, bad_tags, eof, first
     while time.monotonic() - t0 < secs:
         now = time.monotonic()
         if split == 0 and os.path.exists(os.path.join(d, "split1")):
@@ -129,6 +131,8 @@ def run():
                 else:
                     gaps += 1
                     print("slow_sub: gap %s %d -> %d" % (k, last[k], seq), file=sys.stderr)
+            if first < 0:
+                first = seq
             last[k] = max(seq, last.get(k, 0))
             frames += 1
         time.sleep(TICK)
