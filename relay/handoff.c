@@ -30,16 +30,16 @@
  * The receiver checks every length, count, id and order; anything off is a bad record: HO_FAIL
  * and exit 1, the old relay keeps serving.
  */
+#include "handoff.h"
+#include "clock.h"
+#include "relay.h"
+#include "sdnotify.h"
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include "clock.h"
-#include "handoff.h"
-#include "relay.h"
-#include "sdnotify.h"
 
 enum {
     RHO_COUNTERS = HO_USER,
@@ -55,17 +55,17 @@ enum { RHO_SOCK_LISTEN = 1, RHO_SOCK_METRICS, RHO_SOCK_CONTROL };
 
 #define HO_PATH_MAX 108 /* sockaddr_un.sun_path */
 
-#define RHO_RUN_HEAD 5            /* u32 id, u8 cont */
-#define RHO_MSG_HEAD 8            /* u32 total, u32 n */
-#define RHO_SLOT_HEAD 17          /* u64 seq, f64 rx_age_s, u8 has_msg */
-#define RHO_MAX_PEERS 65536       /* peers taken over, at most (the unit's LimitNOFILE) */
-#define RHO_MAX_AGE_S 1e7         /* ages are clamped to this: a bad one cannot make rx 0 */
+#define RHO_RUN_HEAD 5      /* u32 id, u8 cont */
+#define RHO_MSG_HEAD 8      /* u32 total, u32 n */
+#define RHO_SLOT_HEAD 17    /* u64 seq, f64 rx_age_s, u8 has_msg */
+#define RHO_MAX_PEERS 65536 /* peers taken over, at most (the unit's LimitNOFILE) */
+#define RHO_MAX_AGE_S 1e7   /* ages are clamped to this: a bad one cannot make rx 0 */
 /* The old relay's loop stands still while it serves a takeover, and its peers declare a link
  * dead after LINK_DEAD_S (3 s) of silence: so its waits are bounded well below that (not by
  * HANDOFF_TIMEOUT_S), and a takeover that fails costs peers at most a pause. */
-#define RHO_HELLO_WAIT_S 0.5  /* for HO_HELLO after accepting (the new relay sends it at once) */
-#define RHO_SEND_MAX_S 1.5    /* for sending the whole state */
-#define RHO_READY_WAIT_S 1.0  /* for HO_READY after HO_END */
+#define RHO_HELLO_WAIT_S 0.5 /* for HO_HELLO after accepting (the new relay sends it at once) */
+#define RHO_SEND_MAX_S 1.5   /* for sending the whole state */
+#define RHO_READY_WAIT_S 1.0 /* for HO_READY after HO_END */
 #define RHO_READY_WITHIN_S (RHO_READY_WAIT_S / 2) /* see relay_takeover_confirm() */
 
 /* Environment variable of the failure test hook (tests/integration/relay_handoff.sh only). */
@@ -85,7 +85,7 @@ struct ho_out {
     uint32_t id;     /* of the run being written */
     struct ho_buf b;
     bool failed;
-    int err;         /* errno of the failed send, 0 = a record did not fit */
+    int err; /* errno of the failed send, 0 = a record did not fit */
     uint64_t records;
     uint64_t bytes;
     uint64_t queued_msgs;  /* unsent messages handed over, all peers */
@@ -109,8 +109,7 @@ static void out_send(struct ho_out *o, uint16_t type, const int *fds, int nfds)
         return;
     }
     double left = o->deadline - mono_s();
-    if (left <= 0 ||
-        handoff_send(o->fd, type, o->buf, o->b.len, fds, nfds, left) < 0) {
+    if (left <= 0 || handoff_send(o->fd, type, o->buf, o->b.len, fds, nfds, left) < 0) {
         o->failed = true;
         o->err = left <= 0 ? ETIMEDOUT : errno;
         return;
@@ -190,8 +189,8 @@ static void send_socket(struct ho_out *o, uint8_t kind, const struct rlisten *ls
 static void send_counters(struct ho_out *o, const struct relay_counters *c)
 {
     out_begin(o);
-    const uint64_t v[] = {c->frames_in, c->frames_fwd, c->dups,       c->stale,
-                          c->bad_tags,  c->other_key,  c->bad_msgs,   c->skew_drops,
+    const uint64_t v[] = {c->frames_in,     c->frames_fwd,   c->dups,     c->stale,
+                          c->bad_tags,      c->other_key,    c->bad_msgs, c->skew_drops,
                           c->session_drops, c->backlog_kicks};
     for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++)
         ho_put_u64(&o->b, v[i]);
@@ -245,7 +244,7 @@ static void send_peer(struct ho_out *o, const struct rpeer *p, uint32_t id, doub
     ho_put_u32(&o->b, l->dec.key_index);
     ho_put_u64(&o->b, p->frames_in);
     ho_put_u64(&o->b, p->frames_out);
-    const uint64_t st[] = {l->st.msgs_rx, l->st.bad_tags, l->st.other_key, l->st.bad_msgs,
+    const uint64_t st[] = {l->st.msgs_rx,  l->st.bad_tags,    l->st.other_key,  l->st.bad_msgs,
                            l->st.connects, l->st.disconnects, l->st.queue_drops};
     for (size_t i = 0; i < sizeof(st) / sizeof(st[0]); i++)
         ho_put_u64(&o->b, st[i]);
@@ -312,9 +311,11 @@ static void log_fail_text(struct relay *r, const char *what, const uint8_t *p, s
     log_warn(&r->log, "handoff: %s: %s; still serving", what, text);
 }
 
+#define RHO_FAIL_SEND_S 0.1 /* best effort: the peer learns of a failure from the close too */
+
 static void send_fail(int fd, const char *why)
 {
-    handoff_send(fd, HO_FAIL, why, strlen(why), NULL, 0, 1.0);
+    handoff_send(fd, HO_FAIL, why, strlen(why), NULL, 0, RHO_FAIL_SEND_S);
 }
 
 /* Serve one takeover on the accepted control connection `fd`. Returns only if it failed. */
@@ -379,8 +380,8 @@ static void serve_takeover(struct relay *r, int fd)
         return;
     }
     if (type != HO_READY) {
-        log_warn(&r->log, "handoff: pid %u answered record type %u, not READY; still serving",
-                 pid, type);
+        log_warn(&r->log, "handoff: pid %u answered record type %u, not READY; still serving", pid,
+                 type);
         send_fail(fd, "expected READY");
         return;
     }
@@ -464,15 +465,15 @@ void relay_control_stop(struct relay *r)
 /* ---- new side: reading the records ---- */
 
 struct ho_peer {
-    struct rpeer *p;      /* in r->peers; NULL once adopted or dropped */
-    int fd;               /* -1 once adopted or closed */
+    struct rpeer *p; /* in r->peers; NULL once adopted or dropped */
+    int fd;          /* -1 once adopted or closed */
     bool up, connecting;
-    bool drop;            /* not wanted here (an --upstream no longer configured): closed */
-    bool kick;            /* its queue does not fit this relay's caps: closed, as a backlog kick */
-    int upstream_i;       /* index in r->upstream_addr, -1 = inbound */
+    bool drop;      /* not wanted here (an --upstream no longer configured): closed */
+    bool kick;      /* its queue does not fit this relay's caps: closed, as a backlog kick */
+    int upstream_i; /* index in r->upstream_addr, -1 = inbound */
     uint32_t head_off;
     double opened_age_s;
-    uint8_t *unread;      /* owned, sizeof(struct wire_reader.buf) */
+    uint8_t *unread; /* owned, sizeof(struct wire_reader.buf) */
     size_t unread_len;
 };
 
@@ -484,13 +485,13 @@ struct relay_ho_in {
     struct rstream *streams[RELAY_MAX_STREAMS]; /* by id */
     uint32_t n_peers;
     uint32_t cap_peers;
-    struct ho_peer *peers;                     /* by id, owned */
+    struct ho_peer *peers; /* by id, owned */
     /* The message being assembled over several records of a run. */
-    struct msgref *pend;  /* owned */
-    uint32_t pend_got;    /* bytes of it received */
-    uint16_t pend_type;   /* the run it belongs to */
+    struct msgref *pend; /* owned */
+    uint32_t pend_got;   /* bytes of it received */
+    uint16_t pend_type;  /* the run it belongs to */
     uint32_t pend_id;
-    uint64_t pend_seq;    /* RHO_SLOTS: the slot it goes to */
+    uint64_t pend_seq; /* RHO_SLOTS: the slot it goes to */
 };
 
 struct relay_ho_in *relay_ho_in_new(struct relay *r)
@@ -556,8 +557,8 @@ static enum fc_err bad(const char **why, const char *what)
 static enum fc_err rec_counters(struct relay_ho_in *in, struct ho_buf *b, const char **why)
 {
     struct relay_counters *c = &in->r->c;
-    uint64_t *v[] = {&c->frames_in, &c->frames_fwd, &c->dups,       &c->stale,
-                     &c->bad_tags,  &c->other_key,  &c->bad_msgs,   &c->skew_drops,
+    uint64_t *v[] = {&c->frames_in,     &c->frames_fwd,   &c->dups,     &c->stale,
+                     &c->bad_tags,      &c->other_key,    &c->bad_msgs, &c->skew_drops,
                      &c->session_drops, &c->backlog_kicks};
     if (in->have_counters)
         return bad(why, "counters twice");
@@ -632,8 +633,7 @@ static enum fc_err rec_stream(struct relay_ho_in *in, struct ho_buf *b, const ch
     uint64_t max_seq = ho_get_u64(b), expire_seq = ho_get_u64(b), frames = ho_get_u64(b);
     double last_age = get_age(b);
     uint64_t dups = ho_get_u64(b), stale = ho_get_u64(b);
-    if (b->bad || ho_left(b) || id != in->n_streams || !mount[0] || !encoder[0] ||
-        priority > 255)
+    if (b->bad || ho_left(b) || id != in->n_streams || !mount[0] || !encoder[0] || priority > 255)
         return bad(why, "stream");
     if (in->n_streams >= RELAY_MAX_STREAMS)
         return bad(why, "too many streams");
@@ -675,8 +675,7 @@ static enum fc_err pend_done(struct relay_ho_in *in, const char **why)
 }
 
 /* Read `n` bytes of the pending message from `b`. */
-static enum fc_err pend_take(struct relay_ho_in *in, struct ho_buf *b, uint32_t n,
-                             const char **why)
+static enum fc_err pend_take(struct relay_ho_in *in, struct ho_buf *b, uint32_t n, const char **why)
 {
     if (n == 0 || n > in->pend->len - in->pend_got || n > ho_left(b))
         return bad(why, "message part");
@@ -685,8 +684,8 @@ static enum fc_err pend_take(struct relay_ho_in *in, struct ho_buf *b, uint32_t 
     return in->pend_got == in->pend->len ? pend_done(in, why) : FC_OK;
 }
 
-static enum fc_err msg_begin(struct relay_ho_in *in, struct ho_buf *b, uint16_t type,
-                             uint32_t id, uint64_t seq, const char **why)
+static enum fc_err msg_begin(struct relay_ho_in *in, struct ho_buf *b, uint16_t type, uint32_t id,
+                             uint64_t seq, const char **why)
 {
     uint32_t total = ho_get_u32(b), n = ho_get_u32(b);
     if (b->bad || total <= WIRE_LEN_BYTES + MAC_TAG_BYTES || total > WIRE_LEN_BYTES + WIRE_MAX_MSG)
@@ -808,7 +807,7 @@ static enum fc_err rec_peer(struct relay_ho_in *in, struct ho_buf *b, int fd, co
     p->frames_in = v[0];
     p->frames_out = v[1];
     struct link_stats *st = &p->link.st;
-    uint64_t *sv[] = {&st->msgs_rx, &st->bad_tags, &st->other_key, &st->bad_msgs,
+    uint64_t *sv[] = {&st->msgs_rx,  &st->bad_tags,    &st->other_key,  &st->bad_msgs,
                       &st->connects, &st->disconnects, &st->queue_drops};
     for (int i = 0; i < 7; i++)
         *sv[i] = v[2 + i];
@@ -841,8 +840,8 @@ static enum fc_err rec_peer_in(struct relay_ho_in *in, struct ho_buf *b, const c
     return FC_OK;
 }
 
-enum fc_err relay_ho_in_record(struct relay_ho_in *in, uint16_t type, const uint8_t *p,
-                               size_t len, const int *fds, int nfds, const char **why)
+enum fc_err relay_ho_in_record(struct relay_ho_in *in, uint16_t type, const uint8_t *p, size_t len,
+                               const int *fds, int nfds, const char **why)
 {
     struct ho_buf b = {.p = (uint8_t *)p, .len = len};
     bool one_fd = type == RHO_SOCKET || type == RHO_PEER;
@@ -893,8 +892,8 @@ enum fc_err relay_ho_in_end(struct relay_ho_in *in, const char **why)
             continue; /* closed and freed by relay_ho_in_free(); relay_start() reconnects an
                        * --upstream link */
         }
-        const struct net_addr *addr = hp->upstream_i >= 0 ? &r->upstream_addr[hp->upstream_i]
-                                                          : NULL;
+        const struct net_addr *addr =
+            hp->upstream_i >= 0 ? &r->upstream_addr[hp->upstream_i] : NULL;
         if (link_adopt(&p->link, hp->fd, addr, p->link.peer, hp->up, hp->connecting, hp->unread,
                        hp->unread_len, hp->head_off, hp->opened_age_s) != FC_OK)
             return bad(why, "peer state (unread input, partly sent message or connect)");
@@ -983,8 +982,7 @@ enum fc_err relay_takeover_recv(struct relay *r, int *ctl_fd)
     }
     uint32_t n_streams = in->n_streams, n_peers = in->n_peers;
     relay_ho_in_free(in);
-    log_info(&r->log,
-             "takeover: from pid %u streams=%u peers=%u records=%llu in %.0f ms", old_pid,
+    log_info(&r->log, "takeover: from pid %u streams=%u peers=%u records=%llu in %.0f ms", old_pid,
              n_streams, n_peers, (unsigned long long)records, (mono_s() - t0) * 1e3);
     r->takeover_old_pid = old_pid;
     r->takeover_end_s = mono_s();
@@ -994,6 +992,7 @@ enum fc_err relay_takeover_recv(struct relay *r, int *ctl_fd)
 
 void relay_takeover_fail(struct relay *r, int ctl_fd, const char *why)
 {
+    r->control_ino = 0; /* the socket file is the old relay's, which serves on: leave it */
     log_error(&r->log, "takeover: %s; the old relay keeps serving", why);
     send_fail(ctl_fd, why);
     close(ctl_fd);
@@ -1020,6 +1019,7 @@ enum fc_err relay_takeover_confirm(struct relay *r, int ctl_fd)
     if (handoff_send(ctl_fd, HO_READY, NULL, 0, NULL, 0, HANDOFF_TIMEOUT_S) < 0) {
         log_error(&r->log, "takeover: sending READY: %s; the old relay keeps serving",
                   strerror(errno));
+        r->control_ino = 0;
         snprintf(st, sizeof(st), "MAINPID=%u", r->takeover_old_pid);
         sdnotify(st);
         close(ctl_fd);

@@ -109,7 +109,8 @@ static void check_state(void)
             CHECK(!slot->m || slot->rx != 0);
             if (slot->m) {
                 const uint8_t *d = slot->m->data;
-                uint32_t len = (uint32_t)d[0] << 24 | (uint32_t)d[1] << 16 | (uint32_t)d[2] << 8 | d[3];
+                uint32_t len =
+                    (uint32_t)d[0] << 24 | (uint32_t)d[1] << 16 | (uint32_t)d[2] << 8 | d[3];
                 CHECK(len + WIRE_LEN_BYTES == slot->m->len);
                 CHECK((slot->seq & (RELAY_RING - 1)) == i);
             }
