@@ -183,8 +183,9 @@ clean:
 	rm -rf build build-san
 
 # `make install PREFIX=/usr/local DESTDIR=`: the programs (and scripts/keygen.sh as
-# framecast-keygen) in $(PREFIX)/bin, the web player in $(PREFIX)/share/framecast/web (hls.js
-# too when scripts/install-deps.sh has fetched it), the systemd units and the sysusers.d entry
+# framecast-keygen, scripts/framecast-handoff for the units' ExecReload=) in $(PREFIX)/bin, the
+# web player in $(PREFIX)/share/framecast/web (hls.js too when scripts/install-deps.sh has
+# fetched it), the systemd units and the sysusers.d entry
 # of the `framecast` user, and an example config per program in /etc/framecast (never
 # overwritten: an existing file is kept). PREFIX=/usr puts the units in /lib/systemd/system
 # (Debian 12); SYSTEMD_UNITDIR= overrides. `make uninstall` removes all of it, but keeps a
@@ -208,6 +209,7 @@ install: $(PROGS)
 	  $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(SYSCONFDIR)
 	install -m 755 $(PROGS) $(DESTDIR)$(BINDIR)/
 	install -m 755 scripts/keygen.sh $(DESTDIR)$(BINDIR)/framecast-keygen
+	install -m 755 scripts/framecast-handoff $(DESTDIR)$(BINDIR)/framecast-handoff
 	install -m 644 $(WEB_FILES) $(DESTDIR)$(WEBDIR)/
 	@if [ -f web/$(HLSJS) ]; then \
 	  echo "install -D -m 644 web/$(HLSJS) $(DESTDIR)$(WEBDIR)/$(HLSJS)"; \
@@ -229,7 +231,8 @@ install: $(PROGS)
 	  $(SUBST) scripts/config/$$c >$$f; chmod 644 $$f; done
 
 uninstall:
-	rm -f $(PROGS:$(BUILD)/%=$(DESTDIR)$(BINDIR)/%) $(DESTDIR)$(BINDIR)/framecast-keygen
+	rm -f $(PROGS:$(BUILD)/%=$(DESTDIR)$(BINDIR)/%) $(DESTDIR)$(BINDIR)/framecast-keygen \
+	  $(DESTDIR)$(BINDIR)/framecast-handoff
 	rm -rf $(DESTDIR)$(PKGDATADIR)
 	rm -f $(UNITS:%=$(DESTDIR)$(SYSTEMD_UNITDIR)/%) $(DESTDIR)$(SYSUSERSDIR)/framecast.conf
 	@for c in $(CONFIGS); do f=$(DESTDIR)$(SYSCONFDIR)/$$c; [ -e $$f ] || continue; \

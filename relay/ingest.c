@@ -105,13 +105,16 @@ static void on_coalesce(EV_P_ ev_timer *w, int revents)
 enum fc_err relay_udp_start(struct relay *r, struct rlisten *ls)
 {
     ev_timer_init(&ls->coalesce, on_coalesce, RELAY_UDP_COALESCE_S, 0);
-    ls->fd = net_udp_bind(&ls->addr, RELAY_UDP_RCVBUF);
+    bool taken = ls->fd >= 0; /* handoff: its group membership came with it */
+    if (!taken)
+        ls->fd = net_udp_bind(&ls->addr, RELAY_UDP_RCVBUF);
     if (ls->fd < 0) {
         log_error(&r->log, "bind %s: %s", ls->addr.text, strerror(errno));
         return FC_IO;
     }
     ev_io_init(&ls->io, on_udp, ls->fd, EV_READ);
     ev_io_start(r->loop, &ls->io);
-    log_info(&r->log, "listening %s (udp%s)", ls->addr.text, ls->addr.multicast ? ", multicast" : "");
+    log_info(&r->log, "listening %s (udp%s)%s", ls->addr.text,
+             ls->addr.multicast ? ", multicast" : "", taken ? " taken over" : "");
     return FC_OK;
 }

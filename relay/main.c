@@ -7,6 +7,7 @@
 #include <unistd.h>
 #include "cli.h"
 #include "relay.h"
+#include "sdnotify.h"
 
 static const char *const prog = "framecast-relay";
 
@@ -26,6 +27,10 @@ static void usage(FILE *out)
             "  --node NAME         name in HELLO and logs (default: hostname)\n"
             "  --alert-webhook URL POST relay_up/relay_down alerts as JSON to URL\n"
             "  --metrics HOST:PORT GET /metrics there: Prometheus text format\n"
+            "  --control PATH      offer handoff restarts on this unix socket\n"
+            "  --takeover PATH     take over the relay whose --control is PATH: its sockets,\n"
+            "                      peers and catch-up windows (same flags otherwise); exits 1 if\n"
+            "                      the handoff fails (the old relay keeps serving)\n"
             "  --log-json          JSON log lines\n"
             "  --config FILE       JSON object of the same options\n",
             prog);
@@ -44,12 +49,13 @@ static void add_listen(struct relay *r, const char *flag, const char *url, bool 
     if (serve && ls->addr.proto != NET_TCP)
         cli_fail(prog, flag, "\"%s\": subscribers connect over TCP", url);
     ls->serve = serve;
+    ls->fd = -1;
     r->n_listen++;
 }
 
 static void parse_args(struct relay *r, int argc, char **argv)
 {
-    enum { O_INGEST = 1, O_SERVE, O_UPSTREAM, O_KEY, O_CATCHUP, O_BACKLOG, O_SKEW, O_NODE, O_JSON, O_WEBHOOK, O_METRICS };
+    enum { O_INGEST = 1, O_SERVE, O_UPSTREAM, O_KEY, O_CATCHUP, O_BACKLOG, O_SKEW, O_NODE, O_JSON, O_WEBHOOK, O_METRICS, O_CONTROL, O_TAKEOVER };
     static const struct option opts[] = {
         {"ingest", required_argument, 0, O_INGEST},   {"serve", required_argument, 0, O_SERVE},
         {"upstream", required_argument, 0, O_UPSTREAM}, {"key", required_argument, 0, O_KEY},
@@ -58,6 +64,8 @@ static void parse_args(struct relay *r, int argc, char **argv)
         {"log-json", no_argument, 0, O_JSON},         {"help", no_argument, 0, 'h'},
         {"alert-webhook", required_argument, 0, O_WEBHOOK},
         {"metrics", required_argument, 0, O_METRICS},
+        {"control", required_argument, 0, O_CONTROL},
+        {"takeover", required_argument, 0, O_TAKEOVER},
         {0, 0, 0, 0}};
     int c;
     r->opt.catchup_s = 30;
@@ -111,6 +119,16 @@ static void parse_args(struct relay *r, int argc, char **argv)
                 cli_fail(prog, "--metrics", "\"%s\": expected HOST:PORT", optarg);
             r->opt.has_metrics = true;
             break;
+        case O_CONTROL:
+        case O_TAKEOVER:
+            if (!*optarg || strlen(optarg) >= 108) /* sockaddr_un.sun_path */
+                cli_fail(prog, c == O_CONTROL ? "--control" : "--takeover",
+                         "\"%s\": expected a unix socket path (1-107 bytes)", optarg);
+            if (c == O_CONTROL)
+                r->opt.control_path = optarg;
+            else
+                r->opt.takeover_path = optarg;
+            break;
         case 'h':
             usage(stdout);
             exit(0);
@@ -130,6 +148,8 @@ static void parse_args(struct relay *r, int argc, char **argv)
 int main(int argc, char **argv)
 {
     static struct relay relay;
+    relay.control_fd = -1;
+    relay.metrics_fd = -1;
     signal(SIGPIPE, SIG_IGN);
     if (mac_global_init() != FC_OK) {
         fprintf(stderr, "%s: libsodium failed to initialise\n", prog);
@@ -139,14 +159,28 @@ int main(int argc, char **argv)
     parse_args(&relay, argc, argv);
     log_init(&relay.log, "relay", relay.opt.log_json);
     struct ev_loop *loop = ev_default_loop(0);
-    if (relay_start(&relay, loop) != FC_OK) {
+    relay.loop = loop;
+    int ctl = -1;
+    if (relay.opt.takeover_path && relay_takeover_recv(&relay, &ctl) != FC_OK) {
         relay_free(&relay);
         return CLI_EXIT_RUNTIME;
     }
+    if (relay_start(&relay, loop) != FC_OK) {
+        if (ctl >= 0)
+            relay_takeover_fail(&relay, ctl, "the new relay failed to start (see its log)");
+        relay_free(&relay);
+        return CLI_EXIT_RUNTIME;
+    }
+    if (ctl >= 0 && relay_takeover_confirm(&relay, ctl) != FC_OK) {
+        relay_free(&relay);
+        return CLI_EXIT_RUNTIME;
+    }
+    if (ctl < 0)
+        sdnotify("READY=1");
     char ids[MAC_KEYRING_IDS_MAX];
-    log_info(&relay.log, "started node=%s catchup_s=%g max_backlog=%llu keys=%s", relay.opt.node,
+    log_info(&relay.log, "started node=%s catchup_s=%g max_backlog=%llu keys=%s%s", relay.opt.node,
              relay.opt.catchup_s, (unsigned long long)relay.opt.max_backlog_bytes,
-             mac_keyring_ids(&relay.keys, ids));
+             mac_keyring_ids(&relay.keys, ids), ctl >= 0 ? " (taken over)" : "");
     ev_run(loop, 0);
     relay_free(&relay);
     return 0;

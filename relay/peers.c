@@ -143,6 +143,24 @@ static void peer_free(struct rpeer *p)
     free(p);
 }
 
+struct rpeer *rpeer_new(struct relay *r, bool upstream)
+{
+    struct rpeer *p = peer_new(r, upstream ? &upstream_ops : &inbound_ops);
+    if (p)
+        p->upstream = upstream;
+    return p;
+}
+
+void rpeer_drop(struct relay *r, struct rpeer *p)
+{
+    for (struct rpeer **pp = &r->peers; *pp; pp = &(*pp)->next)
+        if (*pp == p) {
+            *pp = p->next;
+            break;
+        }
+    peer_free(p);
+}
+
 static void on_accept(EV_P_ ev_io *w, int revents)
 {
     struct rlisten *ls = container_of(w, struct rlisten, io);
@@ -205,16 +223,21 @@ enum fc_err relay_peers_start(struct relay *r)
                 return FC_IO;
             continue;
         }
-        ls->fd = net_tcp_listen(&ls->addr);
+        bool taken = ls->fd >= 0;
+        if (!taken)
+            ls->fd = net_tcp_listen(&ls->addr);
         if (ls->fd < 0) {
             log_error(&r->log, "listen %s: %s", ls->addr.text, strerror(errno));
             return FC_IO;
         }
         ev_io_init(&ls->io, on_accept, ls->fd, EV_READ);
         ev_io_start(r->loop, &ls->io);
-        log_info(&r->log, "listening %s%s", ls->addr.text, ls->serve ? " (serve)" : " (ingest)");
+        log_info(&r->log, "listening %s%s%s", ls->addr.text, ls->serve ? " (serve)" : " (ingest)",
+                 taken ? " taken over" : "");
     }
     for (int i = 0; i < r->n_upstream; i++) {
+        if (r->upstream_peer[i])
+            continue; /* taken over, connected */
         struct rpeer *p = peer_new(r, &upstream_ops);
         if (!p)
             return FC_NOMEM;

@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "cli.h"
 #include "relay.h"
 
@@ -41,10 +42,11 @@ enum fc_err relay_start(struct relay *r, struct ev_loop *loop)
     r->udp_bufs = malloc((size_t)RELAY_UDP_BATCH * RELAY_UDP_DGRAM_MAX);
     if (!r->udp_msg || !r->udp_bufs || wire_decoder_init(&r->udp_dec) != FC_OK)
         return FC_NOMEM;
-    for (int i = 0; i < r->n_listen; i++)
-        r->listen[i].fd = -1;
-    if (alert_init(&r->alert, loop, &r->log, r->opt.node, r->opt.alert_webhook) != FC_OK)
+    if (alert_init(&r->alert, loop, &r->log, r->opt.node, r->opt.alert_webhook) != FC_OK) {
+        wire_decoder_free(&r->udp_dec);
         return FC_NOMEM;
+    }
+    r->inited = true;
     ev_timer_init(&r->tick, on_tick, 1.0, 1.0);
     ev_timer_start(loop, &r->tick);
     ev_timer_init(&r->stats, on_stats, RELAY_STATS_EVERY_S, RELAY_STATS_EVERY_S);
@@ -55,24 +57,38 @@ enum fc_err relay_start(struct relay *r, struct ev_loop *loop)
     ev_signal_start(loop, &r->sigterm);
     ev_signal_init(&r->sighup, on_sighup, SIGHUP);
     ev_signal_start(loop, &r->sighup);
-    if (r->opt.has_metrics) {
+    if (r->opt.has_metrics && r->metrics_fd >= 0) {
+        metrics_http_adopt(&r->metrics, loop, &r->log, r->metrics_fd, relay_metrics, r);
+        r->metrics_fd = -1;
+        log_info(&r->log, "metrics http=%s taken over", r->opt.metrics.text);
+    } else if (r->opt.has_metrics) {
         if (metrics_http_start(&r->metrics, loop, &r->log, &r->opt.metrics, relay_metrics, r) != FC_OK) {
             log_error(&r->log, "metrics %s: %s", r->opt.metrics.text, strerror(errno));
             return FC_IO;
         }
         log_info(&r->log, "metrics http=%s", r->opt.metrics.text);
     }
-    return relay_peers_start(r);
+    if (relay_peers_start(r) != FC_OK)
+        return FC_IO;
+    return relay_control_start(r);
 }
 
 void relay_free(struct relay *r)
 {
-    on_stats(r->loop, &r->stats, 0);
+    if (r->inited)
+        on_stats(r->loop, &r->stats, 0);
     metrics_http_stop(&r->metrics);
+    relay_control_stop(r);
+    if (r->metrics_fd >= 0)
+        close(r->metrics_fd);
+    r->metrics_fd = -1;
     relay_peers_free(r);
     relay_streams_free(r);
-    alert_free(&r->alert);
-    wire_decoder_free(&r->udp_dec);
+    if (r->inited) {
+        alert_free(&r->alert);
+        wire_decoder_free(&r->udp_dec);
+        r->inited = false;
+    }
     free(r->udp_msg);
     free(r->udp_bufs);
     mac_keyring_wipe(&r->keys);

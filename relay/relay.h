@@ -12,6 +12,7 @@
 
 #include <ev.h>
 #include <stdbool.h>
+#include <sys/types.h>
 #include "alert.h"
 #include "link.h"
 #include "log.h"
@@ -101,6 +102,8 @@ struct relay_opts {
     const char *alert_webhook;    /* --alert-webhook URL or NULL */
     bool has_metrics;             /* --metrics given */
     struct net_addr metrics;      /* --metrics HOST:PORT: GET /metrics (Prometheus) */
+    const char *control_path;     /* --control PATH: handoff restarts are offered there */
+    const char *takeover_path;    /* --takeover PATH: take over the relay serving PATH */
 };
 
 struct relay_counters {
@@ -143,8 +146,17 @@ struct relay {
     uint8_t *udp_bufs;            /* RELAY_UDP_BATCH * RELAY_UDP_DGRAM_MAX, owned */
     struct log_limit udp_ll;
     struct relay_counters c;
+    bool inited;                  /* relay_start() got as far as the decoder and alerter */
     struct alerter alert;         /* relay_up / relay_down of --upstream links */
     struct metrics_http metrics;  /* --metrics */
+    /* Handoff restart (handoff.c, docs/architecture.md §4.7). */
+    int control_fd;               /* --control listening socket, -1 without */
+    ev_io control_io;             /* accepts one takeover at a time */
+    ino_t control_ino;            /* the socket file's inode: unlinked at exit only if still ours */
+    int metrics_fd;               /* taken over: the --metrics socket to use, -1 = bind it */
+    struct rpeer *upstream_peer[RELAY_MAX_UPSTREAMS]; /* taken over: --upstream links adopted */
+    uint32_t takeover_old_pid;    /* taken over: the relay we took over from */
+    double takeover_end_s;        /* taken over: mono_s() when its HO_END arrived */
 };
 
 /* Set up sockets and timers (after opts, listen[] and upstream_addr[] are filled). Exit-worthy
@@ -178,9 +190,54 @@ bool rpeer_wants(const struct rpeer *p, const char *mount);
 /* peers.c: queue one frame to subscriber `p`; disconnects it past --max-backlog. */
 void rpeer_send_frame(struct rpeer *p, struct msgref *m);
 
-/* peers.c / ingest.c: socket set-up. */
+/* streams.c: a new, empty stream (no limits checked, logged); NULL out of memory. */
+struct rstream *relay_stream_new(struct relay *r, const char *mount, const char *encoder,
+                                 uint64_t session, uint32_t priority);
+
+/* streams.c: the stream (mount, encoder, session), or NULL. */
+struct rstream *relay_stream_find(struct relay *r, const char *mount, const char *encoder,
+                                  uint64_t session);
+
+/* peers.c: a new peer in r->peers (no connection yet): an --upstream link or an inbound one.
+ * NULL out of memory. rpeer_drop() unlinks and frees one (stopping its link). */
+struct rpeer *rpeer_new(struct relay *r, bool upstream);
+void rpeer_drop(struct relay *r, struct rpeer *p);
+
+/* peers.c / ingest.c: socket set-up. A listen[] entry whose fd is already open (taken over) is
+ * used as it is. */
 enum fc_err relay_peers_start(struct relay *r);
 enum fc_err relay_udp_start(struct relay *r, struct rlisten *l);
 void relay_peers_free(struct relay *r);
+
+/*
+ * handoff.c: handoff restart (docs/architecture.md §4.7).
+ *
+ * Old side: relay_control_start() listens on --control (or adopts the socket taken over); a
+ * takeover is served synchronously inside the accept callback: the loop does not run while the
+ * state is sent, so nothing is read from or written to any socket. On HO_READY the process exits
+ * 0 from there; on any failure it logs and returns to the loop as if nothing happened.
+ *
+ * New side: relay_takeover_recv() connects to --takeover, receives everything into `r` (before
+ * relay_start(), which then uses the sockets taken over instead of binding);
+ * relay_takeover_confirm() sends HO_READY (the loop may run once it returned FC_OK);
+ * relay_takeover_fail() sends HO_FAIL. All log what went wrong.
+ */
+#define RELAY_HANDOFF_VERSION 1 /* payload layout of the relay's records (handoff.c) */
+
+enum fc_err relay_control_start(struct relay *r);
+void relay_control_stop(struct relay *r);
+enum fc_err relay_takeover_recv(struct relay *r, int *ctl_fd);
+enum fc_err relay_takeover_confirm(struct relay *r, int ctl_fd);
+void relay_takeover_fail(struct relay *r, int ctl_fd, const char *why);
+
+/* The record parser of the new side, alone (tests/fuzz/fuzz_relay_handoff.c): feed each record
+ * (ownership of `fds` passes: adopted or closed, even on error), then end. FC_PROTO with `*why`
+ * on a bad record; relay_ho_in_free() then releases what was not adopted into `r`. */
+struct relay_ho_in;
+struct relay_ho_in *relay_ho_in_new(struct relay *r);
+enum fc_err relay_ho_in_record(struct relay_ho_in *in, uint16_t type, const uint8_t *p,
+                               size_t len, const int *fds, int nfds, const char **why);
+enum fc_err relay_ho_in_end(struct relay_ho_in *in, const char **why);
+void relay_ho_in_free(struct relay_ho_in *in);
 
 #endif

@@ -1,4 +1,5 @@
 /* streams.c - per-stream dedupe ring and catch-up window (docs/architecture.md §4.2, §4.3). */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "clock.h"
@@ -70,6 +71,24 @@ static struct rstream *find_stream(struct relay *r, const struct wire_frame *f, 
 
 static struct rstream *new_stream(struct relay *r, const struct wire_frame *f, uint64_t hash)
 {
+    return relay_stream_new(r, f->mount, f->encoder, f->session, f->priority);
+}
+
+struct rstream *relay_stream_find(struct relay *r, const char *mount, const char *encoder,
+                                  uint64_t session)
+{
+    uint64_t hash = stream_hash(mount, encoder, session);
+    for (struct rstream *s = *bucket_of(r, hash); s; s = s->hnext)
+        if (s->hash == hash && s->session == session && strcmp(s->mount, mount) == 0 &&
+            strcmp(s->encoder, encoder) == 0)
+            return s;
+    return NULL;
+}
+
+struct rstream *relay_stream_new(struct relay *r, const char *mount, const char *encoder,
+                                 uint64_t session, uint32_t priority)
+{
+    uint64_t hash = stream_hash(mount, encoder, session);
     struct rstream *s = calloc(1, sizeof(*s));
     if (!s)
         return NULL;
@@ -78,10 +97,10 @@ static struct rstream *new_stream(struct relay *r, const struct wire_frame *f, u
         free(s);
         return NULL;
     }
-    memcpy(s->mount, f->mount, sizeof(s->mount));
-    memcpy(s->encoder, f->encoder, sizeof(s->encoder));
-    s->session = f->session;
-    s->priority = f->priority;
+    snprintf(s->mount, sizeof(s->mount), "%s", mount);
+    snprintf(s->encoder, sizeof(s->encoder), "%s", encoder);
+    s->session = session;
+    s->priority = priority;
     s->hash = hash;
     s->next = r->streams;
     r->streams = s;

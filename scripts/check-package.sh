@@ -47,6 +47,7 @@ dpkg -x "$deb" "$root" || fail "dpkg -x $deb"
 web=usr/share/framecast/web
 want=(
   usr/bin/framecast-shim usr/bin/framecast-relay usr/bin/framecast-edge usr/bin/framecast-keygen
+  usr/bin/framecast-handoff
   lib/systemd/system/framecast-edge.service lib/systemd/system/framecast-relay.service
   "lib/systemd/system/framecast-shim@.service" usr/lib/sysusers.d/framecast.conf
   etc/framecast/edge.json etc/framecast/relay.json etc/framecast/shim.json
@@ -57,7 +58,7 @@ want=(
 for f in "${want[@]}"; do
   [ -s "$root/$f" ] || fail "/$f not in the package"
 done
-for p in shim relay edge keygen; do
+for p in shim relay edge keygen handoff; do
   [ -x "$root/usr/bin/framecast-$p" ] || fail "/usr/bin/framecast-$p not executable"
 done
 conffiles="$(dpkg-deb -I "$deb" conffiles 2>/dev/null)"

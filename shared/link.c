@@ -214,6 +214,42 @@ void link_accept(struct link *l, int fd, const struct sockaddr *peer)
         link_close(l, "cannot send HELLO");
 }
 
+enum fc_err link_adopt(struct link *l, int fd, const struct net_addr *addr, const char *peer,
+                       bool up, bool connecting, const uint8_t *unread, size_t unread_len,
+                       uint32_t head_off, double opened_age_s)
+{
+    if (unread_len > sizeof(l->rd->buf) || (connecting && (!addr || up)))
+        return FC_LIMIT;
+    if (outq_count(&l->q) == 0 ? head_off != 0
+                               : head_off >= l->q.ring[l->q.head & l->q.mask]->len)
+        return FC_LIMIT;
+    l->fd = fd;
+    l->outbound = addr != NULL;
+    if (addr)
+        l->addr = *addr;
+    if (peer != l->peer)
+        snprintf(l->peer, sizeof(l->peer), "%s", peer);
+    l->up = up;
+    l->connecting = connecting;
+    l->q.head_off = head_off;
+    l->q.bytes -= head_off;
+    start_io(l);
+    if (unread_len > 0)
+        memcpy(l->rd->buf, unread, unread_len);
+    l->rd->end = unread_len;
+    if (opened_age_s > 0 && opened_age_s < LINK_HELLO_S)
+        l->opened_at -= opened_age_s;
+    else if (opened_age_s >= LINK_HELLO_S)
+        l->opened_at -= LINK_HELLO_S;
+    if (connecting) {
+        ev_io_set(&l->wio, l->fd, EV_WRITE); /* writability tells when the connect finished */
+        ev_io_start(l->loop, &l->wio);
+    } else {
+        want_write(l);
+    }
+    return FC_OK;
+}
+
 enum fc_err link_send(struct link *l, struct msgref *m)
 {
     if (l->fd < 0 && !l->keep_queue)

@@ -103,6 +103,22 @@ void link_connect(struct link *l, const struct net_addr *addr);
 void link_accept(struct link *l, int fd, const struct sockaddr *peer);
 
 /*
+ * Handoff restart (docs/architecture.md §4.7): take over `fd`, a connection that another process
+ * served until now, in the state it left it: `addr` non-NULL makes it an outbound link (it
+ * reconnects there later), `peer` is the text for logs; `up`: the peer's HELLO was received
+ * (ours was sent: no HELLO is sent now); `connecting`: an outbound connect still in progress;
+ * `unread` (`unread_len` bytes, copied) was received and not yet parsed: it is parsed first;
+ * `opened_age_s`: how long ago the connection opened (the LINK_HELLO_S limit). Messages pushed on
+ * `l->q` before the call are the unsent output, `head_off` bytes of the first already written.
+ * Watchers are started (nothing is read or written before the loop runs). FC_LIMIT if
+ * `unread_len` exceeds the reader or `head_off` the first queued message; `fd` is then not
+ * adopted (the caller still owns it).
+ */
+enum fc_err link_adopt(struct link *l, int fd, const struct net_addr *addr, const char *peer,
+                       bool up, bool connecting, const uint8_t *unread, size_t unread_len,
+                       uint32_t head_off, double opened_age_s);
+
+/*
  * Queue `m` (a new reference is taken). FC_OK; FC_AGAIN if the link is not connected (not
  * queued unless keep_queue); FC_LIMIT if the send queue is full (not queued, counted).
  */

@@ -164,6 +164,16 @@ static void on_accept(EV_P_ ev_io *w, int revents)
 enum fc_err metrics_http_start(struct metrics_http *mh, struct ev_loop *loop, const struct log *log,
                                const struct net_addr *addr, metrics_render_fn render, void *ctx)
 {
+    int fd = net_tcp_listen(addr);
+    if (fd < 0)
+        return FC_IO;
+    metrics_http_adopt(mh, loop, log, fd, render, ctx);
+    return FC_OK;
+}
+
+void metrics_http_adopt(struct metrics_http *mh, struct ev_loop *loop, const struct log *log,
+                        int fd, metrics_render_fn render, void *ctx)
+{
     memset(mh, 0, sizeof(*mh));
     mh->loop = loop;
     mh->log = log;
@@ -173,12 +183,9 @@ enum fc_err metrics_http_start(struct metrics_http *mh, struct ev_loop *loop, co
         mh->conns[i].fd = -1;
         mh->conns[i].mh = mh;
     }
-    mh->fd = net_tcp_listen(addr);
-    if (mh->fd < 0)
-        return FC_IO;
+    mh->fd = fd;
     ev_io_init(&mh->accept_io, on_accept, mh->fd, EV_READ);
     ev_io_start(loop, &mh->accept_io);
-    return FC_OK;
 }
 
 void metrics_http_stop(struct metrics_http *mh)

@@ -47,6 +47,10 @@ struct metrics_http {
 /* Listen on `addr` (TCP); FC_IO (errno set) if it cannot. */
 enum fc_err metrics_http_start(struct metrics_http *mh, struct ev_loop *loop, const struct log *log,
                                const struct net_addr *addr, metrics_render_fn render, void *ctx);
+/* The same on `fd`, a listening socket already bound (handoff restart: another process's copy);
+ * takes ownership of `fd`. */
+void metrics_http_adopt(struct metrics_http *mh, struct ev_loop *loop, const struct log *log,
+                        int fd, metrics_render_fn render, void *ctx);
 /* Close the listening socket and every connection. Safe on a zeroed struct. */
 void metrics_http_stop(struct metrics_http *mh);
 
