@@ -11,6 +11,7 @@
 #include <unistd.h>
 #include "edge.h"
 #include "handoff.h"
+#include "sdnotify.h"
 
 enum { HS_IDLE, HS_COLLECT, HS_WAIT_READY };
 
@@ -429,6 +430,8 @@ enum fc_err edge_handoff_take(struct edge *e)
         err = FC_IO, why = "no answer from the old process";
     else if (handoff_close_fds(fds, nfds), type != HO_HELLO)
         err = FC_PROTO, why = "the old process refused (busy, or another handoff version)";
+    else
+        memcpy(&ho->old_pid, ho->buf + 4, 4);
     if (err == FC_OK)
         err = take_records(e, ctl, &why);
     if (err == FC_OK)
@@ -437,11 +440,22 @@ enum fc_err edge_handoff_take(struct edge *e)
         log_error(log, "takeover: FC_TEST_HANDOFF_DIE set: dying before confirming (test only)");
         _exit(7);
     }
+    /* systemd (Type=notify, NotifyAccess=all) follows us from before we confirm: the old
+     * process exits as soon as it has acknowledged, and must not be taken for the service's end.
+     * If the confirmation fails, the old one is named main again. */
+    char st[64];
+    if (err == FC_OK) {
+        snprintf(st, sizeof(st), "MAINPID=%d\nREADY=1", (int)getpid());
+        sdnotify(st);
+    }
     if (err == FC_OK &&
         (handoff_send(ctl, HO_READY, NULL, 0, NULL, 0, HANDOFF_TIMEOUT_S) < 0 ||
          handoff_recv(ctl, &type, ho->buf, HANDOFF_REC_MAX, fds, &nfds, HANDOFF_TIMEOUT_S) < 0 ||
-         (handoff_close_fds(fds, nfds), type != HO_READY)))
+         (handoff_close_fds(fds, nfds), type != HO_READY))) {
         err = FC_IO, why = "the old process did not acknowledge";
+        snprintf(st, sizeof(st), "MAINPID=%u", ho->old_pid);
+        sdnotify(st);
+    }
     if (err != FC_OK) {
         handoff_send(ctl, HO_FAIL, why, strlen(why), NULL, 0, 0.5);
         close(ctl);

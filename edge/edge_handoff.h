@@ -48,6 +48,7 @@ struct edge_handoff {
     uint32_t sent_listeners, sent_listen;
     uint8_t *buf;                  /* HANDOFF_REC_MAX (owned) */
     /* the new process */
+    uint32_t old_pid;              /* the old process (its HO_HELLO) */
     int listen_in[64], tls_in[64]; /* listening sockets taken over, in order */
     int n_listen_in, n_tls_in;
     struct carried *carried;

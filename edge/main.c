@@ -8,6 +8,7 @@
 #include <unistd.h>
 #include "cli.h"
 #include "edge.h"
+#include "sdnotify.h"
 
 static const char *const prog = "framecast-edge";
 
@@ -288,10 +289,13 @@ int main(int argc, char **argv)
     log_init(&edge.core.log, "edge", log_json);
     struct ev_loop *loop = ev_default_loop(0);
     int rc = 0;
-    if (edge_start(&edge, loop) != FC_OK || edge_handoff_listen(&edge) != FC_OK)
+    if (edge_start(&edge, loop) != FC_OK || edge_handoff_listen(&edge) != FC_OK) {
         rc = CLI_EXIT_RUNTIME;
-    else
+    } else {
+        if (!edge.ho.takeover)
+            sdnotify("READY=1"); /* systemd Type=notify (a successor said so itself) */
         ev_run(loop, 0);
+    }
     edge_free(&edge);
     return rc;
 }
