@@ -68,7 +68,7 @@ handoff_edge() {
   [ "$FC_WAIT_RC" -eq 0 ] || fc_fail "old edge exited $FC_WAIT_RC after the handoff to $name"
   fc_alive "$new_pid" || fc_fail "$name exited"
   wait_until 10 count_ok || fc_fail "after $name: $(listeners) listeners, want $want"
-  fc_log "edge handoff to $name: old exited 0 after $(( $(now_ms) - t0 )) ms, listeners=$want"
+  fc_log "edge handoff to $name at $(date +%s.%N | cut -c1-14): old exited 0 after $(( $(now_ms) - t0 )) ms, listeners=$want"
 }
 handoff_relay() {
   local old=$1 k=$2
@@ -77,7 +77,7 @@ handoff_relay() {
   wait_exit "$old" 20 || fc_fail "old relay $k still running 20 s after its successor started"
   [ "$FC_WAIT_RC" -eq 0 ] || fc_fail "old relay $k exited $FC_WAIT_RC after the handoff"
   fc_alive "$FC_LAST_PID" || fc_fail "new relay $k exited"
-  fc_log "relay $k handed over"
+  fc_log "relay $k handed over (by $(date +%s.%N | cut -c1-14))"
 }
 
 sleep_until "$(now_ms)" 5
@@ -113,7 +113,7 @@ for r in res:
     else:
         gap = max(gap, r["max_gap_s"])
         if r["max_gap_s"] >= 1.0:
-            bad.append("%s%d gap %.3f s" % (r["kind"], r["i"], r["max_gap_s"]))
+            bad.append("%s%d gap %.3f s ending %s" % (r["kind"], r["i"], r["max_gap_s"], r.get("gap_end")))
 for b in bad[:20]:
     print("BAD", b)
 print("kinds=%s bytes=%d max_gap_s=%.3f bad=%d" % (",".join("%s:%d" % kv for kv in sorted(kinds.items())), total, gap, len(bad)))

@@ -41,7 +41,9 @@ async def stream(kind, i, path, icy):
             if not chunk:
                 r["eof"] = True
                 break
-            r["max_gap_s"] = max(r["max_gap_s"], now - last)
+            if now - last > r["max_gap_s"]:
+                r["max_gap_s"] = now - last
+                r["gap_end"] = round(time.time(), 3)
             last = now
             r["reads"] += 1
             if not icy:
