@@ -13,11 +13,11 @@
 #define PG_CONNECT_TIMEOUT_S "5"
 #define PG_NUM_MAX 32 /* text of one number */
 
-struct an_db {
+struct pg_db {
     PGconn *c;
 };
 
-static enum fc_err fail(PGconn *c, const char *what, char *why, size_t cap)
+static enum fc_err pg_fail(PGconn *c, const char *what, char *why, size_t cap)
 {
     const char *m = c ? PQerrorMessage(c) : "out of memory";
     size_t n = strlen(m);
@@ -27,8 +27,9 @@ static enum fc_err fail(PGconn *c, const char *what, char *why, size_t cap)
     return FC_IO;
 }
 
-static void pg_close(struct an_db *db)
+static void pg_close(struct an_db *adb)
 {
+    struct pg_db *db = (struct pg_db *)adb;
     if (!db)
         return;
     PQfinish(db->c);
@@ -43,7 +44,7 @@ static void quiet_notice(void *arg, const char *msg)
 static enum fc_err pg_open(struct an_db **out, const char *target, char *why, size_t cap)
 {
     *out = NULL;
-    struct an_db *db = calloc(1, sizeof(*db));
+    struct pg_db *db = calloc(1, sizeof(*db));
     if (!db)
         return FC_NOMEM;
     const char *keys[] = {"dbname", "connect_timeout", "keepalives_idle", "keepalives_interval",
@@ -51,31 +52,33 @@ static enum fc_err pg_open(struct an_db **out, const char *target, char *why, si
     const char *vals[] = {target, PG_CONNECT_TIMEOUT_S, "10", "5", "3", "framecast-edge", NULL};
     db->c = PQconnectdbParams(keys, vals, 1); /* expand_dbname: the URI's own settings win */
     if (!db->c || PQstatus(db->c) != CONNECTION_OK) {
-        fail(db->c, "connect", why, cap);
-        pg_close(db);
+        pg_fail(db->c, "connect", why, cap);
+        pg_close((struct an_db *)db);
         return FC_IO;
     }
     PQsetNoticeProcessor(db->c, quiet_notice, NULL);
-    *out = db;
+    *out = (struct an_db *)db;
     return FC_OK;
 }
 
-static enum fc_err pg_exec(struct an_db *db, const char *sql, char *why, size_t cap)
+static enum fc_err pg_exec(struct an_db *adb, const char *sql, char *why, size_t cap)
 {
+    struct pg_db *db = (struct pg_db *)adb;
     PGresult *r = PQexec(db->c, sql);
     ExecStatusType st = PQresultStatus(r);
     enum fc_err err = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK ? FC_OK
-                                                                      : fail(db->c, "exec", why, cap);
+                                                                      : pg_fail(db->c, "exec", why, cap);
     PQclear(r);
     return err;
 }
 
-static enum fc_err pg_rows(struct an_db *db, const char *sql, an_row_fn fn, void *ctx, char *why,
+static enum fc_err pg_rows(struct an_db *adb, const char *sql, an_row_fn fn, void *ctx, char *why,
                            size_t cap)
 {
+    struct pg_db *db = (struct pg_db *)adb;
     PGresult *r = PQexec(db->c, sql);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        fail(db->c, "query", why, cap);
+        pg_fail(db->c, "query", why, cap);
         PQclear(r);
         return FC_IO;
     }
@@ -96,9 +99,10 @@ static enum fc_err pg_rows(struct an_db *db, const char *sql, an_row_fn fn, void
     return err;
 }
 
-static enum fc_err pg_insert(struct an_db *db, const char *node, const struct an_session *s,
+static enum fc_err pg_insert(struct an_db *adb, const char *node, const struct an_session *s,
                              size_t n, char *why, size_t cap)
 {
+    struct pg_db *db = (struct pg_db *)adb;
     if (n == 0)
         return FC_OK;
     /* 15 parameters a row; AN_BATCH_MAX rows stay far under the protocol's 65535. */
@@ -141,7 +145,7 @@ static enum fc_err pg_insert(struct an_db *db, const char *node, const struct an
     }
     snprintf(sql + off, sql_cap - off, " ON CONFLICT DO NOTHING");
     PGresult *r = PQexecParams(db->c, sql, (int)nparam, NULL, vals, NULL, NULL, 0);
-    err = PQresultStatus(r) == PGRES_COMMAND_OK ? FC_OK : fail(db->c, "insert", why, cap);
+    err = PQresultStatus(r) == PGRES_COMMAND_OK ? FC_OK : pg_fail(db->c, "insert", why, cap);
     PQclear(r);
 out:
     if (err == FC_NOMEM)
@@ -152,8 +156,9 @@ out:
     return err;
 }
 
-static bool pg_alive(struct an_db *db)
+static bool pg_alive(struct an_db *adb)
 {
+    struct pg_db *db = (struct pg_db *)adb;
     return db && PQstatus(db->c) == CONNECTION_OK;
 }
 

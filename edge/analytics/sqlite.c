@@ -10,19 +10,20 @@
 
 #define SQLITE_BUSY_MS 2000 /* waiting on another writer's lock, at most */
 
-struct an_db {
+struct sq_db {
     sqlite3 *h;
     sqlite3_stmt *ins;                 /* the prepared INSERT, made on first use */
 };
 
-static enum fc_err fail(struct an_db *db, const char *what, char *why, size_t cap)
+static enum fc_err sq_fail(struct sq_db *db, const char *what, char *why, size_t cap)
 {
     snprintf(why, cap, "sqlite %s: %s", what, db->h ? sqlite3_errmsg(db->h) : "no handle");
     return FC_IO;
 }
 
-static void sq_close(struct an_db *db)
+static void sq_close(struct an_db *adb)
 {
+    struct sq_db *db = (struct sq_db *)adb;
     if (!db)
         return;
     sqlite3_finalize(db->ins);
@@ -32,15 +33,15 @@ static void sq_close(struct an_db *db)
 
 static enum fc_err sq_open(struct an_db **out, const char *target, char *why, size_t cap)
 {
-    struct an_db *db = calloc(1, sizeof(*db));
+    struct sq_db *db = calloc(1, sizeof(*db));
     *out = NULL;
     if (!db)
         return FC_NOMEM;
     int rc = sqlite3_open_v2(target, &db->h, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
                                                  SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {
-        fail(db, "open", why, cap);
-        sq_close(db);
+        sq_fail(db, "open", why, cap);
+        sq_close((struct an_db *)db);
         return FC_IO;
     }
     sqlite3_busy_timeout(db->h, SQLITE_BUSY_MS);
@@ -51,15 +52,16 @@ static enum fc_err sq_open(struct an_db **out, const char *target, char *why, si
                      &msg) != SQLITE_OK) {
         snprintf(why, cap, "sqlite WAL mode: %s", msg ? msg : "?");
         sqlite3_free(msg);
-        sq_close(db);
+        sq_close((struct an_db *)db);
         return FC_IO;
     }
-    *out = db;
+    *out = (struct an_db *)db;
     return FC_OK;
 }
 
-static enum fc_err sq_exec(struct an_db *db, const char *sql, char *why, size_t cap)
+static enum fc_err sq_exec(struct an_db *adb, const char *sql, char *why, size_t cap)
 {
+    struct sq_db *db = (struct sq_db *)adb;
     char *msg = NULL;
     if (sqlite3_exec(db->h, sql, NULL, NULL, &msg) == SQLITE_OK)
         return FC_OK;
@@ -68,12 +70,13 @@ static enum fc_err sq_exec(struct an_db *db, const char *sql, char *why, size_t 
     return FC_IO;
 }
 
-static enum fc_err sq_rows(struct an_db *db, const char *sql, an_row_fn fn, void *ctx, char *why,
+static enum fc_err sq_rows(struct an_db *adb, const char *sql, an_row_fn fn, void *ctx, char *why,
                            size_t cap)
 {
+    struct sq_db *db = (struct sq_db *)adb;
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(db->h, sql, -1, &st, NULL) != SQLITE_OK)
-        return fail(db, "prepare", why, cap);
+        return sq_fail(db, "prepare", why, cap);
     enum fc_err err = FC_OK;
     int ncol = sqlite3_column_count(st), rc;
     const char *vals[32];
@@ -89,20 +92,21 @@ static enum fc_err sq_rows(struct an_db *db, const char *sql, an_row_fn fn, void
         }
     }
     if (err == FC_OK && rc != SQLITE_DONE)
-        err = fail(db, "step", why, cap);
+        err = sq_fail(db, "step", why, cap);
     sqlite3_finalize(st);
     return err;
 }
 
-static enum fc_err sq_insert(struct an_db *db, const char *node, const struct an_session *s,
+static enum fc_err sq_insert(struct an_db *adb, const char *node, const struct an_session *s,
                              size_t n, char *why, size_t cap)
 {
+    struct sq_db *db = (struct sq_db *)adb;
     if (!db->ins && sqlite3_prepare_v2(db->h,
                                        "INSERT INTO sessions (" AN_COLUMNS ") VALUES (?, ?, ?, ?, "
                                        "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                                        -1, &db->ins, NULL) != SQLITE_OK)
-        return fail(db, "prepare insert", why, cap);
-    if (sq_exec(db, "BEGIN IMMEDIATE", why, cap) != FC_OK)
+        return sq_fail(db, "prepare insert", why, cap);
+    if (sq_exec(adb, "BEGIN IMMEDIATE", why, cap) != FC_OK)
         return FC_IO;
     sqlite3_stmt *st = db->ins;
     for (size_t i = 0; i < n; i++) {
@@ -124,24 +128,25 @@ static enum fc_err sq_insert(struct an_db *db, const char *node, const struct an
         sqlite3_bind_text(st, 14, x->ua, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 15, x->client, -1, SQLITE_STATIC);
         if (sqlite3_step(st) != SQLITE_DONE) {
-            fail(db, "insert", why, cap);
+            sq_fail(db, "insert", why, cap);
             sqlite3_reset(st);
             char ignored[AN_WHY_MAX];
-            sq_exec(db, "ROLLBACK", ignored, sizeof(ignored));
+            sq_exec(adb, "ROLLBACK", ignored, sizeof(ignored));
             return FC_IO;
         }
     }
     sqlite3_reset(st);
-    if (sq_exec(db, "COMMIT", why, cap) != FC_OK) {
+    if (sq_exec(adb, "COMMIT", why, cap) != FC_OK) {
         char ignored[AN_WHY_MAX];
-        sq_exec(db, "ROLLBACK", ignored, sizeof(ignored));
+        sq_exec(adb, "ROLLBACK", ignored, sizeof(ignored));
         return FC_IO;
     }
     return FC_OK;
 }
 
-static bool sq_alive(struct an_db *db)
+static bool sq_alive(struct an_db *adb)
 {
+    struct sq_db *db = (struct sq_db *)adb;
     return db && db->h;
 }
 
