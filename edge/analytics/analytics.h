@@ -84,6 +84,10 @@ struct an_stats {
 enum fc_err analytics_open(struct analytics **out, const struct analytics_opts *o,
                            struct ev_loop *loop, struct log *log);
 
+/* Check a --analytics value before starting: FC_PROTO (no backend has that form) or FC_IO (a
+ * SQLite file whose directory is not writable), with a reason in why[cap]. Any thread. */
+enum fc_err analytics_url_check(const char *url, char *why, size_t cap);
+
 /*
  * Queue one session (copied; strings made NUL-terminated and valid UTF-8, is_short set when
  * listened_s < min_s). Never blocks beyond a short mutex; false = queue full: counted as dropped,

@@ -127,13 +127,15 @@ static char *figures_json(const struct figs *f)
             all.dur_n += x->dur_n;
             all.tlh_us += x->tlh_us;
         }
-        json_t *row = fig_json(&all, f->iv_us);
+        clock_iso_ms((uint64_t)start, iso, sizeof(iso));
+        json_t *row = json_pack("{s:s, s:I}", "start", iso, "start_s",
+                                (json_int_t)(start / 1000000));
+        json_t *figs = fig_json(&all, f->iv_us);
+        json_object_update(row, figs);
+        json_decref(figs);
         json_t *by = json_object();
         for (int p = 1; p < FIG_PROTOS; p++)
             json_object_set_new(by, names[p - 1], fig_json(&f->rows[k][p], f->iv_us));
-        clock_iso_ms((uint64_t)start, iso, sizeof(iso));
-        json_object_set_new(row, "start", json_string(iso));
-        json_object_set_new(row, "start_s", json_integer(start / 1000000));
         json_object_set_new(row, "by_protocol", by);
         json_array_append_new(rows, row);
     }

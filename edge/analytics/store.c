@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include "analytics.h"
 #include "backoff.h"
 #include "clock.h"
@@ -90,6 +91,26 @@ static enum fc_err pick_backend(const char *url, const struct an_backend **be, c
         *target = url;
     } else {
         return FC_PROTO;
+    }
+    return FC_OK;
+}
+
+enum fc_err analytics_url_check(const char *url, char *why, size_t cap)
+{
+    const struct an_backend *be;
+    const char *target;
+    if (pick_backend(url, &be, &target) != FC_OK) {
+        snprintf(why, cap, "\"%s\": expected sqlite:FILE, a file path or postgresql://…", url);
+        return FC_PROTO;
+    }
+    if (be != &an_sqlite)
+        return FC_OK;
+    char dir[4096];
+    const char *slash = strrchr(target, '/');
+    snprintf(dir, sizeof(dir), "%.*s", slash ? (int)(slash - target) + 1 : 1, slash ? target : ".");
+    if (access(dir, W_OK | X_OK) != 0) {
+        snprintf(why, cap, "%s: %s", dir, strerror(errno));
+        return FC_IO;
     }
     return FC_OK;
 }
