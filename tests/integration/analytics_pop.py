@@ -37,6 +37,9 @@ def population(base):
     add(5000, 5030, "raw", 9, preroll=30)         # all preroll: short
     add(6000, 6000 + 1800, "hls", 10)             # an HLS client for 30 min
     add(6100, 6100 + 1500, "hls", 11)
+    for i in range(4):                            # four hand over to four at 02:30: spans are
+        add(8000, 9000, "raw", 30 + i)            # half-open, never eight at once
+        add(9000, 10000, "raw", 40 + i)
     r = random.Random(11)
     while len(s) < 40:
         start = r.randrange(0, SPAN - 60)

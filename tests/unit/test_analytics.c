@@ -36,6 +36,10 @@
 #define T0_S 1767225600LL /* 2026-01-01T00:00:00Z */
 #define SPAN_S (3 * 3600)
 #define NPOP 40
+/* The brute force's own constants (not the module's): Nielsen / RAJAR quarter hours and the
+ * 5-minute rule. */
+#define QH_S 900
+#define AQH_RULE_S 300
 
 struct pop {
     int start, end;      /* seconds after T0_S */
@@ -68,7 +72,11 @@ static void make_population(void)
     add(7100, 7300, 0, AN_RAW, 1);           /* person 1 again, crossing 02:00 */
     add(7190, 7210, 5, AN_HLS, 7);           /* preroll */
     add(3600, 10800, 0, AN_ICY, 8);          /* hours 2 and 3 whole */
-    add(5000, 5000 + 30, 30, AN_RAW, 9);     /* all preroll: no listening, not short? (0 s) */
+    add(5000, 5000 + 30, 30, AN_RAW, 9);     /* all preroll: 0 s listened, short */
+    for (int i = 0; i < 4; i++) {            /* four hand over to four at 02:30: spans are */
+        add(8000, 9000, 0, AN_RAW, 30 + i);  /* half-open, so never eight at once */
+        add(9000, 10000, 0, AN_RAW, 40 + i);
+    }
     uint32_t x = 12345;
     while (npop < NPOP) {
         x = x * 1103515245u + 12345u;
@@ -129,19 +137,19 @@ static void brute(int from, int iv, int proto, struct want *w)
     }
     for (int c = 0; c < 64; c++)
         w->cume += seen[c];
-    for (int q = from; q < from + iv; q += AN_QUARTER_HOUR_S) {
+    for (int q = from; q < from + iv; q += QH_S) {
         for (int c = 0; c < 64; c++) {
             int secs = 0;
-            for (int t = q; t < q + AN_QUARTER_HOUR_S; t++)
+            for (int t = q; t < q + QH_S; t++)
                 for (int i = 0; i < npop; i++)
                     if (pop[i].client == c && (proto < 0 || pop[i].proto == proto) &&
                         listening(&pop[i], t))
                         secs++;
-            w->aqh_sum += secs >= AN_AQH_MIN_S;
+            w->aqh_sum += secs >= AQH_RULE_S;
         }
     }
     w->tlh_s /= 3600.0;
-    w->aqh_sum /= (double)iv / AN_QUARTER_HOUR_S;
+    w->aqh_sum /= (double)iv / QH_S;
 }
 
 /* ---- the store on a loop ---- */
