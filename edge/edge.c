@@ -3,8 +3,10 @@
 #include "edge.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include "cli.h"
+#include "clock.h"
 
 static void on_stats(EV_P_ ev_timer *w, int revents)
 {
@@ -54,6 +56,42 @@ static void analytics_hooks(struct edge *e, struct ev_loop *loop)
     h->hls_hit = core_hls_hit;
     h->session_ctx = e;
     hls_join_start(&e->hls, loop, h->opt.analytics_min_s, core_session, e);
+}
+
+void edge_analytics_submit(struct edge *e, const struct an_session *s)
+{
+    if (e->an)
+        analytics_submit(e->an, s);
+}
+
+/* Test hook: FC_DEBUG_AN_SYNTH=N submits N made-up sessions a second (mount "synth.mp3", ten
+ * seconds long, ending now), so a test can load the store while the edge streams. */
+static void on_an_synth(EV_P_ ev_timer *w, int revents)
+{
+    struct edge *e = container_of(w, struct edge, an_synth);
+    struct an_session s = {.proto = AN_RAW, .listened_s = 10};
+    s.end_us = clock_wall_us();
+    s.start_us = s.end_us - 10000000;
+    snprintf(s.mount, sizeof(s.mount), "synth.mp3");
+    snprintf(s.ua, sizeof(s.ua), "synth");
+    snprintf(s.id, sizeof(s.id), "synth-%llu", (unsigned long long)++e->an_synth_n);
+    snprintf(s.client, sizeof(s.client), "synth-%llu", (unsigned long long)(e->an_synth_n % 97));
+    edge_analytics_submit(e, &s);
+}
+
+static void analytics_start(struct edge *e, struct ev_loop *loop)
+{
+    e->an_opt.node = e->core.opt.node;
+    if (!e->an_opt.url || analytics_open(&e->an, &e->an_opt, loop, &e->core.log) != FC_OK)
+        return; /* a bad URL exits 2 in main; anything else leaves analytics off, logged */
+    e->http.an = e->an;
+    const char *synth = getenv("FC_DEBUG_AN_SYNTH");
+    double rate = synth ? strtod(synth, NULL) : 0;
+    if (rate > 0) {
+        log_warn(&e->core.log, "FC_DEBUG_AN_SYNTH: %g made-up sessions a second", rate);
+        ev_timer_init(&e->an_synth, on_an_synth, 1 / rate, 1 / rate);
+        ev_timer_start(loop, &e->an_synth);
+    }
 }
 
 /* --listen-tls in this process (no workers): the context was made by main. */
@@ -151,6 +189,8 @@ enum fc_err edge_start(struct edge *e, struct ev_loop *loop)
     }
     if (e->ho.takeover)
         edge_handoff_adopt(e);
+    /* after the workers' fork: they never touch the store or its thread */
+    analytics_start(e, loop);
     char ids[MAC_KEYRING_IDS_MAX];
     log_info(&e->core.log, "started node=%s workers=%u keys=%s", e->core.opt.node, e->workers,
              mac_keyring_ids(&e->core.keys, ids));
@@ -160,12 +200,18 @@ enum fc_err edge_start(struct edge *e, struct ev_loop *loop)
 void edge_free(struct edge *e)
 {
     edge_handoff_free(e);
+    if (e->an)
+        ev_timer_stop(e->core.loop, &e->an_synth);
     core_log_stats(&e->core);
     workers_stop(&e->sup);
     core_stop(&e->core);
     edge_http_free(&e->http);
     hls_join_flush(&e->hls);
     hls_join_free(&e->hls);
+    /* last: the listeners closed above and the open HLS sessions are submitted first; an admin
+     * request still waiting for it had its listener closed (analytics_done sees NULL) */
+    analytics_close(e->an);
+    e->an = e->http.an = NULL;
     static_free(&e->http);
     core_free(&e->core);
 }

@@ -7,6 +7,7 @@
 #ifndef FC_EDGE_H
 #define FC_EDGE_H
 
+#include "analytics/analytics.h"
 #include "core/core.h"
 #include "http/http.h"
 #include "analytics/hls_join.h"
@@ -27,6 +28,10 @@ struct edge {
     struct edge_handoff ho;            /* --control / --takeover (edge_handoff.c) */
     bool analytics_on;                 /* --analytics given: sessions are recorded */
     struct hls_join hls;               /* HLS requests joined into sessions (the core's) */
+    struct analytics_opts an_opt;      /* --analytics*; an_opt.url NULL = analytics off */
+    struct analytics *an;              /* the session store (core process only; NULL = off) */
+    ev_timer an_synth;                 /* test hook FC_DEBUG_AN_SYNTH (edge.c) */
+    uint64_t an_synth_n;
 };
 
 /* Start the core (loading --rewind-dir), listening, then the relay links; the options in
@@ -34,7 +39,9 @@ struct edge {
 enum fc_err edge_start(struct edge *e, struct ev_loop *loop);
 void edge_free(struct edge *e);
 
-/* The analytics writer's entry point (edge/analytics/): queue session `s`, never blocking. */
+/* The single entry point for finished listening sessions (edge/analytics/session.h): queue `s`
+ * (copied) for the analytics store; a no-op when analytics is off. Never blocks (a full queue
+ * drops it: counted and logged). Core process, loop thread. */
 void edge_analytics_submit(struct edge *e, const struct an_session *s);
 
 /* worker.c: a worker's life after the fork (workers.h's child_main; ctx = the struct edge). */

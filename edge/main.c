@@ -54,6 +54,12 @@ static void usage(FILE *out)
             "  --control PATH        a unix socket where a successor may take over (handoff restart)\n"
             "  --takeover PATH       take over from the edge whose --control is PATH: its listeners,\n"
             "                        buffers and links, without a gap (same flags otherwise)\n"
+            "  --analytics URL|PATH  record listening sessions: sqlite:FILE (or a bare path) or\n"
+            "                        postgresql://… (many edges, one database); figures at\n"
+            "                        /api/v1/analytics\n"
+            "  --analytics-raw-ip    store listeners' addresses, not a keyed hash of them\n"
+            "  --analytics-min-s S   sessions shorter are flagged short (default 1)\n"
+            "  --analytics-keep-days D  delete sessions older than D days (default 0 = keep)\n"
             "  --node NAME           name in HELLO and logs (default: hostname)\n"
             "  --log-json            JSON log lines\n"
             "  --config FILE         JSON object of the same options\n",
@@ -88,7 +94,8 @@ static bool log_json; /* --log-json */
 static void parse_args(struct edge *e, int argc, char **argv)
 {
     enum { O_LISTEN = 1, O_RELAY, O_KEY, O_BURST, O_REORDER, O_REWIND, O_TIMEOUT, O_SKEW,
-           O_LAG, O_NODE, O_JSON, O_FAILBACK, O_GRACE, O_WINTERVAL, O_SILENCE, O_SILENCE_DB, O_SOURCELESS, O_WEBHOOK, O_RWDIR, O_RWEVERY, O_METAINT, O_HLSSEG, O_HLSGROUP, O_WEBROOT, O_WORKERS, O_APITOKENS, O_TLSLISTEN, O_TLSCERT, O_TLSKEY, O_CONTROL, O_TAKEOVER };
+           O_LAG, O_NODE, O_JSON, O_FAILBACK, O_GRACE, O_WINTERVAL, O_SILENCE, O_SILENCE_DB, O_SOURCELESS, O_WEBHOOK, O_RWDIR, O_RWEVERY, O_METAINT, O_HLSSEG, O_HLSGROUP, O_WEBROOT, O_WORKERS, O_APITOKENS, O_TLSLISTEN, O_TLSCERT, O_TLSKEY, O_CONTROL, O_TAKEOVER,
+           O_ANALYTICS, O_AN_RAWIP, O_AN_MIN, O_AN_KEEP };
     static const struct option opts[] = {
         {"listen", required_argument, 0, O_LISTEN},   {"relay", required_argument, 0, O_RELAY},
         {"key", required_argument, 0, O_KEY},         {"burst", required_argument, 0, O_BURST},
@@ -116,6 +123,10 @@ static void parse_args(struct edge *e, int argc, char **argv)
         {"rewind-save-every", required_argument, 0, O_RWEVERY},
         {"control", required_argument, 0, O_CONTROL},
         {"takeover", required_argument, 0, O_TAKEOVER},
+        {"analytics", required_argument, 0, O_ANALYTICS},
+        {"analytics-raw-ip", no_argument, 0, O_AN_RAWIP},
+        {"analytics-min-s", required_argument, 0, O_AN_MIN},
+        {"analytics-keep-days", required_argument, 0, O_AN_KEEP},
         {"help", no_argument, 0, 'h'},                {0, 0, 0, 0}};
     struct core_opts *co = &e->core.opt;
     struct http_opts *ho = &e->http.opt;
@@ -136,6 +147,7 @@ static void parse_args(struct edge *e, int argc, char **argv)
     co->rewind_save_every_s = 60;
     ho->metaint = EDGE_METAINT_DEFAULT;
     ho->hls_segment_s = 6;
+    e->an_opt.min_s = ho->analytics_min_s = 1;
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     e->workers = cpus < 1 ? 1 : cpus > WORKERS_MAX ? WORKERS_MAX : (uint32_t)cpus;
     gethostname(co->node, sizeof(co->node) - 1);
@@ -250,6 +262,24 @@ static void parse_args(struct edge *e, int argc, char **argv)
         case O_TAKEOVER:
             e->ho.takeover = optarg;
             co->taking_over = true;
+            break;
+        case O_ANALYTICS: {
+            char why[300];
+            if (analytics_url_check(optarg, why, sizeof(why)) != FC_OK)
+                cli_fail(prog, "--analytics", "%s", why);
+            e->an_opt.url = optarg;
+            e->analytics_on = true; /* sessions are built (edge/http/sessions.c) */
+            break;
+        }
+        case O_AN_RAWIP:
+            e->an_opt.raw_ip = ho->analytics_raw_ip = true;
+            break;
+        case O_AN_MIN:
+            e->an_opt.min_s = ho->analytics_min_s =
+                cli_double(prog, "--analytics-min-s", optarg, 0, 3600);
+            break;
+        case O_AN_KEEP:
+            e->an_opt.keep_days = cli_double(prog, "--analytics-keep-days", optarg, 0, 36500);
             break;
         case 'h':
             usage(stdout);

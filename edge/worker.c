@@ -441,6 +441,12 @@ void worker_main(void *ctx, uint32_t num, int fd)
     if (getppid() != core_pid)
         _exit(0);
     default_signals();
+    /* The core's SIGINT/SIGTERM/SIGHUP watchers came with the fork, started on the default loop;
+     * libev attaches a signal to one loop only, so they must go before ours starts on w.loop. */
+    struct ev_loop *core_loop = ev_default_loop(0);
+    ev_signal_stop(core_loop, &e->sigint);
+    ev_signal_stop(core_loop, &e->sigterm);
+    ev_signal_stop(core_loop, &e->sighup);
     int keep[EDGE_MAX_MOUNTS + 4], nk = 0;
     keep[nk++] = fd;
     int in_fd = e->sup.inherit_fd[num - 1], in_tls = e->sup.inherit_tls_fd[num - 1];

@@ -7,13 +7,18 @@
  * token on a write. Without the file, reads are open to loopback peers only and writes refused.
  * Listener listing and kicking ask the workers (h->query_workers) and answer when every worker
  * has replied, or after API_QUERY_TIMEOUT_S with what came. Every write is logged with the
- * token's name. Errors are JSON {"error": ..., "status": N}. */
+ * token's name. Errors are JSON {"error": ..., "status": N}.
+ * Analytics (§7.13): GET /api/v1/analytics (figures) and /api/v1/analytics/sessions (NDJSON
+ * export) are read endpoints; the SQL runs on the store's writer thread and the answer comes
+ * back through analytics_query's callback (the listener may have left meanwhile). */
 #include <ctype.h>
 #include <errno.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "../analytics/analytics.h"
+#include "clock.h"
 #include "http.h"
 
 #define API_QUERY_TIMEOUT_S 1.0
@@ -327,6 +332,55 @@ static void listeners_query(struct elistener *l, int kind, const char *mount, ui
         pending_finish(p);
 }
 
+/* ---- analytics (the store answers on its own time) ---- */
+
+static void analytics_done(void *ctx, int status, char *body, size_t len)
+{
+    struct api_pending *p = ctx;
+    struct ehttp *h = p->h;
+    for (struct api_pending **pp = &h->pendings; *pp; pp = &(*pp)->next)
+        if (*pp == p) {
+            *pp = p->next;
+            break;
+        }
+    if (p->l) {
+        p->l->pending = NULL;
+        const char *ctype = status == 200 && p->kind == API_QUERY_AN_SESSIONS
+                                ? "application/x-ndjson" : "application/json";
+        if (body || status == 200)
+            listener_respond(p->l, status, ctype, body ? body : "", len, NULL);
+        else
+            api_error(p->l, status, "analytics database unavailable");
+    }
+    free(body);
+    free(p);
+}
+
+static void analytics_route(struct elistener *l, bool sessions, const char *query, size_t qn)
+{
+    struct ehttp *h = l->http;
+    if (!authorize(l, false))
+        return;
+    if (!h->an)
+        return api_error(l, 404, "analytics is off (start the edge with --analytics)");
+    struct an_query q;
+    const char *why;
+    if (an_query_parse(query, qn, sessions ? AN_Q_SESSIONS : AN_Q_FIGURES,
+                       (int64_t)clock_wall_us(), &q, &why) != FC_OK)
+        return api_error(l, 400, why);
+    struct api_pending *p = calloc(1, sizeof(*p));
+    if (!p)
+        return api_error(l, 503, "out of memory");
+    p->h = h;
+    p->l = l;
+    p->kind = sessions ? API_QUERY_AN_SESSIONS : API_QUERY_AN_FIGURES;
+    p->next = h->pendings;
+    h->pendings = p;
+    l->pending = p;
+    l->state = L_RESPONSE; /* routed: further bytes only tell us if it leaves */
+    analytics_query(h->an, &q, analytics_done, p);
+}
+
 /* ---- routing ---- */
 
 static bool seg_is(const char *p, size_t n, const char *want)
@@ -409,6 +463,13 @@ bool admin_route(struct elistener *l, const char *path, size_t n, const char *qu
             query_mount(query, qn, mount, sizeof(mount));
             listeners_query(l, API_QUERY_LIST, mount, 0, "");
         }
+        return true;
+    }
+    if (seg_is(r, rn, "analytics") || seg_is(r, rn, "analytics/sessions")) {
+        if (!get)
+            api_error(l, 405, "method not allowed");
+        else
+            analytics_route(l, rn > 9, query, qn);
         return true;
     }
     if (rn > 7 && memcmp(r, "mounts/", 7) == 0) {

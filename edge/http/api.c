@@ -3,6 +3,7 @@
  * /<mount>/rewind summarises the mount's rewind buffer. */
 #include <jansson.h>
 #include <time.h>
+#include "../analytics/analytics.h"
 #include "clock.h"
 #include "http.h"
 
@@ -25,6 +26,8 @@ char *edge_api_mounts_json(struct ehttp *h)
                              core_counters_json(h->core));
     if (!root)
         return NULL;
+    if (h->an)
+        json_object_set_new(root, "analytics", analytics_json(h->an));
     json_t *extra = h->extra_json ? h->extra_json(h->extra_ctx) : NULL;
     if (extra) {
         json_object_update(root, extra);

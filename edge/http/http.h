@@ -46,6 +46,7 @@
 #define SERVER_HEADER "Server: framecast/1\r\n"
 
 struct ehttp;
+struct analytics;
 struct ssl_st;
 struct an_session;
 struct an_hls_hit;
@@ -238,6 +239,8 @@ struct ehttp {
     struct api_token tokens[API_TOKENS_MAX]; /* --api-token-file (admin.c) */
     int n_tokens;
     struct api_pending *pendings;      /* admin answers waiting for the workers (admin.c) */
+    struct analytics *an;              /* the core process: the analytics store (NULL = off),
+                                          for /api/v1/analytics, GET / and /metrics */
     uint32_t next_query;               /* their ids */
     /* The core process: ask every worker about listeners (admin.c → workers.c): kind
      * API_QUERY_LIST (of `mount`, "" = all) or API_QUERY_KICK (listener `id`); returns the
@@ -400,7 +403,7 @@ struct http_mount_snap {
 char *edge_http_metrics(struct ehttp *h, size_t *len);
 
 /* admin.c: the admin API (docs/architecture.md §7.10). */
-enum { API_QUERY_LIST = 1, API_QUERY_KICK = 2 };
+enum { API_QUERY_LIST = 1, API_QUERY_KICK = 2, API_QUERY_AN_FIGURES = 3, API_QUERY_AN_SESSIONS = 4 };
 /* One listener as the API lists it (also the worker → core record, packed). */
 struct api_listener {
     uint64_t id, pos, bytes;

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "../analytics/analytics.h"
 #include "http.h"
 #include "stats.h"
 
@@ -156,6 +157,8 @@ char *edge_http_metrics(struct ehttp *h, size_t *len)
     struct prom p = {0};
     core_metrics(h->core, &p, PREFIX);
     http_families(h, &p);
+    if (h->an)
+        analytics_metrics(h->an, &p, PREFIX);
     prom_process(&p);
     if (p.oom) {
         free(p.buf);
