@@ -150,6 +150,7 @@ static void head_sent(struct elistener *l, size_t n)
     if (n)
         http_ttfb(l);
     l->out_off += (uint32_t)n;
+    l->bytes_sent += n; /* the response head counts: it went to the listener */
     if (l->out_off < l->out_len)
         return;
     free(l->out);
