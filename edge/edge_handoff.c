@@ -11,6 +11,7 @@
 #include <unistd.h>
 #include "edge.h"
 #include "handoff.h"
+#include "analytics/analytics.h"
 #include "sdnotify.h"
 
 enum { HS_IDLE, HS_COLLECT, HS_WAIT_READY };
@@ -222,6 +223,9 @@ static void on_ctl(EV_P_ ev_io *io, int revents)
             workers_hand_end(&e->sup, true);
         log_info(&e->core.log, "handoff: done, listeners=%u listening=%u handed over; exiting",
                  ho->sent_listeners, ho->sent_listen);
+        /* Sessions that ended here are written before we go (open HLS sessions were carried). */
+        analytics_close(e->an);
+        e->an = NULL;
         fflush(NULL);
         _exit(0);
     }
