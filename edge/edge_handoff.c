@@ -88,7 +88,7 @@ static bool send_listen(struct edge *e, bool tls, uint32_t worker, int fd)
     struct ho_buf b = {.p = ho->buf, .cap = HANDOFF_REC_MAX};
     ho_put_u8(&b, tls);
     ho_put_u32(&b, worker);
-    if (handoff_send(ho->ctl, EH_LISTEN, b.p, b.len, &fd, 1, HANDOFF_TIMEOUT_S) < 0)
+    if (handoff_send(ho->ctl, EH_LISTEN, b.p, b.len, &fd, 1, EDGE_HANDOFF_SEND_S) < 0)
         return false;
     ho->sent_listen++;
     return true;
@@ -102,7 +102,7 @@ static bool send_listener(struct edge *e, uint32_t worker, const uint8_t *rec, s
         return false;
     memcpy(ho->buf, &worker, 4);
     memcpy(ho->buf + 4, rec, len);
-    if (handoff_send(ho->ctl, EH_LISTENER, ho->buf, len + 4, &fd, 1, HANDOFF_TIMEOUT_S) < 0)
+    if (handoff_send(ho->ctl, EH_LISTENER, ho->buf, len + 4, &fd, 1, EDGE_HANDOFF_SEND_S) < 0)
         return false;
     ho->sent_listeners++;
     return true;
@@ -111,7 +111,7 @@ static bool send_listener(struct edge *e, uint32_t worker, const uint8_t *rec, s
 static void collected(struct edge *e)
 {
     struct edge_handoff *ho = ho_of(e);
-    if (handoff_send(ho->ctl, HO_END, NULL, 0, NULL, 0, HANDOFF_TIMEOUT_S) < 0)
+    if (handoff_send(ho->ctl, HO_END, NULL, 0, NULL, 0, EDGE_HANDOFF_SEND_S) < 0)
         return give_up(e, strerror(errno));
     ho->state = HS_WAIT_READY;
     log_info(&e->core.log, "handoff: sent mounts=%u listeners=%u listening=%u; waiting for the "
@@ -153,7 +153,7 @@ struct hls_send {
 static void hls_flush_rec(struct hls_send *hs)
 {
     if (hs->b.len && !hs->failed &&
-        handoff_send(hs->e->ho.ctl, EH_HLS, hs->b.p, hs->b.len, NULL, 0, HANDOFF_TIMEOUT_S) < 0)
+        handoff_send(hs->e->ho.ctl, EH_HLS, hs->b.p, hs->b.len, NULL, 0, EDGE_HANDOFF_SEND_S) < 0)
         hs->failed = true;
     hs->b.len = 0;
 }
@@ -218,7 +218,7 @@ static void on_ctl(EV_P_ ev_io *io, int revents)
     handoff_close_fds(fds, nfds);
     if (n >= 0 && type == HO_READY && ho->state == HS_WAIT_READY) {
         /* Committed: acknowledge, let the workers go, and leave without a byte on any socket. */
-        handoff_send(ho->ctl, HO_READY, NULL, 0, NULL, 0, HANDOFF_TIMEOUT_S);
+        handoff_send(ho->ctl, HO_READY, NULL, 0, NULL, 0, EDGE_HANDOFF_SEND_S);
         if (e->workers)
             workers_hand_end(&e->sup, true);
         log_info(&e->core.log, "handoff: done, listeners=%u listening=%u handed over; exiting",
@@ -272,9 +272,9 @@ static void begin(struct edge *e, int fd)
     ho->state = HS_COLLECT;
     ev_io_init(&ho->ctl_w, on_ctl, fd, EV_READ);
     ev_io_start(e->core.loop, &ho->ctl_w);
-    ev_timer_init(&ho->timeout, on_timeout, 3 * HANDOFF_TIMEOUT_S, 0);
+    ev_timer_init(&ho->timeout, on_timeout, EDGE_HANDOFF_READY_S, 0);
     ev_timer_start(e->core.loop, &ho->timeout);
-    if (handoff_send(fd, HO_HELLO, me, sizeof(me), NULL, 0, HANDOFF_TIMEOUT_S) < 0 ||
+    if (handoff_send(fd, HO_HELLO, me, sizeof(me), NULL, 0, EDGE_HANDOFF_SEND_S) < 0 ||
         core_carry_send(&e->core, fd) < 0 || !hand_hls(e) || !hand_local(e))
         return give_up(e, "the control socket failed while sending the state");
     ho->waiting = e->workers ? workers_hand_begin(&e->sup) : 0;

@@ -202,7 +202,7 @@ static bool hand_one(struct worker *w, uint8_t what, struct elistener *l, int fd
     ho_put_u8(&b, what);
     if (l)
         carry_export(l, &b);
-    if (b.bad || wmsg_send(w->fd, WREC_HANDED, 0, b.p, b.len, fd, HANDOFF_TIMEOUT_S) < 0) {
+    if (b.bad || wmsg_send(w->fd, WREC_HANDED, 0, b.p, b.len, fd, EDGE_HANDOFF_SEND_S) < 0) {
         log_warn(&w->c->log, "worker=%u handoff: cannot hand %s over: %s", w->num,
                  l ? l->peer : "a listening socket", b.bad ? "record too big" : strerror(errno));
         return false;
@@ -236,7 +236,7 @@ static void on_handoff(struct worker *w)
         n += hand_one(w, WHAND_LISTENER, l, l->fd, buf);
     }
     free(buf);
-    wmsg_send(w->fd, WREC_HANDED_END, 0, NULL, 0, -1, HANDOFF_TIMEOUT_S);
+    wmsg_send(w->fd, WREC_HANDED_END, 0, NULL, 0, -1, EDGE_HANDOFF_SEND_S);
     log_info(&w->c->log, "worker=%u handoff: handed listeners=%u not carried=%u (HTTPS or busy)",
              w->num, n, kept);
 }

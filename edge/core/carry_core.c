@@ -17,7 +17,7 @@
 static int send_rec(int ctl, uint16_t type, const struct ho_buf *b, int fd)
 {
     return handoff_send(ctl, type, b->p, b->len, fd >= 0 ? &fd : NULL, fd >= 0 ? 1 : 0,
-                        HANDOFF_TIMEOUT_S);
+                        EDGE_HANDOFF_SEND_S);
 }
 
 static void put_mount(struct ho_buf *b, const struct emount *m)

@@ -271,6 +271,11 @@ void core_metrics(const struct core *c, struct prom *p, const char *prefix);
  * are owned: kept or closed); FC_PROTO with *why on a malformed or out-of-order record,
  * FC_NOMEM. core_carry_check: after the last record, every buffer arrived whole.
  */
+/* The old edge's loop stands still while it sends (its listeners pause, its relay links stop
+ * their heartbeats, declared dead after 3 s): each record waits at most EDGE_HANDOFF_SEND_S for
+ * room, and a successor that has not confirmed EDGE_HANDOFF_READY_S after the start is given up. */
+#define EDGE_HANDOFF_SEND_S 1.0
+#define EDGE_HANDOFF_READY_S 5.0
 enum {
     EH_CORE = 16, /* HO_USER */
     EH_MOUNT,
