@@ -31,6 +31,7 @@ async function loadMounts() {
   const list = (j.mounts || []).map((m) => m.mount || m.name).filter(Boolean);
   const sel = $("mount");
   const keep = sel.value || new URLSearchParams(location.search).get("mount");
+  if (keep && !list.includes(keep)) list.push(keep); // figures outlive a mount that is gone
   sel.replaceChildren(...list.map((n) => new Option(n, n)));
   if (keep && list.includes(keep)) sel.value = keep;
   return list;
@@ -40,13 +41,11 @@ function hours(h) {
   return h >= 10 ? h.toFixed(0) : h.toFixed(2);
 }
 
-function showTotals(rows) {
-  const sum = (k) => rows.reduce((a, r) => a + (r[k] || 0), 0);
-  const sessions = sum("sessions"), tlh = sum("tlh");
-  const peak = rows.reduce((a, r) => Math.max(a, r.peak_listeners || 0), 0);
-  const avg = sessions ? rows.reduce((a, r) => a + (r.avg_session_s || 0) * (r.sessions || 0), 0) / sessions : 0;
-  const cume = rows.reduce((a, r) => Math.max(a, r.cume || 0), 0);
-  const cells = [sessions, cume + " (max per ¼ h)", hours(tlh) + " h", Math.round(avg) + " s", peak];
+// The span's totals come from one row over the whole span: cume is the distinct listeners of the
+// span (not a sum of the quarter hours'), the average session is over the span's sessions.
+function showTotals(t) {
+  const cells = [t.sessions || 0, t.cume || 0, hours(t.tlh || 0) + " h",
+    Math.round(t.avg_session_s || 0) + " s", t.peak_listeners || 0];
   const tr = document.createElement("tr");
   for (const c of cells) { const td = document.createElement("td"); td.textContent = c; tr.append(td); }
   $("totals").tBodies[0].replaceChildren(tr);
@@ -77,9 +76,10 @@ async function show(ev) {
     const mount = $("mount").value;
     if (!mount) { status.textContent = mounts.length ? "choose a mount" : "no mounts yet"; return; }
     const to = Math.ceil(Date.now() / 1000 / QH) * QH, from = to - Number($("span").value);
-    const j = await getJSON(`/api/v1/analytics?mount=${encodeURIComponent(mount)}&from=${from}&to=${to}&interval=${QH}`);
-    const rows = j.rows || j.intervals || [];
-    const xs = rows.map((r) => (typeof r.start === "number" ? r.start : Date.parse(r.start) / 1000));
+    const q = `/api/v1/analytics?mount=${encodeURIComponent(mount)}&from=${from}&to=${to}`;
+    const [j, whole] = await Promise.all([getJSON(q + `&interval=${QH}`), getJSON(q + `&interval=${to - from}`)]);
+    const rows = j.rows || [];
+    const xs = rows.map((r) => (typeof r.start_s === "number" ? r.start_s : Date.parse(r.start) / 1000));
     draw("listeners-chart", [xs, rows.map((r) => r.peak_listeners || 0),
       rows.map((r) => proto(r, "raw", "peak_listeners")), rows.map((r) => proto(r, "icy", "peak_listeners")),
       rows.map((r) => proto(r, "hls", "peak_listeners"))],
@@ -87,7 +87,7 @@ async function show(ev) {
        { label: "ICY", stroke: "#2e7d32" }, { label: "HLS", stroke: "#ef6c00" }], "listeners");
     draw("aqh-chart", [xs, rows.map((r) => r.aqh || 0)],
       [{ label: "AQH", stroke: "#6a1b9a", fill: "rgba(106,27,154,0.15)", width: 2 }], "AQH");
-    showTotals(rows);
+    showTotals((whole.rows || [])[0] || {});
     status.textContent = `${mount}: ${rows.length} quarter hours, ` +
       new Date(from * 1000).toISOString().slice(0, 16) + "Z – " + new Date(to * 1000).toISOString().slice(0, 16) + "Z";
     document.body.dataset.loaded = String(rows.length);

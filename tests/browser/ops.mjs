@@ -1,7 +1,7 @@
 // Opens the edge's operator view (/ops) in Debian's chromium (headless, playwright-core): the
 // page must load the analytics of MOUNT without a script error, draw both uPlot charts (a canvas
 // each, with the series' legends), show WANT_SESSIONS sessions in the totals, and have fetched
-// /api/v1/analytics (200) with interval=900. Saves a screenshot.
+// /api/v1/analytics (200) with interval=900 (and the span's totals). Saves a screenshot.
 // usage: node ops.mjs EDGE_URL MOUNT WANT_SESSIONS SCREENSHOT.png [TOKEN]
 import { chromium } from "playwright-core";
 
@@ -28,7 +28,7 @@ try {
   const err = await page.evaluate(() => document.body.dataset.error || "");
   if (err) fail("the page reports: " + err);
   if (errors.length) fail("script errors: " + errors.join("; "));
-  if (!api.length || api.some((a) => a.status !== 200 || a.interval !== "900"))
+  if (!api.some((a) => a.interval === "900") || api.some((a) => a.status !== 200))
     fail("analytics requests: " + JSON.stringify(api));
   for (const id of ["listeners-chart", "aqh-chart"]) {
     const n = await page.locator(`#${id} canvas`).count();
