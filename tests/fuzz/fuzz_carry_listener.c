@@ -61,6 +61,10 @@ STUB void admin_forget(struct elistener *l)
 {
     l->pending = NULL;
 }
+STUB void session_closed(struct elistener *l)
+{
+    (void)l; /* analytics (sessions.c): off here */
+}
 STUB void http_count_close(struct ehttp *h, const char *why)
 {
     (void)h, (void)why;

@@ -62,7 +62,7 @@
 #include "../../edge/http/carry.c"
 #include "handoff.h"
 
-/* ---- stubs for the rest of the edge: merge.c, router.c, admin.c, metrics.c, tls.c ----
+/* ---- stubs for the rest of the edge: merge.c, router.c, admin.c, metrics.c, sessions.c, tls.c ----
  * Weak, so a build that links the real ones wins; no listener here routes a request, has TLS or
  * waits for an admin answer. */
 #define STUB __attribute__((weak))
@@ -87,6 +87,10 @@ STUB void edge_route(struct elistener *l)
 STUB void admin_forget(struct elistener *l)
 {
     l->pending = NULL;
+}
+STUB void session_closed(struct elistener *l)
+{
+    (void)l; /* analytics (sessions.c): off here */
 }
 STUB void http_count_close(struct ehttp *h, const char *why)
 {
