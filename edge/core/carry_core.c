@@ -13,6 +13,9 @@
 
 #define CARRY_SLABS_PER_REC 2000
 #define CARRY_POINTS_PER_REC 3500
+/* The writer's next file slab k is sized with ftruncate((k + 1) * REWIND_SLAB_BYTES): beyond
+ * this the offset wraps (a memfd truncated under the slabs held: SIGBUS) or is not an off_t. */
+#define CARRY_FILE_SLABS_MAX ((uint64_t)INT64_MAX / REWIND_SLAB_BYTES - 1)
 
 static int send_rec(int ctl, uint16_t type, const struct ho_buf *b, int fd)
 {
@@ -232,7 +235,8 @@ static enum fc_err get_mount(struct core *c, struct ho_buf *b, int fd, const cha
               (m->codec == FC_CODEC_MP3 || m->codec == FC_CODEC_ADTS) &&
               wire_valid_name(name, strlen(name), WIRE_MOUNT_MAX) &&
               !edge_mount_find(c, name, strlen(name)) && !mount_by_id(c, id) && id > 0 &&
-              c->n_mounts < EDGE_MAX_MOUNTS;
+              c->n_mounts < EDGE_MAX_MOUNTS && st.next_file_slab <= CARRY_FILE_SLABS_MAX &&
+              st.punch_from <= st.punch_to && st.punch_to <= st.next_file_slab;
     if (!ok) {
         if (fd >= 0)
             close(fd);
@@ -366,6 +370,10 @@ enum fc_err core_carry_check(struct core *c, const char **why)
     for (struct emount *m = c->mounts; m; m = m->next) {
         if (m->rw.abs_end != m->carry_abs_end || (m->has_audio && !m->rw.n_index))
             return *why = "a rewind buffer arrived incomplete", FC_PROTO;
+        /* Only evicted slabs, all before the ones held, may wait to be punched. */
+        const struct rewind_slab *first = rewind_slab_get(&m->rw, 0);
+        if (m->rw.punch_to > (first ? first->file_slab : m->rw.next_file_slab))
+            return *why = "a slab held is to be punched", FC_PROTO;
         if (m->id > c->mount_ids)
             return *why = "mount id above the newest", FC_PROTO;
     }

@@ -371,6 +371,7 @@ enum fc_err rewind_adopt_slab(struct rewind *rw, const struct rewind_slab *s)
 {
     struct stat st;
     if (s->abs_start != rw->abs_end || s->used > REWIND_SLAB_BYTES ||
+        s->used > UINT64_MAX - rw->abs_end || /* positions never wrap around */
         s->file_slab >= rw->next_file_slab ||
         (rw->n_slabs && s->file_slab <= slab_at(rw, rw->n_slabs - 1)->file_slab))
         return FC_PROTO;

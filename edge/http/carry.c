@@ -11,6 +11,7 @@
 #include <unistd.h>
 #include "handoff.h"
 #include "http.h"
+#include "request.h"
 
 enum { CARRY_REQUEST = 0, CARRY_RESPONSE = 1, CARRY_STREAM = 2 };
 
@@ -156,8 +157,16 @@ static enum fc_err adopt_stream(struct elistener *l, struct ho_buf *b, const cha
     const struct rewind *rw = &m->rw;
     if (l->pos < rw->abs_start || l->pos > rw->abs_end || l->end_abs > rw->abs_end ||
         (l->lim_set && (l->lim_abs < l->pos || l->lim_abs > rw->abs_end)) ||
-        l->metaint_left > h->opt.metaint)
+        l->metaint_left > h->opt.metaint || l->start_pts_us > rw->end_pts_us)
         return *why = "position outside the rewind buffer", FC_PROTO;
+    /* Pacing turns these into integer µs (out_stream.c): NaN, infinite or huge ones would not
+     * convert. A start later than our clock (a listener accepted while this process started)
+     * counts from now. */
+    if (!(l->burst_s >= 0 && l->burst_s <= REQUEST_MAX_BURST_S) ||
+        !(l->start_wall >= 0 && l->start_wall < 1e12))
+        return *why = "malformed listener record", FC_PROTO;
+    if (l->start_wall > http_now(h))
+        l->start_wall = http_now(h);
     if (mn) {
         if (!(l->meta = msgref_new(mn)))
             return *why = "out of memory", FC_NOMEM;
