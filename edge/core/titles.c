@@ -45,8 +45,10 @@ const struct title_change *titles_at(const struct title_ring *t, uint64_t abs)
 
 bool titles_adopt(struct title_ring *t, uint64_t abs, uint64_t id, const uint8_t *block, size_t n)
 {
-    if (id <= t->ids || n == 0 || n > 1 + ICY_META_MAX || t->n == EDGE_TITLES_MAX)
-        return false;
+    if (id <= t->ids || n == 0 || n > 1 + ICY_META_MAX || t->n == EDGE_TITLES_MAX ||
+        (size_t)block[0] * 16 + 1 != n ||
+        (t->n && abs < t->ring[(t->head + t->n - 1) % EDGE_TITLES_MAX].abs))
+        return false; /* an ICY block is its length byte and that many 16-byte units */
     struct msgref *ref = msgref_new((uint32_t)n);
     if (!ref)
         return false;

@@ -167,6 +167,8 @@ static enum fc_err adopt_stream(struct elistener *l, struct ho_buf *b, const cha
         return *why = "malformed listener record", FC_PROTO;
     if (l->start_wall > http_now(h))
         l->start_wall = http_now(h);
+    if (mn && !l->icy)
+        return *why = "an ICY block for a listener without ICY", FC_PROTO;
     if (mn) {
         if (!(l->meta = msgref_new(mn)))
             return *why = "out of memory", FC_NOMEM;
@@ -210,6 +212,8 @@ enum fc_err carry_adopt(struct ehttp *h, int fd, const uint8_t *p, size_t len, c
     l->head = f >> 1 & 1;
     l->wants_html = f >> 2 & 1;
     l->accepted = ho_get_f64(&b);
+    if (!(l->accepted >= 0 && l->accepted < 1e12)) /* NaN too: the TTFB sum would be NaN */
+        l->accepted = 0;
     uint32_t n;
     const uint8_t *bytes = get_bytes(&b, kind == CARRY_REQUEST ? EDGE_REQ_MAX - 1 : CARRY_OUT_MAX,
                                      &n);
