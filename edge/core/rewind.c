@@ -81,6 +81,23 @@ static void *grow_ring(void *ring, uint32_t *cap, uint32_t *head, uint32_t n, si
     return bigger;
 }
 
+/* Room for one more slab / index point in their rings. */
+static bool slab_room(struct rewind *rw)
+{
+    if (rw->n_slabs < rw->slab_cap)
+        return true;
+    void *r = grow_ring(rw->slabs, &rw->slab_cap, &rw->slab_head, rw->n_slabs, sizeof(*rw->slabs));
+    return r ? (rw->slabs = r, true) : false;
+}
+
+static bool point_room(struct rewind *rw)
+{
+    if (rw->n_index < rw->index_cap)
+        return true;
+    void *r = grow_ring(rw->index, &rw->index_cap, &rw->index_head, rw->n_index, sizeof(*rw->index));
+    return r ? (rw->index = r, true) : false;
+}
+
 static void evict_oldest_slab(struct rewind *rw)
 {
     struct rewind_slab *old = slab_at(rw, 0);
@@ -104,13 +121,8 @@ static void evict_oldest_slab(struct rewind *rw)
 
 static enum fc_err new_slab(struct rewind *rw)
 {
-    if (rw->n_slabs == rw->slab_cap) {
-        void *r = grow_ring(rw->slabs, &rw->slab_cap, &rw->slab_head, rw->n_slabs,
-                            sizeof(*rw->slabs));
-        if (!r)
-            return FC_NOMEM;
-        rw->slabs = r;
-    }
+    if (!slab_room(rw))
+        return FC_NOMEM;
     uint64_t k = rw->next_file_slab;
     off_t end = (off_t)((k + 1) * REWIND_SLAB_BYTES);
     if (!rw->replica && ftruncate(rw->fd, end) < 0)
@@ -139,13 +151,8 @@ static enum fc_err add_point(struct rewind *rw, uint64_t pts_us, bool force)
             pts_us == rw->end_pts_us)
             return FC_OK;
     }
-    if (rw->n_index == rw->index_cap) {
-        void *r = grow_ring(rw->index, &rw->index_cap, &rw->index_head, rw->n_index,
-                            sizeof(*rw->index));
-        if (!r)
-            return FC_NOMEM;
-        rw->index = r;
-    }
+    if (!point_room(rw))
+        return FC_NOMEM;
     struct rewind_point *p = point_at(rw, rw->n_index++);
     p->pts_us = pts_us;
     p->abs = rw->abs_end;
@@ -378,13 +385,8 @@ enum fc_err rewind_adopt_slab(struct rewind *rw, const struct rewind_slab *s)
     /* A mapping past the file's end would fault (SIGBUS) on the first read. */
     if (fstat(rw->fd, &st) < 0 || (uint64_t)st.st_size < (s->file_slab + 1) * REWIND_SLAB_BYTES)
         return FC_PROTO;
-    if (rw->n_slabs == rw->slab_cap) {
-        void *r = grow_ring(rw->slabs, &rw->slab_cap, &rw->slab_head, rw->n_slabs,
-                            sizeof(*rw->slabs));
-        if (!r)
-            return FC_NOMEM;
-        rw->slabs = r;
-    }
+    if (!slab_room(rw))
+        return FC_NOMEM;
     uint8_t *data = mmap(NULL, REWIND_SLAB_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, rw->fd,
                          (off_t)(s->file_slab * REWIND_SLAB_BYTES));
     if (data == MAP_FAILED)
@@ -402,13 +404,8 @@ enum fc_err rewind_adopt_point(struct rewind *rw, const struct rewind_point *p)
     if (p->abs < rw->abs_start || p->abs >= rw->abs_end ||
         (rw->n_index && p->abs < point_at(rw, rw->n_index - 1)->abs))
         return FC_PROTO;
-    if (rw->n_index == rw->index_cap) {
-        void *r = grow_ring(rw->index, &rw->index_cap, &rw->index_head, rw->n_index,
-                            sizeof(*rw->index));
-        if (!r)
-            return FC_NOMEM;
-        rw->index = r;
-    }
+    if (!point_room(rw))
+        return FC_NOMEM;
     *point_at(rw, rw->n_index++) = *p;
     return FC_OK;
 }
