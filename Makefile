@@ -158,9 +158,15 @@ bench-workers: all $(BENCH_TOOLS)
 bench-latency: all $(BENCH_TOOLS)
 	FC_BUILD=$(abspath $(BUILD)) bash tests/bench/bench_latency.sh
 
+# Handoff restart (issue 10): the pause of N listeners while an edge holding an hour of audio is
+# handed to a successor, and its memory before and after (one line).
+.PHONY: bench-handoff
+bench-handoff: all $(BENCH_TOOLS)
+	FC_BUILD=$(abspath $(BUILD)) bash tests/bench/bench_handoff.sh $(N) 1
+
 # One after another (never in parallel: they measure CPU); all run, the status says if any failed.
 bench:
-	@rc=0; for t in bench-rewind bench-relay bench-fanout bench-workers bench-latency; do \
+	@rc=0; for t in bench-rewind bench-relay bench-fanout bench-workers bench-latency bench-handoff; do \
 	  $(MAKE) --no-print-directory $$t || rc=1; done; exit $$rc
 
 # Soak (tests/soak/soak.sh): 500 churning listeners, the primary encoder flapping, relays killed

@@ -20,35 +20,7 @@ FC_NAME=bench_workers_mem
 HOURS=${1:-1}
 fc_need_bin "$FC_BUILD/framecast-edge"
 dir="$FC_TMP/rewind"; mkdir -p "$dir"
-python3 - "$dir/archive.mp3.rewind" "$HOURS" <<'PY'
-import hashlib, json, struct, sys, time
-path, hours = sys.argv[1], float(sys.argv[2])
-frame_us = 26122                       # 1152 samples at 44.1 kHz
-n = int(hours * 3600e6 / frame_us)
-now = int(time.time() * 1e6)
-pts0 = now - n * frame_us
-def block(t, payload):
-    head = struct.pack(">II", t, len(payload))
-    return head + hashlib.blake2b(head + payload, digest_size=16).digest() + payload
-state = json.dumps({"mount": "archive.mp3", "codec": 1, "out_next_pts_us": pts0 + n * frame_us,
-                    "src_end_us": 0, "streams": []}, separators=(",", ":")).encode()
-with open(path, "wb") as f:
-    f.write(b"FCRW" + struct.pack(">I", 1) + block(1, state))
-    buf, acc = bytearray(), 0
-    for k in range(n):
-        acc += 144 * 128000 % 44100    # padding as an encoder does: 128 kbit/s on average
-        pad = 1 if acc >= 44100 else 0
-        acc -= 44100 * pad
-        ln = 144 * 128000 // 44100 + pad
-        fr = bytes([0xFF, 0xFB, 0x92 if pad else 0x90, 0x44]) + (k.to_bytes(8, "big") * 60)[: ln - 4]
-        rec = struct.pack(">QII", pts0 + k * frame_us, frame_us, ln) + fr
-        if len(buf) + len(rec) > (1 << 20):
-            f.write(block(2, bytes(buf))); buf = bytearray()
-        buf += rec
-    if buf:
-        f.write(block(2, bytes(buf)))
-print(n)
-PY
+python3 "$(dirname "$0")/gen_rewind.py" "$dir/archive.mp3.rewind" "$HOURS"
 [ -s "$dir/archive.mp3.rewind" ] || fc_fail "could not write the rewind file"
 audio_kib=$(( $(stat -c %s "$dir/archive.mp3.rewind") / 1024 ))
 bash "$FC_ROOT/scripts/keygen.sh" "$FC_TMP/mesh.key" >/dev/null
