@@ -3,7 +3,7 @@
 # SAN=1 builds everything into build-san/ with AddressSanitizer and UBSan.
 
 CC      ?= cc
-PKGS    := msgpack libsodium libmpg123 libcurl jansson faad2 openssl sqlite3 libpq
+PKGS    := msgpack libsodium libmpg123 libcurl jansson faad2 openssl sqlite3 libpq libxml-2.0
 CSTD    := -std=c11 -D_GNU_SOURCE
 WARN    := -Wall -Wextra -Werror -Wno-unused-parameter
 OPT     ?= -O2 -g

@@ -11,6 +11,7 @@ PKGS=(
   chromium mpv vlc-bin vlc-plugin-base mplayer ezstream
   prometheus debhelper dpkg-dev
   libsqlite3-dev sqlite3 libpq-dev postgresql
+  libxml2-dev
 )
 
 # hls.js for the web player (edge serves web/), from the npm registry, pinned by package-lock.
