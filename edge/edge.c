@@ -7,6 +7,7 @@
 #include <string.h>
 #include "cli.h"
 #include "clock.h"
+#include "http/preroll.h"
 
 static void on_stats(EV_P_ ev_timer *w, int revents)
 {
@@ -213,5 +214,6 @@ void edge_free(struct edge *e)
     analytics_close(e->an);
     e->an = e->http.an = NULL;
     static_free(&e->http);
+    preroll_free(&e->http);
     core_free(&e->core);
 }

@@ -9,6 +9,7 @@
 #include "cli.h"
 #include "edge.h"
 #include "sdnotify.h"
+#include "http/preroll.h"
 
 static const char *const prog = "framecast-edge";
 
@@ -49,6 +50,10 @@ static void usage(FILE *out)
             "  --hls-segment S       HLS segment length, seconds (default 6)\n"
             "  --hls-group NAME=M1,M2  master playlist /hls/NAME.m3u8 over those mounts\n"
             "  --web-root DIR        files of the web player (default: web/ beside build/)\n"
+            "  --preroll MOUNT=PATH  a clip (MP3 or ADTS) played to live listeners before the\n"
+            "                        stream; a directory: its files in turn (repeatable)\n"
+            "  --preroll-url [MOUNT=]URL  a VAST 3/4 ad server asked for each live listener's\n"
+            "                        preroll (2 s at most; without MOUNT=, every other mount)\n"
             "  --rewind-dir DIR      keep each mount's rewind buffer there across restarts\n"
             "  --rewind-save-every S save it this often (default 60; also on clean shutdown)\n"
             "  --control PATH        a unix socket where a successor may take over (handoff restart)\n"
@@ -95,7 +100,7 @@ static void parse_args(struct edge *e, int argc, char **argv)
 {
     enum { O_LISTEN = 1, O_RELAY, O_KEY, O_BURST, O_REORDER, O_REWIND, O_TIMEOUT, O_SKEW,
            O_LAG, O_NODE, O_JSON, O_FAILBACK, O_GRACE, O_WINTERVAL, O_SILENCE, O_SILENCE_DB, O_SOURCELESS, O_WEBHOOK, O_RWDIR, O_RWEVERY, O_METAINT, O_HLSSEG, O_HLSGROUP, O_WEBROOT, O_WORKERS, O_APITOKENS, O_TLSLISTEN, O_TLSCERT, O_TLSKEY, O_CONTROL, O_TAKEOVER,
-           O_ANALYTICS, O_AN_RAWIP, O_AN_MIN, O_AN_KEEP };
+           O_ANALYTICS, O_AN_RAWIP, O_AN_MIN, O_AN_KEEP, O_PREROLL, O_PREROLL_URL };
     static const struct option opts[] = {
         {"listen", required_argument, 0, O_LISTEN},   {"relay", required_argument, 0, O_RELAY},
         {"key", required_argument, 0, O_KEY},         {"burst", required_argument, 0, O_BURST},
@@ -127,6 +132,8 @@ static void parse_args(struct edge *e, int argc, char **argv)
         {"analytics-raw-ip", no_argument, 0, O_AN_RAWIP},
         {"analytics-min-s", required_argument, 0, O_AN_MIN},
         {"analytics-keep-days", required_argument, 0, O_AN_KEEP},
+        {"preroll", required_argument, 0, O_PREROLL},
+        {"preroll-url", required_argument, 0, O_PREROLL_URL},
         {"help", no_argument, 0, 'h'},                {0, 0, 0, 0}};
     struct core_opts *co = &e->core.opt;
     struct http_opts *ho = &e->http.opt;
@@ -281,6 +288,14 @@ static void parse_args(struct edge *e, int argc, char **argv)
         case O_AN_KEEP:
             e->an_opt.keep_days = cli_double(prog, "--analytics-keep-days", optarg, 0, 36500);
             break;
+        case O_PREROLL:
+        case O_PREROLL_URL: {
+            char why[300];
+            bool url = c == O_PREROLL_URL;
+            if (!(url ? preroll_add_url : preroll_add)(&e->http, optarg, why, sizeof(why)))
+                cli_fail(prog, url ? "--preroll-url" : "--preroll", "%s", why);
+            break;
+        }
         case 'h':
             usage(stdout);
             exit(0);
@@ -304,6 +319,9 @@ static void parse_args(struct edge *e, int argc, char **argv)
     cli_keys_load(prog, &e->core.key_files, &e->core.keys);
     if (co->rewind_dir && access(co->rewind_dir, W_OK | X_OK) != 0)
         cli_fail(prog, "--rewind-dir", "%s: %s", co->rewind_dir, strerror(errno));
+    char why[4400];
+    if (!preroll_setup(&e->http, why, sizeof(why)))
+        cli_fail(prog, "--preroll", "%s", why);
 }
 
 int main(int argc, char **argv)

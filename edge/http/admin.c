@@ -20,6 +20,7 @@
 #include "../analytics/analytics.h"
 #include "clock.h"
 #include "http.h"
+#include "preroll.h"
 
 #define API_QUERY_TIMEOUT_S 1.0
 #define API_LIST_MAX 200000 /* listeners in one answer */
@@ -115,6 +116,9 @@ static json_t *mount_obj(struct ehttp *h, const struct emount *m)
                                   "last_pts_us", (json_int_t)m->rw.end_pts_us, "seconds",
                                   first ? (m->rw.end_pts_us - first) / 1e6 : 0.0));
     json_object_set_new(j, "pinned", json_string(m->pinned));
+    json_t *pre = preroll_json(h, m);
+    if (pre)
+        json_object_set_new(j, "preroll", pre);
     return j;
 }
 

@@ -24,8 +24,8 @@ static int kind_of(const struct elistener *l)
 
 bool carry_can(const struct elistener *l)
 {
-    if (l->closing || l->ssl || l->pending || l->fd < 0)
-        return false;
+    if (l->closing || l->ssl || l->pending || l->fd < 0 || l->pre || l->ad)
+        return false; /* a preroll clip or ad request is this process's (docs §7.13) */
     if (kind_of(l) == CARRY_RESPONSE && (!l->out || l->out_len - l->out_off > CARRY_OUT_MAX))
         return false;
     return !l->out || l->out_len - l->out_off <= CARRY_OUT_MAX;

@@ -53,6 +53,10 @@ struct an_hls_hit;
 struct api_pending;
 struct http_snap;
 struct http_mount_snap;
+struct stream_req;
+struct clip;
+struct ad_wait;
+struct preroll;
 
 struct list_node {
     struct list_node *prev, *next;
@@ -135,6 +139,12 @@ struct elistener {
     double timeshift_s;                /* seconds behind live where it started (0 = live) */
     bool hls_seg;                      /* an HLS segment request (sessions.c joins them) */
     char play_sid[40];                 /* X-Playback-Session-Id or ?sid= (HLS sessions) */
+    struct clip *pre;                  /* preroll clip being sent before live (a reference), or
+                                          NULL (preroll.c) */
+    uint32_t pre_off;                  /* bytes of its plain or ICY rendering sent */
+    struct ad_wait *ad;                /* its ad server request, then its impressions (adfetch.c) */
+    uint64_t pre_key;                  /* once-per-session key of the client after a preroll */
+    bool pre_done;                     /* the preroll decision is made (after an ad request) */
     bool linked;                       /* wlink is on a list (see wlink) */
     struct list_node mlink;            /* in hm->listeners */
     struct list_node wlink;            /* in one of: a wheel slot, hm->waiting, hm->paced,
@@ -187,6 +197,8 @@ struct http_counters {
     uint64_t http_errors;              /* answers with status >= 400 */
     uint64_t bytes_sent;               /* audio, ICY and response bytes to streaming listeners */
     uint64_t hls_segments;             /* HLS segments answered */
+    uint64_t prerolls;                 /* preroll clips begun (preroll.c) */
+    uint64_t preroll_failures;         /* ad requests that gave no preroll (adfetch.c) */
     uint64_t closed_client, closed_lag, closed_done, closed_error, closed_shutdown;
                                        /* streaming listeners closed, by reason */
     uint64_t ttfb[HTTP_TTFB_BUCKETS + 1]; /* accept → first response byte written, by bucket */
@@ -250,6 +262,7 @@ struct ehttp {
     size_t req_cur_len;                /* ... and its length */
     http_parser_settings parser;
     char req_scratch[EDGE_REQ_MAX];    /* requests are read and parsed here (listener.c) */
+    struct preroll *pre;               /* --preroll / --preroll-url (preroll.c), NULL = none */
     struct {
         char *data;                    /* file contents, owned; NULL if missing */
         size_t len;
@@ -373,6 +386,9 @@ bool static_serve(struct elistener *l, const char *path, size_t len);
 
 /* router.c: answer a complete request. */
 void edge_route(struct elistener *l);
+/* router.c: stream `m` to `l` as `rq` asks (live, time-shifted or a download); 416 when the time
+ * is not held. preroll.c calls it again once an ad request ended. */
+void stream_start(struct elistener *l, struct emount *m, const struct stream_req *rq);
 
 /* out_icy.c: begin the ICY block due at buffer position `abs` for `l` (the title that applies
  * there, from the mount's titles, or a lone zero byte if `l` already has it): sets l->meta,

@@ -11,6 +11,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 #include "http.h"
+#include "preroll.h"
 #include "request.h"
 
 
@@ -45,6 +46,7 @@ void listener_close(struct elistener *l, const char *why)
     l->closing = true;
     if (l->pending)
         admin_forget(l);
+    preroll_forget(l);
     ev_io_stop(h->loop, &l->rio);
     ev_io_stop(h->loop, &l->wio);
     ev_timer_stop(h->loop, &l->idle);

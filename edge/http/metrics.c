@@ -68,6 +68,11 @@ static const struct stat_def http_stats[] = {
      C(bytes_sent)},
     {"hls_segments", "hls_segments_total", "HLS segments answered.", STAT_COUNTER,
      C(hls_segments)},
+    {"prerolls", "prerolls_total", "Preroll clips begun before a live stream.", STAT_COUNTER,
+     C(prerolls)},
+    {"preroll_failures", "preroll_failures_total",
+     "Ad server requests that gave no preroll (timeout, error, bad VAST, no fitting media).",
+     STAT_COUNTER, C(preroll_failures)},
 };
 
 static const struct {

@@ -9,8 +9,12 @@
  * block carries the current one.
  */
 #include "http.h"
+#include "preroll.h"
 
 static const uint8_t icy_unchanged = 0;
+/* After a preroll clip on a mount that never had a title: clear the clip's name (§7.13). */
+static const uint8_t icy_no_title[] = {1, 'S', 't', 'r', 'e', 'a', 'm', 'T', 'i', 't', 'l', 'e',
+                                       '=', '\'', '\'', ';', 0};
 
 void icy_release(struct elistener *l)
 {
@@ -27,6 +31,10 @@ void icy_meta_begin(struct elistener *l, uint64_t abs)
         l->meta_ptr = tc->block->data;
         l->meta_len = tc->block->len;
         l->title_sent = tc->id;
+    } else if (!tc && l->title_sent == PREROLL_TITLE_ID) {
+        l->meta_ptr = icy_no_title;
+        l->meta_len = sizeof(icy_no_title);
+        l->title_sent = 0;
     } else {
         l->meta_ptr = &icy_unchanged;
         l->meta_len = 1;

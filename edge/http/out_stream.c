@@ -27,6 +27,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 #include "http.h"
+#include "preroll.h"
 
 #define STREAM_IOV_MAX 16   /* iovecs per writev: head, ICY block and audio pieces */
 #define STREAM_ROUNDS 4     /* writevs per wake-up before yielding to other listeners */
@@ -165,7 +166,7 @@ static void head_sent(struct elistener *l, size_t n)
 struct plan {
     struct iovec iov[STREAM_IOV_MAX];
     int n;
-    int head_at, meta_at;
+    int head_at, meta_at, pre_at;  /* -1 = none; pre_at: a preroll clip's bytes */
     bool meta_new;          /* the block was begun for this writev (undone if not reached) */
     uint64_t title_before;  /* l->title_sent before it was begun */
     size_t bytes;
@@ -214,12 +215,20 @@ static void plan_audio(struct elistener *l, uint64_t limit, struct plan *p)
 static void plan_write(struct elistener *l, uint64_t limit, struct plan *p)
 {
     p->n = 0;
-    p->head_at = p->meta_at = -1;
+    p->head_at = p->meta_at = p->pre_at = -1;
     p->meta_new = false;
     p->bytes = 0;
     if (add_head(l, p->iov)) {
         p->head_at = p->n++;
         p->bytes += p->iov[0].iov_len;
+    }
+    if (l->pre) {
+        /* A preroll clip (preroll.c) goes out alone after the head, ICY blocks included; the
+         * live audio follows in the next writev. */
+        p->pre_at = p->n;
+        preroll_iov(l, &p->iov[p->n++]);
+        p->bytes += p->iov[p->pre_at].iov_len;
+        return;
     }
     if (l->icy && !l->meta_ptr && l->metaint_left == 0)
         icy_meta_begin(l, l->pos); /* the count ran out exactly at the end of the last write */
@@ -251,6 +260,8 @@ static void advance(struct elistener *l, const struct plan *p, size_t w)
         w -= done;
         if (i == p->head_at) {
             head_sent(l, done);
+        } else if (i == p->pre_at) {
+            preroll_sent(l, done);
         } else if (i == p->meta_at) {
             if (done == 0)
                 break;
@@ -285,7 +296,7 @@ void listener_write_audio(struct elistener *l)
         return listener_close(l, "fell behind the rewind buffer");
     for (int round = 0; round < STREAM_ROUNDS; round++) {
         uint64_t limit = write_limit(l);
-        if (!l->out && !l->meta_ptr && l->pos >= limit) {
+        if (!l->out && !l->meta_ptr && !l->pre && l->pos >= limit) {
             if (l->end_abs)
                 return listener_close(l, "download complete");
             return park(l, limit);
@@ -358,6 +369,7 @@ static void wake_wheel(struct ehttp *h, double now)
 void edge_http_appended(void *ctx, struct emount *m)
 {
     struct hmount *hm = m->http;
+    preroll_check_mount(ctx, m);
     if (hm)
         hm->wake_pending = true; /* listeners are written in batches (edge_http_tick) */
 }

@@ -75,6 +75,10 @@ static enum fc_err set_param(struct stream_req *r, const char *key, const char *
         if (!parse_number(val, &v) || v < 0 || v > REQUEST_MAX_DURATION_S)
             return *why = "dvr", FC_PROTO;
         r->dvr_s = v;
+    } else if (strcmp(key, "preroll") == 0) {
+        if (strcmp(val, "0") != 0 && strcmp(val, "1") != 0)
+            return *why = "preroll", FC_PROTO;
+        r->no_preroll = val[0] == '0';
     }
     return FC_OK;
 }
@@ -91,7 +95,8 @@ enum fc_err request_parse_query(const char *q, size_t len, struct stream_req *r,
         char key[32], val[96];
         /* Only our own parameters are decoded strictly; anything else (a player's token, a key
          * too long to be ours) is skipped. */
-        static const char *const known[] = {"offset", "at", "duration", "dvr", "burst"};
+        static const char *const known[] = {"offset", "at", "duration", "dvr", "burst",
+                                            "preroll"};
         const char *ours = NULL;
         if (eq && text_unescape(q + i, (size_t)(eq - q - i), key, sizeof(key)))
             for (size_t k = 0; k < sizeof(known) / sizeof(known[0]); k++)

@@ -2,7 +2,8 @@
  * request.h - what a listener's request asks for: query parameters of GET /<mount>
  * (docs/architecture.md §7.4): `offset=S` (seconds behind live), `at=T` (Unix seconds or
  * ISO-8601 UTC such as 2026-11-22T09:00:00Z), `duration=S` (a download of that span),
- * `burst=S` (seconds sent at once on connect instead of --burst; 0 = none).
+ * `burst=S` (seconds sent at once on connect instead of --burst; 0 = none), `preroll=0`
+ * (no preroll clip, docs/architecture.md §7.13).
  * Pure parsing; no allocation; no callbacks.
  */
 #ifndef FC_REQUEST_H
@@ -25,6 +26,7 @@ struct stream_req {
     double dvr_s;      /* HLS: seconds of rewind to list (0 = default) */
     bool has_burst;    /* burst_s given */
     double burst_s;    /* seconds sent at once on connect, >= 0 */
+    bool no_preroll;   /* preroll=0: no preroll clip before the stream (preroll=1: the default) */
 };
 
 /*

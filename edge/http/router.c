@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 #include "http.h"
+#include "preroll.h"
 #include "request.h"
 
 /* 416 with the range held, as JSON. */
@@ -62,11 +63,13 @@ static bool choose_span(struct elistener *l, struct emount *m, const struct stre
     return true;
 }
 
-static void start_stream(struct elistener *l, struct emount *m, const struct stream_req *rq)
+void stream_start(struct elistener *l, struct emount *m, const struct stream_req *rq)
 {
     struct ehttp *h = l->http;
     char head[4096], extra[256] = "";
     uint64_t found_pts = 0;
+    if (preroll_wait(l, m, rq))
+        return; /* an ad server is asked first; called again when it answered */
     if (!choose_span(l, m, rq, &found_pts))
         return;
     l->icy = l->icy && !l->end_abs; /* a download is a file: no ICY blocks in it */
@@ -106,6 +109,7 @@ static void start_stream(struct elistener *l, struct emount *m, const struct str
     log_info(h->log, "listener=%s mount=%s start behind_live_s=%.1f%s%s", l->peer, m->name,
              (m->rw.end_pts_us - found_pts) / 1e6, l->paced ? " time-shifted" : "",
              l->end_abs ? " download" : "");
+    preroll_attach(l, m, rq);
     listener_serve_span(l, m, head, (size_t)n, NULL, 0);
 }
 
@@ -170,7 +174,7 @@ static void route_mount(struct elistener *l, const char *name, size_t len,
     struct ehttp *h = l->http;
     struct emount *m = mount_named(h, name, len);
     if (m)
-        return start_stream(l, m, rq);
+        return stream_start(l, m, rq);
     static const char *const suffixes[] = {".m3u8", ".pls", ".m3u", "/rewind"};
     for (size_t i = 0; i < FC_ARRAY_LEN(suffixes); i++) {
         size_t k = strlen(suffixes[i]);
