@@ -484,11 +484,13 @@ void worker_main(void *ctx, uint32_t num, int fd)
     bool analytics = h->session_out != NULL;
     uint8_t client_key[sizeof(h->client_key)];
     memcpy(client_key, h->client_key, sizeof(client_key));
+    struct preroll *pre = h->pre; /* clips loaded by main; the once table is shared memory */
     __typeof__(h->statics) statics;
     memcpy(statics, h->statics, sizeof(statics));
     memset(h, 0, sizeof(*h));
     h->opt = opt;
     h->tls_ctx = tls_ctx;
+    h->pre = pre;
     h->tls_fd = -1;
     memcpy(h->statics, statics, sizeof(statics));
     h->core = &e->core;
