@@ -176,14 +176,18 @@ bool preroll_setup(struct ehttp *h, char *why, size_t why_len)
     for (int i = 0; i < pr->n; i++)
         if (pr->e[i]->path && !load_entry(pr->e[i], h->opt.metaint, why, why_len))
             return false;
-    /* Shared before the workers fork: a client reconnecting lands on any worker. */
-    size_t sz = PREROLL_ONCE_SLOTS * sizeof(struct preroll_once);
+    /* Shared before the workers fork: a client reconnecting lands on any worker, and the
+     * rotation of a directory's clips is one sequence whichever worker serves. */
+    size_t sz = PREROLL_ONCE_SLOTS * sizeof(struct preroll_once) +
+                PREROLL_MOUNTS_MAX * sizeof(uint32_t);
     void *p = mmap(NULL, sz, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED) {
         snprintf(why, why_len, "once-per-session table: %s", strerror(errno));
         return false;
     }
     pr->once = p;
+    for (int i = 0; i < pr->n; i++)
+        pr->e[i]->next = (uint32_t *)(pr->once + PREROLL_ONCE_SLOTS) + i;
     return true;
 }
 
@@ -204,7 +208,8 @@ void preroll_free(struct ehttp *h)
         free(e);
     }
     if (pr->once)
-        munmap(pr->once, PREROLL_ONCE_SLOTS * sizeof(struct preroll_once));
+        munmap(pr->once, PREROLL_ONCE_SLOTS * sizeof(struct preroll_once) +
+                             PREROLL_MOUNTS_MAX * sizeof(uint32_t));
     free(pr);
     h->pre = NULL;
 }
@@ -306,7 +311,7 @@ static struct clip *pick(struct preroll_entry *e, const struct emount *m)
 {
     char buf[160];
     for (int tries = 0; tries < e->n_clips; tries++) {
-        int k = (int)(e->next++ % (uint32_t)e->n_clips);
+        int k = (int)(__atomic_fetch_add(e->next, 1, __ATOMIC_RELAXED) % (uint32_t)e->n_clips);
         if (!e->why[k] &&
             !clip_mismatch(e->clips[k], m->codec, m->sample_rate, m->channels, buf, sizeof(buf)))
             return clip_ref(e->clips[k]);

@@ -41,7 +41,8 @@ struct preroll_entry {
     struct clip *clips[PREROLL_DIR_MAX]; /* the file's or directory's clips, in name order */
     char *why[PREROLL_DIR_MAX];        /* a clip's mismatch with the mount (owned), NULL = enabled */
     int n_clips;
-    uint32_t next;                     /* the clip the next listener gets (rotation) */
+    uint32_t *next;                    /* the clip the next listener gets (rotation), in the
+                                          shared memory: one rotation for all workers */
     const struct emount *checked;      /* the mount the clips were checked against */
 };
 
@@ -55,7 +56,8 @@ struct preroll_once {
 struct preroll {
     struct preroll_entry *e[PREROLL_MOUNTS_MAX]; /* owned */
     int n;
-    struct preroll_once *once;         /* PREROLL_ONCE_SLOTS in MAP_SHARED memory, or NULL */
+    struct preroll_once *once;         /* PREROLL_ONCE_SLOTS in MAP_SHARED memory (then the
+                                          entries' rotation counters), or NULL */
     struct adfetch *af;                /* this process's ad requests (adfetch.c), NULL until one */
 };
 

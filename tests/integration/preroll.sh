@@ -123,6 +123,9 @@ wait_done() {  # wait_done PID...: listeners exit by themselves
 listen "$HA" /live.mp3 u1 0 3 a1; P1=$FC_LAST_PID
 wait_exit "$P1" 20
 listen "$HA" /live.mp3 u2 0 3 a2; P2=$FC_LAST_PID
+# u3 after u2 has its clip: the rotation is one sequence, in the order listeners come.
+wait_until 5 sh -c "[ \$(grep -c 'preroll clip=' '$T/edgeA.log') -ge 2 ]" \
+  || fc_fail "u2 got no preroll within 5 s"
 listen "$HA" /live.mp3 u3 1 6 a3; P3=$FC_LAST_PID
 wait_done "$P2" "$P3"
 listen "$HA" /live.mp3 u1 0 3 a1again; P4=$FC_LAST_PID
