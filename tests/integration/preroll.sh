@@ -120,17 +120,17 @@ wait_done() {  # wait_done PID...: listeners exit by themselves
   for p in "$@"; do wait_exit "$p" 20 || fc_fail "a listener did not finish"; done
 }
 
-listen "$HA" /live.mp3 u1 0 3 a1; P1=$FC_LAST_PID
+listen "$HA" /live.mp3 u1 0 2 a1; P1=$FC_LAST_PID
 wait_exit "$P1" 20
-listen "$HA" /live.mp3 u2 0 3 a2; P2=$FC_LAST_PID
+listen "$HA" /live.mp3 u2 0 2 a2; P2=$FC_LAST_PID
 # u3 after u2 has its clip: the rotation is one sequence, in the order listeners come.
 wait_until 5 sh -c "[ \$(grep -c 'preroll clip=' '$T/edgeA.log') -ge 2 ]" \
   || fc_fail "u2 got no preroll within 5 s"
-listen "$HA" /live.mp3 u3 1 6 a3; P3=$FC_LAST_PID
+listen "$HA" /live.mp3 u3 1 3 a3; P3=$FC_LAST_PID
 wait_done "$P2" "$P3"
-listen "$HA" /live.mp3 u1 0 3 a1again; P4=$FC_LAST_PID
-listen "$HA" "/live.mp3?offset=5" u5 0 3 a5; P5=$FC_LAST_PID
-listen "$HA" "/live.mp3?preroll=0" u6 0 3 a6; P6=$FC_LAST_PID
+listen "$HA" /live.mp3 u1 0 2 a1again; P4=$FC_LAST_PID
+listen "$HA" "/live.mp3?offset=5" u5 0 2 a5; P5=$FC_LAST_PID
+listen "$HA" "/live.mp3?preroll=0" u6 0 2 a6; P6=$FC_LAST_PID
 wait_done "$P4" "$P5" "$P6"
 
 check a1 "$T/clips/a_tone.mp3" 100
@@ -158,7 +158,7 @@ n=$(prom "$HA" prerolls_total)
 fc_log "PASS edge A prerolls_total=$n"
 
 # --- edge B: VAST --------------------------------------------------------------------------------
-listen "$HB" /live.mp3 v1 0 3 b1; wait_done "$FC_LAST_PID"
+listen "$HB" /live.mp3 v1 0 2 b1; wait_done "$FC_LAST_PID"
 check b1 "$T/ad.mp3" 100
 wait_until 5 grep -q '^/imp/2?a=1&b=2$' "$T/vast/requests" || fc_fail "impression 2 not pinged"
 grep -q '^/imp/1$' "$T/vast/requests" || fc_fail "impression 1 not pinged"
@@ -173,14 +173,14 @@ awk -v t="$ttfb" 'BEGIN { exit !(t > 1.5 && t < 3.0) }' \
 fc_log "PASS VAST slow: no preroll, first byte after $ttfb s"
 
 echo broken >"$T/vast/mode"
-listen "$HB" /live.mp3 v3 0 3 b3; wait_done "$FC_LAST_PID"
+listen "$HB" /live.mp3 v3 0 2 b3; wait_done "$FC_LAST_PID"
 check b3 none 100
 grep -q "no preroll: VAST: not well-formed XML" "$T/edgeB.log" \
   || fc_fail "VAST broken: no log line"
 fc_log "PASS VAST broken: no preroll"
 
 echo good >"$T/vast/mode"
-listen "$HB" /live.mp3 v4 0 3 b4; wait_done "$FC_LAST_PID"
+listen "$HB" /live.mp3 v4 0 2 b4; wait_done "$FC_LAST_PID"
 check b4 "$T/ad.mp3" 100
 media=$(grep -c '^/media/ad.mp3$' "$T/vast/requests")
 [ "$media" = 1 ] || fc_fail "media file fetched $media times, want 1 (cached by URL)"
