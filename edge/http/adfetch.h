@@ -1,5 +1,5 @@
 /*
- * adfetch.h - prerolls from an ad server (docs/architecture.md §7.13): per listener, one GET of
+ * adfetch.h - prerolls from an ad server (docs/architecture.md §7.14): per listener, one GET of
  * the --preroll-url (a VAST 3/4 answer, edge/http/vast.h), then the chosen MediaFile, unless
  * it is cached by URL; both within ADFETCH_TIMEOUT_S in total. The media file becomes a clip
  * (edge/http/clip.h) that must match the mount's codec, sample rate and channels. The ad's

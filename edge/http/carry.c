@@ -25,7 +25,7 @@ static int kind_of(const struct elistener *l)
 bool carry_can(const struct elistener *l)
 {
     if (l->closing || l->ssl || l->pending || l->fd < 0 || l->pre || l->ad)
-        return false; /* a preroll clip or ad request is this process's (docs §7.13) */
+        return false; /* a preroll clip or ad request is this process's (docs §7.14) */
     if (kind_of(l) == CARRY_RESPONSE && (!l->out || l->out_len - l->out_off > CARRY_OUT_MAX))
         return false;
     return !l->out || l->out_len - l->out_off <= CARRY_OUT_MAX;

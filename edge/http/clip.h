@@ -1,5 +1,5 @@
 /*
- * clip.h - a preroll clip in memory (docs/architecture.md §7.13): an MP3 or ADTS file (or an ad
+ * clip.h - a preroll clip in memory (docs/architecture.md §7.14): an MP3 or ADTS file (or an ad
  * server's media file) split into whole frames with the same framer as any source
  * (shared/framer.h: ID3 tags and Xing/Info frames dropped), held twice, as frames back to back
  * for plain listeners and with ICY blocks every --metaint bytes for ICY listeners (the first

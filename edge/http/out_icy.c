@@ -12,7 +12,7 @@
 #include "preroll.h"
 
 static const uint8_t icy_unchanged = 0;
-/* After a preroll clip on a mount that never had a title: clear the clip's name (§7.13). */
+/* After a preroll clip on a mount that never had a title: clear the clip's name (§7.14). */
 static const uint8_t icy_no_title[] = {1, 'S', 't', 'r', 'e', 'a', 'm', 'T', 'i', 't', 'l', 'e',
                                        '=', '\'', '\'', ';', 0};
 

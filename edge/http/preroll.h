@@ -1,5 +1,5 @@
 /*
- * preroll.h - a clip played to a live listener before the stream (docs/architecture.md §7.13,
+ * preroll.h - a clip played to a live listener before the stream (docs/architecture.md §7.14,
  * issue 11): `--preroll MOUNT=PATH` (a file, or a directory whose files rotate in name order)
  * and `--preroll-url [MOUNT=]URL` (a VAST 3/4 ad server, edge/http/vast.h, fetched by
  * edge/http/adfetch.c).

@@ -3,7 +3,7 @@
  * (docs/architecture.md §7.4): `offset=S` (seconds behind live), `at=T` (Unix seconds or
  * ISO-8601 UTC such as 2026-11-22T09:00:00Z), `duration=S` (a download of that span),
  * `burst=S` (seconds sent at once on connect instead of --burst; 0 = none), `preroll=0`
- * (no preroll clip, docs/architecture.md §7.13).
+ * (no preroll clip, docs/architecture.md §7.14).
  * Pure parsing; no allocation; no callbacks.
  */
 #ifndef FC_REQUEST_H

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Prerolls (issue 11, docs/architecture.md §7.13).
+# Prerolls (issue 11, docs/architecture.md §7.14).
 #
 # A --file shim (60 s MP3, 44.1 kHz stereo, looped) -> relay -> two edges:
 #   edge A (2 workers): --preroll live.mp3=DIR, DIR holding a_tone.mp3 (3 s, 44.1 kHz),
