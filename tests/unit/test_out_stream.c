@@ -66,6 +66,22 @@ ssize_t tls_writev(struct elistener *l, const struct iovec *iov, int n)
     return -1;
 }
 
+/* preroll.c (no clip in these tests: tests/integration/preroll.sh covers them). */
+void preroll_check_mount(struct ehttp *h, const struct emount *m)
+{
+    (void)h, (void)m;
+}
+void preroll_iov(const struct elistener *l, struct iovec *iov)
+{
+    (void)l, (void)iov;
+    fail_msg("preroll_iov called without a clip");
+}
+void preroll_sent(struct elistener *l, size_t n)
+{
+    (void)l, (void)n;
+    fail_msg("preroll_sent called without a clip");
+}
+
 /* metrics.c's time-to-first-byte count (not under test here). */
 void http_ttfb(struct elistener *l)
 {
