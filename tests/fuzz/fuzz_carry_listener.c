@@ -61,6 +61,22 @@ STUB void admin_forget(struct elistener *l)
 {
     l->pending = NULL;
 }
+STUB void preroll_forget(struct elistener *l)
+{
+    (void)l; /* prerolls (preroll.c): none here */
+}
+STUB void preroll_check_mount(struct ehttp *h, const struct emount *m)
+{
+    (void)h, (void)m;
+}
+STUB void preroll_iov(const struct elistener *l, struct iovec *iov)
+{
+    (void)l, (void)iov;
+}
+STUB void preroll_sent(struct elistener *l, size_t n)
+{
+    (void)l, (void)n;
+}
 STUB void session_closed(struct elistener *l)
 {
     (void)l; /* analytics (sessions.c): off here */

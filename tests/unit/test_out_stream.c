@@ -67,6 +67,10 @@ ssize_t tls_writev(struct elistener *l, const struct iovec *iov, int n)
 }
 
 /* preroll.c (no clip in these tests: tests/integration/preroll.sh covers them). */
+void preroll_forget(struct elistener *l)
+{
+    (void)l;
+}
 void preroll_check_mount(struct ehttp *h, const struct emount *m)
 {
     (void)h, (void)m;
