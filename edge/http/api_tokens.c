@@ -45,7 +45,7 @@ bool admin_load_tokens(struct ehttp *h, const char *path, char *why, size_t why_
             return false;
         }
         struct api_token *t = &h->tokens[h->n_tokens++];
-        snprintf(t->name, sizeof(t->name), "%s", name);
+        memcpy(t->name, name, strlen(name) + 1); /* <= API_TOKEN_NAME_MAX, checked above */
         api_token_hash(tok, strlen(tok), t->hash);
         t->ro = n == 3;
         sodium_memzero(tok, sizeof(tok));
