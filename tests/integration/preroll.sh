@@ -70,7 +70,8 @@ fc_start vast python3 "$TOOLS" vast "$VP" "$T/vast" "$T/ad.mp3"
 fc_start relay "$RELAY" --ingest "tcp://127.0.0.1:$ING" --serve "127.0.0.1:$SRV" --key "$KEY"
 wait_until 5 port_listening "$SRV" || fc_fail "relay not listening"
 fc_start edgeA "$EDGE" --listen "127.0.0.1:$HA" --relay "127.0.0.1:$SRV" --key "$KEY" \
-  --workers 2 --api-token-file "$T/tokens" --preroll "live.mp3=$T/clips"
+  --workers 2 --api-token-file "$T/tokens" --preroll "live.mp3=$T/clips" \
+  --analytics "sqlite:$T/an.db"
 EDGE_A=$FC_LAST_PID
 fc_start edgeB "$EDGE" --listen "127.0.0.1:$HB" --relay "127.0.0.1:$SRV" --key "$KEY" \
   --workers 0 --preroll-url "http://127.0.0.1:$VP/vast"
@@ -189,4 +190,27 @@ n=$(prom "$HB" preroll_failures_total); p=$(prom "$HB" prerolls_total)
 fc_log "PASS VAST cached: media fetched once; preroll_failures_total=$n prerolls_total=$p"
 
 fc_alive "$EDGE_A" && fc_alive "$EDGE_B" || fc_fail "an edge died"
+
+# Analytics keeps preroll seconds apart from listening (issue 11): edge A stopped, its sessions
+# written; u1's first visit (a_tone, 3 s) and u3's (ICY, a_tone) carry 3 s of preroll, u2's
+# c_tone 2 s, u1's return and the ?offset / &preroll=0 ones none; listened = connected - preroll.
+FC_KILL_TIMEOUT=10 fc_stop "$EDGE_A"
+an=$(python3 - "$T/an.db" <<'PY'
+import sqlite3, sys
+rows = sqlite3.connect(sys.argv[1]).execute(
+    "SELECT ua, preroll_s, listened_s, (end_us - start_us) / 1e6 FROM sessions ORDER BY start_us").fetchall()
+want = {"u1": [3.0, 0.0], "u2": [2.0], "u3": [3.0], "u5": [0.0], "u6": [0.0]}
+got = {}
+for ua, pre, lis, conn in rows:
+    got.setdefault(ua, []).append(pre)
+    if abs(conn - pre - lis) > 0.01 and lis > 0:
+        sys.exit("%s: listened %.3f != connected %.3f - preroll %.3f" % (ua, lis, conn, pre))
+for ua, pres in want.items():
+    g = got.get(ua, [])
+    if len(g) != len(pres) or any(abs(a - b) > 0.1 for a, b in zip(g, pres)):
+        sys.exit("%s: preroll_s %s, want %s" % (ua, g, pres))
+print(" ".join("%s=%s" % (u, ",".join("%.2f" % x for x in got[u])) for u in sorted(want)))
+PY
+) || fc_fail "analytics: $an"
+fc_log "PASS analytics preroll_s: $an"
 fc_log "PASS preroll"
