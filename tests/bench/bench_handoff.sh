@@ -19,7 +19,8 @@ N=${1:-2000}
 HOURS=${2:-1}
 LT="$FC_BUILD/bench/listener-load"
 fc_need_bin "$FC_BUILD/framecast-edge" "$LT"
-ulimit -n $((N * 2 + 4096)) 2>/dev/null || fc_fail "cannot raise the fd limit for $N listeners"
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+[ "$(ulimit -n)" -gt $((N + 256)) ] || fc_fail "ulimit -n $(ulimit -n) is too low for $N listeners"
 dir="$FC_TMP/rewind"; mkdir -p "$dir"
 python3 "$(dirname "$0")/gen_rewind.py" "$dir/archive.mp3.rewind" "$HOURS" >/dev/null ||
   fc_fail "could not write the rewind file"
