@@ -38,77 +38,7 @@
 #include "../../edge/http/out_icy.c"
 #include "../../edge/http/carry.c"
 
-#define STUB __attribute__((weak))
-STUB void merge_pump(struct core *e, struct emount *m)
-{
-    (void)e, (void)m;
-}
-STUB bool merge_has_source(struct core *e, struct emount *m)
-{
-    (void)e, (void)m;
-    return false;
-}
-STUB bool merge_encoder_fed(const struct emount *m, const char *encoder)
-{
-    (void)m, (void)encoder;
-    return false;
-}
-STUB void edge_route(struct elistener *l)
-{
-    listener_respond_error(l, 404, "no routes in this harness");
-}
-STUB void admin_forget(struct elistener *l)
-{
-    l->pending = NULL;
-}
-STUB void preroll_forget(struct elistener *l)
-{
-    (void)l; /* prerolls (preroll.c): none here */
-}
-STUB void preroll_check_mount(struct ehttp *h, const struct emount *m)
-{
-    (void)h, (void)m;
-}
-STUB void preroll_iov(const struct elistener *l, struct iovec *iov)
-{
-    (void)l, (void)iov;
-}
-STUB void preroll_sent(struct elistener *l, size_t n)
-{
-    (void)l, (void)n;
-}
-STUB void session_closed(struct elistener *l)
-{
-    (void)l; /* analytics (sessions.c): off here */
-}
-STUB void http_count_close(struct ehttp *h, const char *why)
-{
-    (void)h, (void)why;
-}
-STUB void http_ttfb(struct elistener *l)
-{
-    l->accepted = 0;
-}
-STUB bool tls_start(struct elistener *l)
-{
-    (void)l;
-    return false;
-}
-STUB int tls_handshake(struct elistener *l)
-{
-    (void)l;
-    return -1;
-}
-STUB ssize_t tls_read(struct elistener *l, void *buf, size_t n)
-{
-    (void)l, (void)buf, (void)n;
-    return -1;
-}
-STUB ssize_t tls_write(struct elistener *l, const void *buf, size_t n)
-{
-    (void)l, (void)buf, (void)n;
-    return -1;
-}
+#include "../unit/edge_http_stubs.h"
 STUB ssize_t tls_writev(struct elistener *l, const struct iovec *iov, int n)
 {
     CHECK(!"tls_writev on a plain listener");
