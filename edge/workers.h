@@ -90,8 +90,12 @@ enum fc_err workers_start(struct wsup *s);
 /* Tell every worker to read --tls-cert / --tls-key again (SIGHUP). */
 void workers_tls_reload(struct wsup *s);
 
-/* Internal to workers.c and workers_carry.c. */
+/* Internal to workers.c, workers_rx.c and workers_carry.c. */
 bool wproc_running(const struct wproc *w);
+struct emount *workers_mount_by_id(struct wsup *s, uint32_t id);
+void workers_on_readable(struct ev_loop *loop, ev_io *io, int revents);
+uint32_t workers_query(void *ctx, uint32_t query, int kind, const char *mount, uint64_t id);
+void wproc_clear_counts(struct wproc *w);
 void wproc_put(struct wproc *w, uint16_t type, uint32_t mount, const void *a, size_t alen,
                const void *b, size_t blen);
 void wproc_flush(struct wproc *w);

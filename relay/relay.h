@@ -149,7 +149,7 @@ struct relay {
     bool inited;                  /* relay_start() got as far as the decoder and alerter */
     struct alerter alert;         /* relay_up / relay_down of --upstream links */
     struct metrics_http metrics;  /* --metrics */
-    /* Handoff restart (handoff.c, docs/architecture.md §4.7). */
+    /* Handoff restart (handoff_send.c, handoff_take.c, docs/architecture.md §4.7). */
     int control_fd;               /* --control listening socket, -1 without */
     ev_io control_io;             /* accepts one takeover at a time */
     ino_t control_ino;            /* the socket file's inode: unlinked at exit only if still ours */
@@ -210,7 +210,7 @@ enum fc_err relay_udp_start(struct relay *r, struct rlisten *l);
 void relay_peers_free(struct relay *r);
 
 /*
- * handoff.c: handoff restart (docs/architecture.md §4.7).
+ * handoff_send.c, handoff_take.c: handoff restart (docs/architecture.md §4.7).
  *
  * Old side: relay_control_start() listens on --control (or adopts the socket taken over); a
  * takeover is served synchronously inside the accept callback: the loop does not run while the
@@ -222,7 +222,7 @@ void relay_peers_free(struct relay *r);
  * relay_takeover_confirm() sends HO_READY (the loop may run once it returned FC_OK);
  * relay_takeover_fail() sends HO_FAIL. All log what went wrong.
  */
-#define RELAY_HANDOFF_VERSION 1 /* payload layout of the relay's records (handoff.c) */
+#define RELAY_HANDOFF_VERSION 1 /* payload layout of the relay's records (handoff_rec.h) */
 
 enum fc_err relay_control_start(struct relay *r);
 void relay_control_stop(struct relay *r);

@@ -22,7 +22,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "../../relay/handoff.c"
+#include "../../relay/handoff_send.c"
+#include "../../relay/handoff_take.c"
 #include "../../relay/ingest.c"
 #include "../../relay/metrics.c"
 #include "../../relay/peers.c"
