@@ -1,18 +1,13 @@
-/* wmsg.c - see wmsg.h: a record with a descriptor, sent with a bounded wait (handoff). */
+/* wmsg.c - see wmsg.h: a record with a descriptor, sent with a bounded wait (handoff; the wait
+ * is shared/handoff.c's). */
 #include "wmsg.h"
 
 #include <errno.h>
 #include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
-
-static double mono_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
+#include "clock.h"
+#include "handoff.h"
 
 int wmsg_send(int fd, uint16_t type, uint32_t mount, const void *p, size_t len, int pass_fd,
               double timeout_s)
@@ -38,18 +33,16 @@ int wmsg_send(int fd, uint16_t type, uint32_t mount, const void *p, size_t len, 
         c->cmsg_len = CMSG_LEN(sizeof(int));
         memcpy(CMSG_DATA(c), &pass_fd, sizeof(int));
     }
-    double deadline = mono_s() + timeout_s;
+    uint64_t deadline = clock_mono_us() + (uint64_t)(timeout_s * 1e6);
     for (;;) {
         if (sendmsg(fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL) >= 0)
             return 0;
         if (errno != EAGAIN && errno != EWOULDBLOCK && errno != ENOBUFS && errno != EINTR)
             return -1;
-        double left = deadline - mono_s();
-        if (left <= 0) {
+        uint64_t now = clock_mono_us();
+        if (now >= deadline || handoff_wait(fd, POLLOUT, (deadline - now) / 1e6) < 0) {
             errno = ETIMEDOUT;
             return -1;
         }
-        struct pollfd pf = {.fd = fd, .events = POLLOUT};
-        poll(&pf, 1, (int)(left * 1000) + 1);
     }
 }

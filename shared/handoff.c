@@ -1,5 +1,6 @@
 /* handoff.c - see handoff.h. */
 #include "handoff.h"
+#include "clock.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -7,7 +8,6 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
-#include <time.h>
 #include <unistd.h>
 
 static bool fill_addr(const char *path, struct sockaddr_un *sa)
@@ -57,11 +57,16 @@ int handoff_connect(const char *path)
     return fd;
 }
 
+static int wait_for(int fd, short events, double deadline);
+
 static double mono_s(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+    return (double)clock_mono_us() / 1e6;
+}
+
+int handoff_wait(int fd, short events, double timeout_s)
+{
+    return wait_for(fd, events, mono_s() + timeout_s);
 }
 
 /* Wait for `events` on fd until `deadline` (mono_s): 0 ready, -1 ETIMEDOUT / error. */

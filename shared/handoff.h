@@ -60,6 +60,10 @@ int handoff_send(int fd, uint16_t type, const void *p, size_t len, const int *fd
 ssize_t handoff_recv(int fd, uint16_t *type, void *buf, size_t cap, int *fds, int *nfds,
                      double timeout_s);
 
+/* Wait up to `timeout_s` for `events` (POLLIN, POLLOUT) on `fd`: 0 ready, -1 with errno
+ * (ETIMEDOUT). For senders of other record formats on a non-blocking socket (edge/wmsg.c). */
+int handoff_wait(int fd, short events, double timeout_s);
+
 /* Close every descriptor in fds[0..n). */
 void handoff_close_fds(const int *fds, int n);
 
