@@ -5,32 +5,66 @@
 #include <stdlib.h>
 #include "clock.h"
 
-/* The sub-frame levels of `l` from PTS `from_us` to its end, on a uniform grid. */
+/* The newest present frame of `l` (its seq in *seq), or NULL. */
+static const struct lane_frame *newest_present(const struct lane *l, uint64_t *seq)
+{
+    if (!l->any)
+        return NULL;
+    uint64_t lo = lane_oldest(l);
+    for (uint64_t q = l->end_seq; q-- > lo;) {
+        const struct lane_frame *f = lane_get(l, q);
+        if (f && f->state == LANE_PRESENT) {
+            *seq = q;
+            return f;
+        }
+    }
+    return NULL;
+}
+
+/*
+ * The sub-frame levels of `l` from PTS `from_us` to its end, on a uniform grid, in the lane's
+ * current timeline: each frame is placed by counting samples back from the newest frame, not at
+ * its own PTS. The shim pulls its anchor back whenever a batch arrives earlier than any before
+ * (mostly in a new session's first seconds, by a few ms each time, tens of ms in all), so older
+ * frames carry PTS a little later than the newest frames' timeline says; offsets are used at the
+ * live end, in that timeline. Walking back stops at a frame whose own PTS is more than
+ * ALIGN_MAX_STEP_US from its place (a re-anchor after a stall: what came before may not be
+ * contiguous programme) or whose duration differs.
+ */
 static bool envelope(const struct lane *l, uint64_t from_us, struct align_envelope *e)
 {
-    uint64_t seq;
-    if (!lane_seek_pts(l, from_us, &seq))
+    uint64_t last_seq = 0;
+    const struct lane_frame *last = newest_present(l, &last_seq);
+    if (!last || last->sample_rate == 0 || last->samples == 0 || last->pts_us < from_us)
         return false;
-    const struct lane_frame *f0 = lane_get(l, seq);
-    uint64_t dur = clock_samples_to_us(f0->samples, f0->sample_rate);
+    uint64_t dur = clock_samples_to_us(last->samples, last->sample_rate);
     e->step_us = (uint32_t)(dur / 4);
-    e->t0_us = f0->pts_us;
     e->n = 0;
+    e->n_valid = 0;
     if (e->step_us == 0)
         return false;
-    /* Each frame's levels go where its own PTS says (not where counting frames would put them):
-     * the shim may have moved its anchor inside the window, and offsets are in PTS terms. */
+    /* The grid starts at a frame's place: the oldest one at or after from_us. */
+    uint64_t k_max = (last->pts_us - from_us) * last->sample_rate /
+                     ((uint64_t)last->samples * 1000000u);
+    if (k_max > last_seq - lane_oldest(l))
+        k_max = last_seq - lane_oldest(l);
+    uint64_t span = clock_samples_to_us(k_max * last->samples, last->sample_rate);
+    e->t0_us = last->pts_us - span;
     for (uint32_t i = 0; i < ALIGN_MAX_SAMPLES; i++)
         e->v[i] = NAN;
-    e->n_valid = 0;
-    for (; seq < l->end_seq; seq++) {
-        const struct lane_frame *f = lane_get(l, seq);
-        if (!f || f->state != LANE_PRESENT || f->samples != f0->samples ||
-            f->sample_rate != f0->sample_rate || f->pts_us < e->t0_us)
-            continue;
-        uint64_t at = (f->pts_us - e->t0_us + e->step_us / 2) / e->step_us;
-        if (at + 4 > ALIGN_MAX_SAMPLES)
+    for (uint64_t k = 0; k <= k_max; k++) {
+        const struct lane_frame *f = lane_get(l, last_seq - k);
+        if (!f || f->state != LANE_PRESENT)
+            continue; /* lost on every path: its place stays empty */
+        if (f->samples != last->samples || f->sample_rate != last->sample_rate)
             break;
+        uint64_t rel = span - clock_samples_to_us(k * last->samples, last->sample_rate);
+        int64_t shift = (int64_t)(e->t0_us + rel) - (int64_t)f->pts_us;
+        if (shift > ALIGN_MAX_STEP_US || shift < -ALIGN_MAX_STEP_US)
+            break;
+        uint64_t at = (rel + e->step_us / 2) / e->step_us;
+        if (at + 4 > ALIGN_MAX_SAMPLES)
+            continue;
         for (int i = 0; i < 4; i++) {
             if (f->level[i] <= ALIGN_FLOOR_DB || !isnan(e->v[at + (uint64_t)i]))
                 continue;
@@ -85,7 +119,8 @@ enum align_result align_estimate(const struct lane *x, const struct lane *y,
 {
     struct align_envelope *px = &scratch->x, *py = &scratch->y;
     *corr = 0;
-    const struct lane_frame *xl = x->any ? lane_get(x, x->end_seq - 1) : NULL;
+    uint64_t xl_seq;
+    const struct lane_frame *xl = newest_present(x, &xl_seq);
     if (!xl || xl->pts_us < ALIGN_WINDOW_US + ALIGN_MAX_OFFSET_US)
         return ALIGN_NODATA; /* PTS near the epoch: not a stamped stream */
     /* The window is fixed in PTS; how much of it holds measurements is counted by envelope(). */

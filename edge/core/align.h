@@ -28,6 +28,10 @@
 #define ALIGN_FLOOR_DB (-127)        /* a level at the floor is no measurement: digital silence,
                                         or a frame decoded without its bit reservoir (the first
                                         frames after a mid-stream join) */
+#define ALIGN_MAX_STEP_US 100000   /* a frame whose PTS is further than this from its place in
+                                        the lane's current timeline (counted back from the
+                                        newest frame) ends the history used: a re-anchor after a
+                                        stall (> 200 ms), not the shim's small anchor pull-backs */
 #define ALIGN_AGREE_US 10000         /* two successive estimates within this agree (edge uses
                                         an offset only once two agree) */
 
@@ -54,7 +58,10 @@ struct align_scratch {
 /*
  * Estimate the offset from `x` to `y` (µs, positive when y runs behind x). `*corr` gets the
  * peak correlation (0 when not computed). Uses the frames held in both lanes: the last
- * ALIGN_WINDOW_US of x, searched against y within ±ALIGN_MAX_OFFSET_US. Levels at
+ * ALIGN_WINDOW_US of x, searched against y within ±ALIGN_MAX_OFFSET_US, each lane's frames placed
+ * in its current timeline (samples counted back from its newest frame: the offset holds at the
+ * live end even when the shim moved its anchor inside the window; history ends at a jump of more
+ * than ALIGN_MAX_STEP_US). Levels at
  * ALIGN_FLOOR_DB are missing values. Returns ALIGN_NODATA while x holds less than
  * ALIGN_MIN_HISTORY_US of measured levels in that window (or y too little), ALIGN_FLAT or
  * ALIGN_WEAK as described above; *off_us is written only with ALIGN_OK.

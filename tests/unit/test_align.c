@@ -77,14 +77,25 @@ enum shape { SHAPE_PROG, SHAPE_FLAT };
 
 /* Put one frame: its four levels sample the envelope at the middle of each sub-frame, `delay`
  * µs late (content at PTS p is the programme's time p - delay). */
+static void put_frame_stamped(struct lane *l, uint64_t seq, uint64_t pts, uint64_t stamp,
+                              int64_t delay_us, uint32_t seed, enum shape shape);
+
 static void put_frame(struct lane *l, uint64_t seq, uint64_t pts, int64_t delay_us, uint32_t seed,
                       enum shape shape)
+{
+    put_frame_stamped(l, seq, pts, pts, delay_us, seed, shape);
+}
+
+/* As put_frame, for a frame whose content belongs at `pts` but that the shim stamped `stamp`
+ * (its anchor moved since). */
+static void put_frame_stamped(struct lane *l, uint64_t seq, uint64_t pts, uint64_t stamp,
+                              int64_t delay_us, uint32_t seed, enum shape shape)
 {
     static uint8_t payload[16] = {0x55};
     struct reorder_frame f;
     memset(&f, 0, sizeof(f));
     f.seq = seq;
-    f.pts_us = pts;
+    f.pts_us = stamp;
     f.codec = FC_CODEC_MP3;
     f.sample_rate = RATE;
     f.channels = 2;
@@ -365,6 +376,72 @@ static void test_lost_frames_skipped(void **state)
     expect_offset(d, off, corr);
 }
 
+/*
+ * A restarted encoder (x: the reference, 10 s of history) whose shim pulled its anchor back
+ * while its first batches came in, 30 ms in all (12, 10 and 8 ms at 6, 5 and 4 s before the
+ * end), as CI saw: the frames before each pull-back carry PTS later than the current timeline.
+ * The estimate must hold for the live end, where a failback splices; placing frames at their own
+ * PTS mixed the timelines and came out ~15 ms off (one MP3 frame off at the splice).
+ */
+static void test_anchor_pullbacks(void **state)
+{
+    const int64_t d = 400000;
+    uint64_t end = P0_US + HISTORY_US, pts0 = end - 10 * SEC;
+    for (uint64_t k = 0; pts_of(pts0, k) < end; k++) {
+        uint64_t pts = pts_of(pts0, k), late = 0;
+        if (pts < end - 4 * SEC)
+            late += 8000;
+        if (pts < end - 5 * SEC)
+            late += 10000;
+        if (pts < end - 6 * SEC)
+            late += 12000;
+        put_frame_stamped(&lx, 1000 + k, pts, pts + late, 0, SEED_PROG, SHAPE_PROG);
+    }
+    fill(&ly, HISTORY_US, 2417, d, SEED_PROG, SHAPE_PROG);
+    int64_t off = 0;
+    double corr;
+    assert_int_equal(align_estimate(&lx, &ly, scratch, &off, &corr), ALIGN_OK);
+    expect_offset(d, off, corr);
+    /* and the other way round: y is the restarted one */
+    int64_t back = 0;
+    assert_int_equal(align_estimate(&ly, &lx, scratch, &back, &corr), ALIGN_OK);
+    expect_offset(-d, back, corr);
+}
+
+/*
+ * A re-anchor after a stall (x's PTS jump 300 ms forward): what came before is another timeline.
+ * 5 s after the jump that is too little history (no-data, not a mixed estimate); 10 s after it
+ * the estimate uses only the frames since.
+ */
+static void test_reanchor_ends_history(void **state)
+{
+    const int64_t d = -150000;
+    for (int after_s = 5; after_s <= 10; after_s += 5) {
+        lane_free(&lx);
+        lane_free(&ly);
+        assert_int_equal(lane_init(&lx), FC_OK);
+        assert_int_equal(lane_init(&ly), FC_OK);
+        uint64_t end = P0_US + HISTORY_US, pts0 = end - HISTORY_US;
+        for (uint64_t k = 0; pts_of(pts0, k) < end; k++) {
+            uint64_t pts = pts_of(pts0, k);
+            uint64_t stamp = pts < end - (uint64_t)after_s * SEC ? pts - 300000 : pts;
+            put_frame_stamped(&lx, 1000 + k, pts, stamp, 0, SEED_PROG, SHAPE_PROG);
+        }
+        fill(&ly, HISTORY_US, 777, d, SEED_PROG, SHAPE_PROG);
+        int64_t off = 12345;
+        double corr;
+        enum align_result r = align_estimate(&lx, &ly, scratch, &off, &corr);
+        if (after_s == 5) {
+            if (r != ALIGN_NODATA)
+                fail_msg("5 s since a re-anchor: %s (offset %lld µs), want no-data",
+                         align_result_name(r), (long long)off);
+        } else {
+            assert_int_equal(r, ALIGN_OK);
+            expect_offset(d, off, corr);
+        }
+    }
+}
+
 /* PTS near the epoch are no stamped stream: ALIGN_NODATA whatever the lanes hold. */
 static void test_pts_near_epoch(void **state)
 {
@@ -396,6 +473,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_different_durations, setup, teardown),
         cmocka_unit_test_setup_teardown(test_floor_frames_are_missing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lost_frames_skipped, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_anchor_pullbacks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reanchor_ends_history, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pts_near_epoch, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
