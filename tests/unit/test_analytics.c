@@ -11,7 +11,9 @@
  *  - the query string parser: ISO 8601 and epoch times, rounding, every rejection;
  *  - a database that is not there yet: sessions stay queued and are written once it appears;
  *    the queue's bound: the session past AN_QUEUE_MAX is refused and counted dropped;
- *  - a database whose schema is newer than ours is refused (db_up stays false).
+ *  - a database whose schema is newer than ours is refused (db_up stays false);
+ *  - retention (--analytics-keep-days): sessions that ended before the cut are deleted when the
+ *    store starts, younger ones kept; without the option nothing is deleted.
  * All times are whole seconds so that sampling each second sees every change of state.
  */
 #include <setjmp.h>
@@ -496,6 +498,71 @@ static void test_newer_schema_refused(void **state)
     ev_loop_destroy(loop);
 }
 
+static long long count_rows(const char *path, const char *where)
+{
+    sqlite3 *h;
+    sqlite3_stmt *st;
+    char sql[160];
+    long long n = -1;
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM sessions WHERE %s", where);
+    assert_int_equal(sqlite3_open(path, &h), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(h, sql, -1, &st, NULL), SQLITE_OK);
+    if (sqlite3_step(st) == SQLITE_ROW)
+        n = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(h);
+    return n;
+}
+
+/* Sessions ended 3 days, 25 hours, 23 hours and 1 hour ago; keep_days=1 keeps the last two. */
+static void test_retention(void **state)
+{
+    static const double ago_h[] = {72, 25, 23, 1};
+    struct ev_loop *loop = ev_loop_new(0);
+    char path[64], url[80], cmd[260];
+    snprintf(path, sizeof(path), "/tmp/test_analytics_keep_%d.db", (int)getpid());
+    unlink(path);
+    snprintf(url, sizeof(url), "sqlite:%s", path);
+    struct analytics *a = cur = open_store(url, loop); /* keep_days 0: keep everything */
+    uint64_t now = clock_wall_us();
+    for (int i = 0; i < 4; i++) {
+        struct an_session s;
+        memset(&s, 0, sizeof(s));
+        snprintf(s.id, sizeof(s.id), "keep%d", i);
+        snprintf(s.mount, sizeof(s.mount), "live.mp3");
+        s.end_us = now - (uint64_t)(ago_h[i] * 3600e6);
+        s.start_us = s.end_us - 600000000ull;
+        s.listened_s = 600;
+        assert_true(analytics_submit(a, &s));
+    }
+    want_written = 4;
+    assert_true(run_until(loop, written_enough, NULL, 10));
+    analytics_close(a);
+    assert_int_equal(count_rows(path, "1"), 4);
+
+    struct analytics_opts o = {.url = url, .min_s = 1, .node = "unit", .keep_days = 1};
+    a = cur = NULL;
+    assert_int_equal(analytics_open(&a, &o, loop, &tlog), FC_OK);
+    cur = a;
+    /* retention runs once the writer has connected; the store answers queries after that */
+    struct answer ans;
+    struct an_query q = {.kind = AN_Q_SESSIONS, .from_us = 0, .to_us = (int64_t)now + 1000000,
+                         .limit = 10};
+    memset(&ans, 0, sizeof(ans));
+    analytics_query(a, &q, on_done, &ans);
+    assert_true(run_until(loop, answered, &ans, 10));
+    free(ans.body);
+    analytics_close(a);
+    long long left = count_rows(path, "1");
+    long long young = count_rows(path, "id IN ('keep2', 'keep3')");
+    if (left != 2 || young != 2)
+        fail_msg("keep_days=1: %lld rows left (%lld of the two younger than a day), want 2 (2)",
+                 left, young);
+    snprintf(cmd, sizeof(cmd), "rm -f %s %s-wal %s-shm", path, path, path);
+    assert_int_equal(system(cmd), 0);
+    ev_loop_destroy(loop);
+}
+
 int main(void)
 {
     log_init(&tlog, "test", false);
@@ -505,6 +572,7 @@ int main(void)
         cmocka_unit_test(test_figures),
         cmocka_unit_test(test_db_late_and_bound),
         cmocka_unit_test(test_newer_schema_refused),
+        cmocka_unit_test(test_retention),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
