@@ -29,7 +29,7 @@ relay1_pid=$FC_LAST_PID
 fc_start relay2 "$FC_BUILD/framecast-relay" $(relay_args "$ing2" "$srv2" 2)
 relay2_pid=$FC_LAST_PID
 edge_args=(--listen "127.0.0.1:$http" --relay "127.0.0.1:$srv1" --relay "127.0.0.1:$srv2"
-  --key "$FC_TMP/mesh.key" --workers 2 --hls-segment 2 --write-interval 0.5
+  --key "$FC_TMP/mesh.key" --workers 2 --hls-segment 2 --write-interval 0.25
   --control "$FC_TMP/edge.ctl")
 fc_start edge "$FC_BUILD/framecast-edge" "${edge_args[@]}"
 edge_pid=$FC_LAST_PID
