@@ -10,6 +10,7 @@ PKGS=(
   icecast2 ffmpeg mpg123 curl python3 iproute2 nftables procps psmisc
   chromium mpv vlc-bin vlc-plugin-base mplayer ezstream
   prometheus debhelper dpkg-dev
+  systemd systemd-container util-linux
   libsqlite3-dev sqlite3 libpq-dev postgresql
   libxml2-dev
 )

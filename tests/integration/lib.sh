@@ -33,6 +33,7 @@ declare -A FC_PID_NAME=()
 FC_LAST_PID=""      # PID of the most recent fc_start (functions can't return it through $(...))
 FC_TMP=""
 FC_CLEANED=0
+FC_HOOKS=()         # functions fc_cleanup runs after stopping the processes (fc_on_cleanup)
 
 fc_log() { printf '%s %s: %s\n' "$(date +%H:%M:%S.%N | cut -c1-12)" "$FC_NAME" "$*" >&2; }
 
@@ -41,6 +42,10 @@ fc_fail() {
   printf '%s: FAIL %s\n' "$FC_NAME" "$*"
   exit 1
 }
+
+# fc_on_cleanup FUNC: the cleanup trap calls FUNC (no arguments, errexit off) once the tracked
+# processes are stopped and before the temp dir is removed: unmount what the test mounted, say.
+fc_on_cleanup() { FC_HOOKS+=("$1"); }
 
 # fc_track PID [NAME]: remember a PID so the cleanup trap stops it.
 fc_track() {
@@ -105,6 +110,7 @@ fc_cleanup() {
   local rev=() i
   for (( i=${#FC_PIDS[@]}-1; i>=0; i-- )); do rev+=("${FC_PIDS[i]}"); done
   [ ${#rev[@]} -gt 0 ] && fc_stop "${rev[@]}"
+  for i in "${FC_HOOKS[@]}"; do "$i"; done
   if [ "$rc" -ne 0 ]; then
     fc_print_logs
   fi
