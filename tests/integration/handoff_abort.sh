@@ -6,6 +6,7 @@
 # successor refused for another reason (a second one while a handoff runs is answered "busy";
 # here: a wrong path) fails cleanly too. Then a real handoff still works from the same edge.
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/handoff_lib.sh"
 set -u
 fc_need_bin "$FC_BUILD/framecast-shim" "$FC_BUILD/framecast-relay" "$FC_BUILD/framecast-edge" \
   "$FC_BUILD/tools/framecmp"
@@ -25,21 +26,11 @@ edge_pid=$FC_LAST_PID
 fc_start shim "$FC_BUILD/framecast-shim" --mount live.mp3 --encoder a \
   --pull "http://127.0.0.1:$ice/live.mp3" --to "tcp://127.0.0.1:$ing" --key "$FC_TMP/mesh.key"
 wait_http "http://127.0.0.1:$http/live.mp3" 15 || fc_fail "edge never served /live.mp3"
-buffered() { curl -s --max-time 3 "http://127.0.0.1:$http/live.mp3/rewind" | python3 -c \
-  'import json,sys; print(int(json.load(sys.stdin).get("seconds", 0)))' 2>/dev/null || echo 0; }
-buf_ok() { [ "$(buffered)" -ge 10 ]; }
-wait_until 30 buf_ok || fc_fail "edge never buffered 10 s"
-listeners() { curl -s --max-time 3 "http://127.0.0.1:$http/api/v1/mounts/live.mp3" | python3 -c \
-  'import json,sys; print(json.load(sys.stdin).get("listeners", -1))' 2>/dev/null || echo -1; }
-mkdir -p "$FC_TMP/out"
-fc_start clients python3 "$FC_LIB_DIR/handoff_clients.py" "$http" live.mp3 "$N" "$SECS" \
-  "$FC_TMP/out" 8
-clients_pid=$FC_LAST_PID
-started() { [ -f "$FC_TMP/out/started" ]; }
-wait_until 30 started || fc_fail "listeners never started"
-want=$((3 * N))
+ho_wait_buffered "$http"
+ho_start_clients "$http" "$N" "$SECS"
+want=$HO_WANT
+listeners() { ho_listeners "$http"; }
 count_ok() { [ "$(listeners)" -eq "$want" ]; }
-wait_until 10 count_ok || fc_fail "edge counts $(listeners) listeners, want $want"
 
 sleep_until "$(now_ms)" 3
 # 1. The successor dies before confirming.
@@ -66,7 +57,7 @@ wait_exit "$edge_pid" 20 || fc_fail "the old edge did not hand over after a fail
 fc_alive "$new_pid" || fc_fail "edge4 exited"
 wait_until 10 count_ok || fc_fail "after the handoff: $(listeners) listeners, want $want"
 
-wait_exit "$clients_pid" 60 || fc_fail "listener script still running"
+wait_exit "$HO_CLIENTS_PID" 60 || fc_fail "listener script still running"
 [ "$FC_WAIT_RC" -eq 0 ] || fc_fail "listener script failed (see clients.log)"
 summary=$(python3 - "$FC_TMP/out/result.json" <<'PY'
 import json, sys

@@ -21,6 +21,7 @@
 # systemd (which never forked that process: it took over by MAINPID=) restarts the unit
 # (Restart=on-failure) and the edge serves again. Prints the figures.
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/handoff_lib.sh"
 set -u
 fc_need_bin "$FC_BUILD/framecast-shim" "$FC_BUILD/framecast-relay" "$FC_BUILD/framecast-edge" \
   "$FC_BUILD/tools/framecmp"
@@ -102,23 +103,10 @@ done
 fc_start shim "$FC_BUILD/framecast-shim" --mount live.mp3 --encoder a \
   --pull "http://127.0.0.1:$ice/live.mp3" --to "tcp://127.0.0.1:$ing" --key "$FC_TMP/mesh.key"
 
-buffered() { curl -s --max-time 3 "http://127.0.0.1:$http/live.mp3/rewind" | python3 -c \
-  'import json,sys; print(int(json.load(sys.stdin).get("seconds", 0)))' 2>/dev/null || echo 0; }
-buf_ok() { [ "$(buffered)" -ge 10 ]; }
-wait_until 30 buf_ok || { unit_log framecast-edge >&2; fc_fail "edge (under systemd) never buffered 10 s"; }
-listeners() { curl -s --max-time 3 "http://127.0.0.1:$http/api/v1/mounts/live.mp3" | python3 -c \
-  'import json,sys; j=json.load(sys.stdin); print(int(j["listeners"]))' \
-  2>/dev/null || echo -1; }
-
-mkdir -p "$FC_TMP/out"
-fc_start clients python3 "$FC_LIB_DIR/handoff_clients.py" "$http" live.mp3 "$N" "$SECS" \
-  "$FC_TMP/out" 8
-clients_pid=$FC_LAST_PID
-started() { [ -f "$FC_TMP/out/started" ]; }
-wait_until 30 started || fc_fail "listeners never started"
-want=$((3 * N))
-count_ok() { [ "$(listeners)" -eq "$want" ]; }
-wait_until 10 count_ok || fc_fail "edge counts $(listeners) listeners, want $want"
+edge_up() { [ "$(ho_buffered "$http")" -ge 10 ]; }
+wait_until 30 edge_up || { unit_log framecast-edge >&2; fc_fail "edge (under systemd) never buffered 10 s"; }
+ho_start_clients "$http" "$N" "$SECS"
+want=$HO_WANT
 fc_log "$want stream listeners and $N HLS clients playing"
 
 # reload UNIT: systemctl reload must succeed and leave a new MainPID, the old one gone, no restart.
@@ -138,7 +126,7 @@ reload() {
     fc_fail "$u: no 'took over from pid $old' in the journal"
   unit_log "$u" 40 | grep -q " $u\[$new\]: " ||
     fc_fail "$u: the new process's lines are not in the journal as $u[$new] (SyslogIdentifier)"
-  wait_until 10 count_ok || fc_fail "after reloading $u: $(listeners) listeners, want $want"
+  ho_wait_count "$http" "$want" "after reloading $u"
   fc_log "systemctl reload $u: MainPID $old -> $new in $ms ms, active, listeners=$want"
   RELOADS+=("$u:${ms}ms")
 }
@@ -158,40 +146,17 @@ cp "$FC_TMP/edge.json.good" "$R/etc/framecast/edge.json"
 [ "$frc" != 0 ] || fc_fail "systemctl reload succeeded with a broken config"
 [ "$(prop framecast-edge MainPID)" = "$old" ] || fc_fail "a failed reload changed MainPID"
 [ "$(prop framecast-edge ActiveState)" = active ] || fc_fail "a failed reload stopped the edge"
-count_ok || fc_fail "after a failed reload: $(listeners) listeners, want $want"
+ho_wait_count "$http" "$want" "after a failed reload"
 fc_log "failed reload: systemctl exit $frc, MainPID $old kept, listeners=$want"
 sleep_until "$(now_ms)" 3
 reload framecast-edge
 
-wait_exit "$clients_pid" 60 || fc_fail "listener script still running"
+wait_exit "$HO_CLIENTS_PID" 60 || fc_fail "listener script still running"
 [ "$FC_WAIT_RC" -eq 0 ] || fc_fail "listener script failed (see clients.log)"
-python3 - "$FC_TMP/out/result.json" "$N" >"$FC_TMP/summary.txt" <<'PY' || { cat "$FC_TMP/summary.txt" >&2; fc_fail "listener checks failed"; }
-import json, sys
-res, n = json.load(open(sys.argv[1])), int(sys.argv[2])
-bad, kinds, gap, total = [], {}, 0.0, 0
-for r in res:
-    kinds[r["kind"]] = kinds.get(r["kind"], 0) + 1
-    total += r["bytes"]
-    if r["error"] or r.get("eof"):
-        bad.append("%s%d error=%s eof=%s" % (r["kind"], r["i"], r["error"], r.get("eof")))
-    if r["kind"] == "hls":
-        if r["missing"] or r["failed"] or r["segments"] < 8:
-            bad.append("hls%d missing=%s failed=%d segments=%d" % (r["i"], r["missing"][:5], r["failed"], r["segments"]))
-    else:
-        gap = max(gap, r["max_gap_s"])
-        if r["max_gap_s"] >= 1.0:
-            bad.append("%s%d gap %.3f s ending %s" % (r["kind"], r["i"], r["max_gap_s"], r.get("gap_end")))
-for b in bad[:20]:
-    print("BAD", b)
-print("kinds=%s bytes=%d max_gap_s=%.3f bad=%d" % (",".join("%s:%d" % kv for kv in sorted(kinds.items())), total, gap, len(bad)))
-sys.exit(1 if bad or any(kinds.get(k, 0) != n for k in ("plain", "icy", "offset", "hls")) else 0)
-PY
+ho_verdict "$N" >"$FC_TMP/summary.txt" || { cat "$FC_TMP/summary.txt" >&2; fc_fail "listener checks failed"; }
 summary=$(tail -1 "$FC_TMP/summary.txt")
-for f in "$FC_TMP"/out/*.mp3; do
-  "$FC_BUILD/tools/framecmp" --codec mp3 --min-frames 300 "$FC_TMP/ref.mp3" "$f" >"$f.cmp" 2>&1 ||
-    { cat "$f.cmp" >&2; fc_fail "$(basename "$f"): not a contiguous run of the source"; }
-done
-frames=$(cat "$FC_TMP"/out/*.cmp | sed -n 's/.*frames=\([0-9]*\) .*/\1/p' | awk '{s+=$1} END {print s}')
+ho_compare "$FC_TMP/ref.mp3" 300
+frames=$HO_FRAMES
 
 # systemd supervises the process that took over (it never forked it): a crash restarts the unit.
 old=$(prop framecast-edge MainPID)
