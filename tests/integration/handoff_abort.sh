@@ -12,11 +12,7 @@ fc_need_bin "$FC_BUILD/framecast-shim" "$FC_BUILD/framecast-relay" "$FC_BUILD/fr
   "$FC_BUILD/tools/framecmp"
 N=${HANDOFF_N:-20}
 SECS=${HANDOFF_SECS:-24}
-ice=$(free_port); ing=$(free_port); srv=$(free_port); http=$(free_port)
-start_icecast "$ice"
-start_source_mp3 "$ice" live.mp3
-record "http://127.0.0.1:$ice/live.mp3" "$FC_TMP/ref.mp3"
-bash "$FC_ROOT/scripts/keygen.sh" "$FC_TMP/mesh.key" >/dev/null
+ho_upstream
 fc_start relay "$FC_BUILD/framecast-relay" --ingest "tcp://127.0.0.1:$ing" --serve "127.0.0.1:$srv" \
   --key "$FC_TMP/mesh.key"
 edge_args=(--listen "127.0.0.1:$http" --relay "127.0.0.1:$srv" --key "$FC_TMP/mesh.key"

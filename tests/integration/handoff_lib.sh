@@ -3,6 +3,17 @@
 # lib.sh: an edge's buffer and listener count, the listeners of handoff_clients.py, and the
 # verdict on what they received.
 
+# ho_upstream: icecast2 with /live.mp3 from ffmpeg (MP3 128k), recorded to $FC_TMP/ref.mp3 as
+# the reference, and a mesh key in $FC_TMP/mesh.key. Sets ice, ing, srv, http (free ports:
+# icecast2, a relay's ingest and serve, the edge).
+ho_upstream() {
+  ice=$(free_port); ing=$(free_port); srv=$(free_port); http=$(free_port)
+  start_icecast "$ice"
+  start_source_mp3 "$ice" live.mp3
+  record "http://127.0.0.1:$ice/live.mp3" "$FC_TMP/ref.mp3"
+  bash "$FC_ROOT/scripts/keygen.sh" "$FC_TMP/mesh.key" >/dev/null
+}
+
 # ho_buffered PORT: seconds of live.mp3 the edge on 127.0.0.1:PORT holds (0 when it answers not).
 ho_buffered() {
   curl -s --max-time 3 "http://127.0.0.1:$1/live.mp3/rewind" | python3 -c \
@@ -67,6 +78,17 @@ for b in bad[:20]:
 print("kinds=%s bytes=%d max_gap_s=%.3f bad=%d" % (",".join("%s:%d" % kv for kv in sorted(kinds.items())), total, gap, len(bad)))
 sys.exit(1 if bad or any(kinds.get(k, 0) != n for k in ("plain", "icy", "offset", "hls")) else 0)
 PY
+}
+
+# ho_finish N: wait for the listeners to end (60 s at most), then ho_verdict N and ho_compare
+# against $FC_TMP/ref.mp3 (300 frames at least each), failing the test on any finding. Sets
+# HO_SUMMARY (ho_verdict's line) and HO_FRAMES.
+ho_finish() {
+  wait_exit "$HO_CLIENTS_PID" 60 || fc_fail "listener script still running"
+  [ "$FC_WAIT_RC" -eq 0 ] || fc_fail "listener script failed (see clients.log)"
+  ho_verdict "$1" >"$FC_TMP/summary.txt" || { cat "$FC_TMP/summary.txt" >&2; fc_fail "listener checks failed"; }
+  HO_SUMMARY=$(tail -1 "$FC_TMP/summary.txt")
+  ho_compare "$FC_TMP/ref.mp3" 300
 }
 
 # ho_compare REF MIN_FRAMES: every listener's audio in $FC_TMP/out must be a contiguous,

@@ -32,11 +32,7 @@ command -v systemd-nspawn >/dev/null ||
 N=${HANDOFF_N:-5}
 SECS=${SYSTEMD_SECS:-34}
 
-ice=$(free_port); ing=$(free_port); srv=$(free_port); http=$(free_port)
-start_icecast "$ice"
-start_source_mp3 "$ice" live.mp3
-record "http://127.0.0.1:$ice/live.mp3" "$FC_TMP/ref.mp3"
-bash "$FC_ROOT/scripts/keygen.sh" "$FC_TMP/mesh.key" >/dev/null
+ho_upstream
 
 # --- the container's root: / under an overlay whose upper layer is a tmpfs ---------------------
 R="$FC_TMP/root"
@@ -151,12 +147,8 @@ fc_log "failed reload: systemctl exit $frc, MainPID $old kept, listeners=$want"
 sleep_until "$(now_ms)" 3
 reload framecast-edge
 
-wait_exit "$HO_CLIENTS_PID" 60 || fc_fail "listener script still running"
-[ "$FC_WAIT_RC" -eq 0 ] || fc_fail "listener script failed (see clients.log)"
-ho_verdict "$N" >"$FC_TMP/summary.txt" || { cat "$FC_TMP/summary.txt" >&2; fc_fail "listener checks failed"; }
-summary=$(tail -1 "$FC_TMP/summary.txt")
-ho_compare "$FC_TMP/ref.mp3" 300
-frames=$HO_FRAMES
+ho_finish "$N"
+summary=$HO_SUMMARY frames=$HO_FRAMES
 
 # systemd supervises the process that took over (it never forked it): a crash restarts the unit.
 old=$(prop framecast-edge MainPID)
