@@ -102,4 +102,4 @@ for b in bad: print("BAD", b)
 print("rows=%d+%d bad=%d" % (n1, n2, len(bad)))
 sys.exit(1 if bad else 0)
 PY
-echo "PASS $(tail -1 "$FC_TMP/check.txt") (plain 5, icy 3, offset 2, short 1, hls 3 with header/query/derived keys; raw-ip edge 2)"
+echo "analytics_sessions: PASS $(tail -1 "$FC_TMP/check.txt") (plain 5, icy 3, offset 2, short 1, hls 3 with header/query/derived keys; raw-ip edge 2)"

@@ -85,4 +85,4 @@ edge_pid=$new_pid
 # Every listener's verdict and audio, compared with the source.
 ho_finish "$N"
 summary=$HO_SUMMARY frames=$HO_FRAMES
-echo "PASS edge_handoffs=2 relay_handoffs=$relays_done $summary frames_compared=$frames"
+echo "handoff: PASS edge_handoffs=2 relay_handoffs=$relays_done $summary frames_compared=$frames"

@@ -72,4 +72,4 @@ for f in "$FC_TMP"/out/*.mp3; do
     { fails=$((fails + 1)); echo "framecmp failed: $f" >&2; }
 done
 [ "$fails" -eq 0 ] || fc_fail "$fails listeners' audio is not a contiguous run of the source"
-echo "PASS died_rc=$died_rc old_kept=$want $summary then handed over"
+echo "handoff_abort: PASS died_rc=$died_rc old_kept=$want $summary then handed over"

@@ -23,4 +23,4 @@ wait_http "http://127.0.0.1:$http/ops" 15 || fc_fail "edge never served /ops"
 shot=${FC_SCREENSHOT:-$FC_ROOT/docs/ops-view.png}
 out=$(cd "$FC_ROOT/tests/browser" && timeout 60 node ops.mjs "http://127.0.0.1:$http" pop.mp3 40 \
   "$shot" 2>&1) || fc_fail "browser: $out"
-echo "PASS $(tail -1 <<<"$out") screenshot=$(basename "$shot")"
+echo "ops_view: PASS $(tail -1 <<<"$out") screenshot=$(basename "$shot")"
