@@ -1,8 +1,9 @@
 /*
  * adfetch.c - see adfetch.h. One struct ad_wait per listener asking for an ad: it holds the
  * transfer (the VAST answer, the answers of the Wrapper chain if any, then the media file) and,
- * once the clip is chosen, the impression URLs of every level until the clip has been sent. A listener that leaves detaches from it; the transfer
- * finishes on its own (a media file fetched is still cached) and frees it.
+ * once the clip is chosen, the impression URLs of every level until the clip has been sent. A
+ * listener that leaves detaches from it; the transfer (the rest of the chain included) finishes
+ * on its own (a media file fetched is still cached) and frees it.
  */
 #include "adfetch.h"
 

@@ -11,9 +11,9 @@
  * sent. Any failure: no preroll, counted in h->c.preroll_failures and logged with the reason:
  * a fetch or parse error (naming the wrapper hop and its URL past the first answer), more than
  * ADFETCH_WRAPPERS_MAX Wrappers, a loop (a VASTAdTagURI already asked in this chain, the
- * --preroll-url included), a Wrapper after one with followAdditionalWrappers="false". libcurl's multi interface on the
- * process's own loop (shared/httpc.h), made on first use in the process serving listeners.
- * Loop thread only.
+ * --preroll-url included, compared as strings), a Wrapper after one with
+ * followAdditionalWrappers="false". libcurl's multi interface on the process's own loop
+ * (shared/httpc.h), made on first use in the process serving listeners. Loop thread only.
  */
 #ifndef FC_ADFETCH_H
 #define FC_ADFETCH_H
@@ -25,9 +25,8 @@
                                      a listener gets no preroll (counted) rather than a queue */
 #define ADFETCH_CACHE_MAX 16      /* media files kept by URL; the least recently used goes */
 #define ADFETCH_REDIRECTS_MAX 3   /* HTTP redirects per request */
-#define ADFETCH_WRAPPERS_MAX 4    /* Wrapper answers followed per chain (VAST 4.1 §3.4 tells
-                                     players to allow at most 5); the answer after the 4th
-                                     Wrapper must be InLine */
+#define ADFETCH_WRAPPERS_MAX 4    /* Wrapper answers followed per chain (VAST 4.1 recommends at
+                                     most 5); the answer after the 4th Wrapper must be InLine */
 
 struct ehttp;
 struct elistener;

@@ -33,11 +33,9 @@ struct vast_ad {
     char media_url[VAST_URL_MAX + 1];                     /* the chosen MediaFile (http/https) */
     char media_type[64];                                  /* its type attribute */
     char ad_tag_uri[VAST_URL_MAX + 1];                    /* Wrapper: VASTAdTagURI (http/https) */
-    bool follow_wrappers;                                 /* Wrapper: false when its
-                                                             followAdditionalWrappers is "false"
-                                                             or "0" (VAST 4.1 §3.4.1): the
-                                                             document it points to must be an
-                                                             InLine ad */
+    /* Wrapper: false when its followAdditionalWrappers attribute (VAST 4.x) is "false" or "0":
+     * the document its ad_tag_uri answers must then be an InLine ad. */
+    bool follow_wrappers;
     char impressions[VAST_IMPRESSIONS_MAX][VAST_URL_MAX + 1]; /* http(s) URLs, in order */
     int n_impressions;
 };
