@@ -1,8 +1,9 @@
 /*
  * adfetch.c - see adfetch.h. One struct ad_wait per listener asking for an ad: it holds the
- * transfer (the VAST answer, then the media file) and, once the clip is chosen, the impression
- * URLs until the clip has been sent. A listener that leaves detaches from it; the transfer
- * finishes on its own (a media file fetched is still cached) and frees it.
+ * transfer (the VAST answer, the answers of the Wrapper chain if any, then the media file) and,
+ * once the clip is chosen, the impression URLs of every level until the clip has been sent. A
+ * listener that leaves detaches from it; the transfer (the rest of the chain included) finishes
+ * on its own (a media file fetched is still cached) and frees it.
  */
 #include "adfetch.h"
 
@@ -35,7 +36,13 @@ struct ad_wait {
     uint32_t sample_rate;
     uint8_t channels;
     struct stream_req rq;              /* what the listener asked for (copy) */
-    struct vast_ad *ad;                /* the parsed answer (owned), NULL before */
+    struct vast_ad *ad;                /* the last parsed answer (owned), NULL before */
+    int hops;                          /* VASTAdTagURIs followed (0: asking --preroll-url) */
+    bool last_hop;                     /* a Wrapper said followAdditionalWrappers="false" */
+    char *chain[ADFETCH_WRAPPERS_MAX + 1]; /* the URLs asked, --preroll-url first (owned) */
+    char *imps[ADFETCH_WRAPPERS_MAX * VAST_IMPRESSIONS_MAX]; /* the Wrappers' impression URLs,
+                                                                outermost first (owned) */
+    int n_imps;
 };
 
 /* An impression ping: nothing but its transfer. */
@@ -113,7 +120,20 @@ static void wait_free(struct ad_wait *w)
     end_transfer(w->af, &w->easy);
     free(w->body.p);
     free(w->ad);
+    for (int i = 0; i <= w->hops; i++)
+        free(w->chain[i]);
+    for (int i = 0; i < w->n_imps; i++)
+        free(w->imps[i]);
     free(w);
+}
+
+/* Where in the Wrapper chain the last answer came from, for a log line: "" for --preroll-url. */
+static const char *hop_of(const struct ad_wait *w, char *buf, size_t len)
+{
+    if (!w->hops)
+        return "";
+    snprintf(buf, len, " at wrapper hop %d (%s)", w->hops, w->chain[w->hops]);
+    return buf;
 }
 
 /* The ad request ended: the listener (if still there) goes on, with `c` or without. */
@@ -185,38 +205,99 @@ static void offer(struct ad_wait *w, struct clip *c)
     finish(w, clip_ref(c), NULL);
 }
 
-static void vast_done(struct ad_wait *w, CURLcode rc)
+/* Start the GET of `url` for `w` (its body capped at `max`) within what is left of its
+ * deadline: one budget for the whole chain. NULL, or why it could not start. */
+static const char *get_next(struct ad_wait *w, const char *url, size_t max)
 {
     struct adfetch *af = w->af;
-    char why[320];
-    const char *reason = "";
-    if (rc != CURLE_OK) {
-        snprintf(why, sizeof(why), "ad server: %s", w->body.over ? "answer too large"
-                                                                  : curl_easy_strerror(rc));
+    end_transfer(af, &w->easy);
+    free(w->body.p);
+    w->body = (struct body){.max = max};
+    double left = w->deadline - ev_now(af->h->loop);
+    if (left <= 0)
+        return "no time left";
+    return (w->easy = get(af, url, left, &w->body, w)) ? NULL : "out of memory";
+}
+
+/* Why the Wrapper just parsed may not be followed, into why; NULL if it may. */
+static const char *refuse_wrapper(const struct ad_wait *w, char *why, size_t len)
+{
+    char at[VAST_URL_MAX + 64];
+    const char *uri = w->ad->ad_tag_uri;
+    if (w->hops >= ADFETCH_WRAPPERS_MAX)
+        snprintf(why, len, "VAST: more than %d Wrappers%s", ADFETCH_WRAPPERS_MAX,
+                 hop_of(w, at, sizeof(at)));
+    else if (w->last_hop)
+        snprintf(why, len, "VAST: a Wrapper%s after followAdditionalWrappers=\"false\"",
+                 hop_of(w, at, sizeof(at)));
+    for (int i = 0; !why[0] && i <= w->hops; i++)
+        if (strcmp(w->chain[i], uri) == 0)
+            snprintf(why, len, "VAST: Wrapper loop%s: back to %s", hop_of(w, at, sizeof(at)), uri);
+    return why[0] ? why : NULL;
+}
+
+/* The answer was a Wrapper: keep its impressions and ask its VASTAdTagURI (one more hop). */
+static void follow(struct ad_wait *w)
+{
+    char why[2 * VAST_URL_MAX + 128] = "";
+    if (refuse_wrapper(w, why, sizeof(why)))
         return finish(w, NULL, why);
+    const struct vast_ad *ad = w->ad;
+    for (int i = 0; i < ad->n_impressions; i++) {
+        if (!(w->imps[w->n_imps] = strdup(ad->impressions[i])))
+            return finish(w, NULL, "out of memory");
+        w->n_imps++;
     }
-    if (!(w->ad = malloc(sizeof(*w->ad))))
+    if (!(w->chain[w->hops + 1] = strdup(ad->ad_tag_uri)))
         return finish(w, NULL, "out of memory");
-    enum fc_err err = vast_parse(w->body.p ? w->body.p : "", w->body.len, w->codec, w->ad,
-                                 &reason);
-    if (err != FC_OK) {
-        snprintf(why, sizeof(why), "VAST: %s", reason);
+    w->hops++;
+    w->last_hop = !ad->follow_wrappers;
+    const char *err = get_next(w, w->chain[w->hops], VAST_DOC_MAX);
+    if (err) {
+        char at[VAST_URL_MAX + 64];
+        snprintf(why, sizeof(why), "%s for the answer%s", err, hop_of(w, at, sizeof(at)));
         return finish(w, NULL, why);
     }
+}
+
+/* An InLine ad: its media file, from the cache or fetched. */
+static void media_start(struct ad_wait *w)
+{
+    struct adfetch *af = w->af;
     struct cache_entry *ce = cache_find(af, w->ad->media_url);
     if (ce) {
         ce->used = ev_now(af->h->loop);
         return offer(w, ce->clip);
     }
-    end_transfer(af, &w->easy);
-    free(w->body.p);
-    w->body = (struct body){.max = CLIP_MAX_BYTES};
     w->stage = AD_MEDIA;
-    double left = w->deadline - ev_now(af->h->loop);
-    if (left <= 0)
-        return finish(w, NULL, "no time left for the media file");
-    if (!(w->easy = get(af, w->ad->media_url, left, &w->body, w)))
+    const char *err = get_next(w, w->ad->media_url, CLIP_MAX_BYTES);
+    if (err) {
+        char why[64];
+        snprintf(why, sizeof(why), "%s for the media file", err);
+        return finish(w, NULL, why);
+    }
+}
+
+static void vast_done(struct ad_wait *w, CURLcode rc)
+{
+    char why[2 * VAST_URL_MAX + 128], at[VAST_URL_MAX + 64];
+    const char *reason = "";
+    if (rc != CURLE_OK) {
+        snprintf(why, sizeof(why), "ad server%s: %s", hop_of(w, at, sizeof(at)),
+                 w->body.over ? "answer too large" : curl_easy_strerror(rc));
+        return finish(w, NULL, why);
+    }
+    if (!w->ad && !(w->ad = malloc(sizeof(*w->ad))))
         return finish(w, NULL, "out of memory");
+    enum fc_err err = vast_parse(w->body.p ? w->body.p : "", w->body.len, w->codec, w->ad,
+                                 &reason);
+    if (err != FC_OK) {
+        snprintf(why, sizeof(why), "VAST: %s%s", reason, hop_of(w, at, sizeof(at)));
+        return finish(w, NULL, why);
+    }
+    if (w->ad->kind == VAST_WRAPPER)
+        return follow(w);
+    media_start(w);
 }
 
 static void media_done(struct ad_wait *w, CURLcode rc)
@@ -295,7 +376,9 @@ bool adfetch_start(struct ehttp *h, struct elistener *l, const char *url, const 
                           .body = {.max = VAST_DOC_MAX},
                           .deadline = ev_now(h->loop) + ADFETCH_TIMEOUT_S};
     memcpy(w->mount, m->name, sizeof(w->mount));
-    if (!(w->easy = get(af, url, ADFETCH_TIMEOUT_S, &w->body, w))) {
+    if (!(w->chain[0] = strdup(url)) ||
+        !(w->easy = get(af, url, ADFETCH_TIMEOUT_S, &w->body, w))) {
+        free(w->chain[0]);
         free(w);
         return false;
     }
@@ -313,21 +396,30 @@ void adfetch_forget(struct elistener *l)
     w->l = NULL;
 }
 
+/* A GET of the impression URL `url`, its answer dropped; failures are logged (on_done). */
+static void ping(struct adfetch *af, const char *url)
+{
+    struct ad_ping *p = calloc(1, sizeof(*p));
+    if (!p)
+        return;
+    *p = (struct ad_ping){.stage = AD_PING, .af = af};
+    static struct body discard; /* max 0: bodies are dropped, nothing is written to it */
+    if (!(p->easy = get(af, url, ADFETCH_TIMEOUT_S, &discard, p)))
+        free(p);
+}
+
 void adfetch_sent(struct elistener *l)
 {
     struct ad_wait *w = l->ad;
     struct adfetch *af = w->af;
     l->ad = NULL;
-    for (int i = 0; i < w->ad->n_impressions; i++) {
-        struct ad_ping *p = calloc(1, sizeof(*p));
-        if (!p)
-            break;
-        *p = (struct ad_ping){.stage = AD_PING, .af = af};
-        static struct body discard; /* max 0: bodies are dropped */
-        if (!(p->easy = get(af, w->ad->impressions[i], ADFETCH_TIMEOUT_S, &discard, p)))
-            free(p);
-    }
-    log_info(af->h->log, "listener=%s preroll sent, impressions=%d", l->peer, w->ad->n_impressions);
+    /* VAST 3.0 §2.4.1, 4.1 §3.4: every level's impressions count; the Wrappers' first. */
+    for (int i = 0; i < w->n_imps; i++)
+        ping(af, w->imps[i]);
+    for (int i = 0; i < w->ad->n_impressions; i++)
+        ping(af, w->ad->impressions[i]);
+    log_info(af->h->log, "listener=%s preroll sent, impressions=%d wrappers=%d", l->peer,
+             w->n_imps + w->ad->n_impressions, w->hops);
     wait_free(w);
 }
 

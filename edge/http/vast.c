@@ -99,16 +99,10 @@ static enum fc_err pick_media(const xmlNode *inline_ad, enum fc_codec codec, str
     return FC_PROTO;
 }
 
-static enum fc_err parse_inline(const xmlNode *in, enum fc_codec codec, struct vast_ad *out,
-                                const char **why)
+/* The http(s) Impression URLs among `ad`'s children (InLine or Wrapper), in order. */
+static void impressions_of(const xmlNode *ad, struct vast_ad *out)
 {
-    const xmlNode *t = child(in, "AdTitle");
-    if (t)
-        text_of(t, out->title, VAST_TITLE_MAX);
-    enum fc_err err = pick_media(in, codec, out, why);
-    if (err != FC_OK)
-        return err;
-    for (const xmlNode *c = in->children; c; c = c->next) {
+    for (const xmlNode *c = ad->children; c; c = c->next) {
         if (!named(c, "Impression") || out->n_impressions >= VAST_IMPRESSIONS_MAX)
             continue;
         char *u = out->impressions[out->n_impressions];
@@ -117,7 +111,64 @@ static enum fc_err parse_inline(const xmlNode *in, enum fc_codec codec, struct v
         else
             u[0] = '\0';
     }
+}
+
+static enum fc_err parse_inline(const xmlNode *in, enum fc_codec codec, struct vast_ad *out,
+                                const char **why)
+{
+    const xmlNode *t = child(in, "AdTitle");
+    out->kind = VAST_INLINE;
+    if (t)
+        text_of(t, out->title, VAST_TITLE_MAX);
+    enum fc_err err = pick_media(in, codec, out, why);
+    if (err != FC_OK)
+        return err;
+    impressions_of(in, out);
     return FC_OK;
+}
+
+/* A Wrapper (VAST 3.0 §2.4.1, 4.1 §3.4): false if its VASTAdTagURI is not a usable URL. */
+static bool parse_wrapper(const xmlNode *wr, struct vast_ad *out)
+{
+    char follow[8];
+    const xmlNode *tag = child(wr, "VASTAdTagURI");
+    if (!tag || !text_of(tag, out->ad_tag_uri, VAST_URL_MAX) || !is_http_url(out->ad_tag_uri)) {
+        out->ad_tag_uri[0] = '\0';
+        return false;
+    }
+    out->kind = VAST_WRAPPER;
+    attr_of(wr, "followAdditionalWrappers", follow, sizeof(follow) - 1);
+    out->follow_wrappers = strcasecmp(follow, "false") != 0 && strcmp(follow, "0") != 0;
+    impressions_of(wr, out);
+    return true;
+}
+
+/* The first child `name` of an Ad of the root, after `prev` (an earlier one's), or NULL. */
+static const xmlNode *next_ad(const xmlNode *root, const xmlNode *prev, const char *name)
+{
+    for (const xmlNode *ad = prev ? prev->parent->next : root->children; ad; ad = ad->next) {
+        const xmlNode *c = named(ad, "Ad") ? child(ad, name) : NULL;
+        if (c)
+            return c;
+    }
+    return NULL;
+}
+
+/* The ad to use among the root's Ads: the first InLine, else the first usable Wrapper. */
+static enum fc_err pick_ad(const xmlNode *root, enum fc_codec codec, struct vast_ad *out,
+                           const char **why)
+{
+    const xmlNode *in = next_ad(root, NULL, "InLine"), *wr = NULL;
+    if (in)
+        return parse_inline(in, codec, out, why);
+    *why = "no ad";
+    if (!child(root, "Ad"))
+        return FC_EOF;
+    *why = "neither an InLine ad nor a Wrapper with an http(s) VASTAdTagURI";
+    while ((wr = next_ad(root, wr, "Wrapper")) != NULL)
+        if (parse_wrapper(wr, out))
+            return FC_OK;
+    return FC_PROTO;
 }
 
 enum fc_err vast_parse(const char *doc, size_t len, enum fc_codec codec, struct vast_ad *out,
@@ -147,21 +198,7 @@ enum fc_err vast_parse(const char *doc, size_t len, enum fc_codec codec, struct 
         *why = "not VAST version 2, 3 or 4";
         goto out;
     }
-    bool any_ad = false;
-    *why = "no ad";
-    for (const xmlNode *ad = root->children; ad; ad = ad->next) {
-        if (!named(ad, "Ad"))
-            continue;
-        any_ad = true;
-        const xmlNode *in = child(ad, "InLine");
-        if (!in) {
-            *why = "only Wrapper ads (not followed)";
-            continue;
-        }
-        err = parse_inline(in, codec, out, why);
-        goto out;
-    }
-    err = any_ad ? FC_PROTO : FC_EOF;
+    err = pick_ad(root, codec, out, why);
 out:
     xmlFreeDoc(d);
     return err;

@@ -2,9 +2,11 @@
  * fuzz_vast.c - libFuzzer target for the edge's VAST parser (edge/http/vast.c, libxml2).
  *
  * The first byte picks the mount's codec (even: MP3, odd: AAC), the rest is the ad server's
- * answer. Checks, besides the sanitizers: an accepted answer gives a NUL-terminated http(s)
- * media URL of at most VAST_URL_MAX bytes whose type is one of the codec's, at most
- * VAST_IMPRESSIONS_MAX impression URLs, all http(s); a refused one leaves a reason.
+ * answer. Checks, besides the sanitizers: an accepted answer is an InLine ad with a
+ * NUL-terminated http(s) media URL of at most VAST_URL_MAX bytes whose type is one of the
+ * codec's and no ad tag URI, or a Wrapper with an http(s) VASTAdTagURI of at most VAST_URL_MAX
+ * bytes and no media URL or title; either has at most VAST_IMPRESSIONS_MAX impression URLs, all
+ * http(s); a refused one leaves a reason.
  */
 #include <stdint.h>
 #include <string.h>
@@ -22,7 +24,7 @@ static bool http_url(const char *u, size_t max)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static struct vast_ad ad; /* 18 KiB */
+    static struct vast_ad ad; /* 20 KiB */
     const char *why = NULL;
     if (size < 1)
         return 0;
@@ -33,8 +35,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         CHECK(err == FC_EOF || err == FC_PROTO || err == FC_LIMIT || err == FC_NOMEM);
         return 0;
     }
-    CHECK(http_url(ad.media_url, VAST_URL_MAX));
-    CHECK(type_matches(ad.media_type, codec));
+    if (ad.kind == VAST_WRAPPER) {
+        CHECK(http_url(ad.ad_tag_uri, VAST_URL_MAX));
+        CHECK(!ad.media_url[0] && !ad.media_type[0] && !ad.title[0]);
+    } else {
+        CHECK(ad.kind == VAST_INLINE);
+        CHECK(http_url(ad.media_url, VAST_URL_MAX));
+        CHECK(type_matches(ad.media_type, codec));
+        CHECK(!ad.ad_tag_uri[0] && !ad.follow_wrappers);
+    }
     CHECK(strnlen(ad.title, VAST_TITLE_MAX + 1) <= VAST_TITLE_MAX);
     CHECK(ad.n_impressions >= 0 && ad.n_impressions <= VAST_IMPRESSIONS_MAX);
     for (int i = 0; i < ad.n_impressions; i++)

@@ -16,6 +16,12 @@
 #   B: VAST good -> "Test Ad" clip, impressions /imp/1 and /imp/2 requested after it;
 #      slow (3.5 s) -> no clip, audio within 3 s; broken XML -> no clip; good again -> the clip,
 #      media file fetched once (cached by URL); preroll_failures_total = 2.
+#   B, Wrapper chains (VAST 3.0 §2.4.1, 4.1 §3.4): wrapper -> wrapper -> inline gives the
+#      inline ad's clip, each impression of every level requested exactly once, each document
+#      and the new media file once; 4 Wrappers then an InLine: the clip; a loop (/loop/a ->
+#      /loop/b -> /loop/a), 5 Wrappers, a Wrapper after followAdditionalWrappers="false": no
+#      clip, no impression, the reason logged; three 0.8 s hops: no clip, first byte after the
+#      one 2 s budget; preroll_failures_total = 6, prerolls_total = 4.
 #   A non-audio --preroll file and a missing one exit 2 naming the file.
 . "$(dirname "$0")/lib.sh"
 set -uo pipefail
@@ -188,6 +194,78 @@ media=$(grep -c '^/media/ad.mp3$' "$T/vast/requests")
 n=$(prom "$HB" preroll_failures_total); p=$(prom "$HB" prerolls_total)
 [ "$n" = 2 ] && [ "$p" = 2 ] || fc_fail "edge B preroll_failures_total=$n prerolls_total=$p, want 2 and 2"
 fc_log "PASS VAST cached: media fetched once; preroll_failures_total=$n prerolls_total=$p"
+
+# --- edge B: Wrapper chains ----------------------------------------------------------------------
+hits() { grep -cxF "$1" "$T/vast/requests"; }
+once() {  # once PATH...: each requested exactly once (impressions: within 5 s)
+  local p n
+  for p in "$@"; do
+    wait_until 5 grep -qxF "$p" "$T/vast/requests" || fc_fail "$p never requested"
+  done
+  for p in "$@"; do
+    n=$(hits "$p"); [ "$n" = 1 ] || fc_fail "$p requested $n times, want 1"
+  done
+}
+never() {  # never PATH...
+  local p
+  for p in "$@"; do [ "$(hits "$p")" = 0 ] || fc_fail "$p requested"; done
+}
+logged() {  # logged TEXT: edge B logged "no preroll: TEXT"
+  grep -qF "no preroll: $1" "$T/edgeB.log" || fc_fail "edge B did not log \"no preroll: $1\""
+}
+V="http://127.0.0.1:$VP"
+
+echo wrapper >"$T/vast/mode"
+listen "$HB" /live.mp3 w1 0 1 bw1; wait_done "$FC_LAST_PID"
+check bw1 "$T/ad.mp3" 100
+once /imp/w1a /imp/w1b /imp/w2 /imp/i1 /wrap/2 /wrap/inline /media/wad.mp3
+fc_log "PASS VAST wrapper chain: clip, impressions w1a w1b w2 i1 once each"
+
+echo "deep 4" >"$T/vast/mode"
+listen "$HB" /live.mp3 w2 0 1 bw2; wait_done "$FC_LAST_PID"
+check bw2 "$T/ad.mp3" 100
+once /imp/d4-0 /imp/d4-1 /imp/d4-2 /imp/d4-3 /imp/d4-in "/deep/4?end=4"
+fc_log "PASS VAST 4 Wrappers: clip, 5 impressions once each"
+
+echo loop >"$T/vast/mode"
+listen "$HB" /live.mp3 w3 0 1 bw3; wait_done "$FC_LAST_PID"
+check bw3 none 100
+logged "VAST: Wrapper loop at wrapper hop 2 ($V/loop/b): back to $V/loop/a"
+once /loop/a /loop/b
+fc_log "PASS VAST Wrapper loop: no preroll"
+
+echo "deep 5" >"$T/vast/mode"
+listen "$HB" /live.mp3 w4 0 1 bw4; wait_done "$FC_LAST_PID"
+check bw4 none 100
+logged "VAST: more than 4 Wrappers at wrapper hop 4 ($V/deep/4?end=5)"
+once "/deep/4?end=5"
+never "/deep/5?end=5"
+fc_log "PASS VAST 5 Wrappers: no preroll"
+
+echo nofollow >"$T/vast/mode"
+listen "$HB" /live.mp3 w5 0 1 bw5; wait_done "$FC_LAST_PID"
+check bw5 none 100
+logged "VAST: a Wrapper at wrapper hop 1 ($V/wrap/2) after followAdditionalWrappers=\"false\""
+[ "$(hits /wrap/inline)" = 1 ] || fc_fail "followAdditionalWrappers=false: /wrap/inline asked"
+fc_log "PASS VAST followAdditionalWrappers=false then a Wrapper: no preroll"
+
+echo wslow >"$T/vast/mode"
+listen "$HB" /live.mp3 w6 0 1 bw6; wait_done "$FC_LAST_PID"
+check bw6 none 100
+ttfb=$(cat "$T/bw6.ttfb")
+awk -v t="$ttfb" 'BEGIN { exit !(t > 1.5 && t < 3.0) }' \
+  || fc_fail "VAST wslow: first byte after $ttfb s, want the one 2 s budget"
+logged "ad server at wrapper hop 2 ($V/wslow/inline): "
+fc_log "PASS VAST three 0.8 s hops: no preroll, first byte after $ttfb s"
+
+# A failed chain pings nothing, and the wrapper chain's once (a listener still in its clip
+# cannot have been counted twice: all listeners finished).
+sleep 0.3
+never /imp/loop /imp/d5-0 /imp/d5-3 /imp/nf /imp/ws /imp/ws-in
+once /imp/w1a /imp/w1b /imp/w2 /imp/i1
+n=$(prom "$HB" preroll_failures_total); p=$(prom "$HB" prerolls_total)
+[ "$n" = 6 ] && [ "$p" = 4 ] || fc_fail "edge B preroll_failures_total=$n prerolls_total=$p, want 6 and 4"
+fc_log "PASS VAST Wrapper chains: preroll_failures_total=$n prerolls_total=$p"
 
 fc_alive "$EDGE_A" && fc_alive "$EDGE_B" || fc_fail "an edge died"
 

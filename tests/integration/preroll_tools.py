@@ -6,6 +6,16 @@
       InLine ad, AdTitle "Test Ad", one audio/mpeg MediaFile /media/ad.mp3 after a video one,
       two Impression URLs /imp/1 and /imp/2), "slow" (the good answer after 3.5 s), "broken"
       (not well-formed XML), "empty" (a VAST without ads). /media/ad.mp3 is the file MEDIA.
+      Wrapper chains (VAST 3.0 §2.4.1, 4.1 §3.4), each level with its own Impression URLs:
+        "wrapper": /vast (a VAST 4.1 Wrapper in the IAB namespace, impressions /imp/w1a and
+          /imp/w1b) -> /wrap/2 (VAST 3.0 Wrapper, /imp/w2) -> /wrap/inline (InLine "Wrapped
+          Ad", /imp/i1, MediaFile /media/wad.mp3: MEDIA again, under a URL not yet cached);
+        "loop": /vast -> /loop/a -> /loop/b -> /loop/a ... (Wrappers, impressions /imp/loop);
+        "deep K": /vast -> /deep/1?end=K -> /deep/2?end=K ... each a Wrapper (impression
+          /imp/dK-N, N = 0 for /vast) until /deep/K?end=K, an InLine (/imp/dK-in,
+          /media/ad.mp3): K Wrappers before the InLine;
+        "nofollow": /vast, a Wrapper with followAdditionalWrappers="false" (/imp/nf) -> /wrap/2;
+        "wslow": /vast -> /wslow/2 -> /wslow/inline, each answered after 0.8 s (2.4 s in all).
       Every request is appended to DIR/requests as "PATH" lines.
 
   preroll_tools.py listen PORT URLPATH UA ICY SECONDS OUT
@@ -167,6 +177,81 @@ GOOD = """<?xml version="1.0" encoding="UTF-8"?>
 """
 
 
+WRAPPER = """<?xml version="1.0" encoding="UTF-8"?>
+<VAST version="%(version)s"%(ns)s>
+ <Ad id="w"><Wrapper%(attrs)s>
+  <AdSystem>fixture wrapper</AdSystem>
+  <VASTAdTagURI><![CDATA[ %(next)s ]]></VASTAdTagURI>
+  %(imps)s
+  <Creatives/>
+ </Wrapper></Ad>
+</VAST>
+"""
+
+INLINE = """<?xml version="1.0" encoding="UTF-8"?>
+<VAST version="3.0">
+ <Ad id="i"><InLine>
+  <AdSystem>fixture</AdSystem>
+  <AdTitle>%(title)s</AdTitle>
+  %(imps)s
+  <Creatives><Creative><Linear>
+   <Duration>00:00:02</Duration>
+   <MediaFiles>
+    <MediaFile delivery="progressive" type="audio/mpeg">%(media)s</MediaFile>
+   </MediaFiles>
+  </Linear></Creative></Creatives>
+ </InLine></Ad>
+</VAST>
+"""
+
+
+def impressions(port, paths):
+    return "".join("<Impression>http://127.0.0.1:%d%s</Impression>" % (port, p) for p in paths)
+
+
+def wrapper(port, nxt, imps, version="3.0", ns="", attrs=""):
+    return WRAPPER % {"version": version, "ns": ns, "attrs": attrs, "imps": impressions(port, imps),
+                      "next": "http://127.0.0.1:%d%s" % (port, nxt)}
+
+
+def inline(port, title, media, imps):
+    return INLINE % {"title": title, "imps": impressions(port, imps),
+                     "media": "http://127.0.0.1:%d%s" % (port, media)}
+
+
+def chain(port, path, mode):
+    """The answer of a Wrapper-chain path (mode: DIR/mode, for /vast), or None."""
+    if path == "/vast" and mode == "wrapper":
+        return wrapper(port, "/wrap/2", ["/imp/w1a", "/imp/w1b"], version="4.1",
+                       ns=' xmlns="http://www.iab.com/VAST"')
+    if path == "/wrap/2":
+        return wrapper(port, "/wrap/inline", ["/imp/w2"])
+    if path == "/wrap/inline":
+        return inline(port, "Wrapped Ad", "/media/wad.mp3", ["/imp/i1"])
+    if (path == "/vast" and mode == "loop") or path == "/loop/b":
+        return wrapper(port, "/loop/a", ["/imp/loop"])
+    if path == "/loop/a":
+        return wrapper(port, "/loop/b", ["/imp/loop"])
+    if path == "/vast" and mode.startswith("deep "):
+        k = int(mode.split()[1])
+        return wrapper(port, "/deep/1?end=%d" % k, ["/imp/d%d-0" % k])
+    if path.startswith("/deep/"):
+        n, k = int(path[6:].split("?")[0]), int(path.split("end=")[1])
+        if n >= k:
+            return inline(port, "Deep Ad", "/media/ad.mp3", ["/imp/d%d-in" % k])
+        return wrapper(port, "/deep/%d?end=%d" % (n + 1, k), ["/imp/d%d-%d" % (k, n)])
+    if path == "/vast" and mode == "nofollow":
+        return wrapper(port, "/wrap/2", ["/imp/nf"], version="4.0",
+                       attrs=' followAdditionalWrappers="false"')
+    if (path == "/vast" and mode == "wslow") or path.startswith("/wslow/"):
+        time.sleep(0.8)
+        if path == "/wslow/inline":
+            return inline(port, "Slow Ad", "/media/ad.mp3", ["/imp/ws-in"])
+        return wrapper(port, "/wslow/inline" if path == "/wslow/2" else "/wslow/2",
+                       ["/imp/ws"])
+    return None
+
+
 def vast(port, d, media):
     class H(http.server.BaseHTTPRequestHandler):
         def log_message(self, *a):
@@ -182,8 +267,14 @@ def vast(port, d, media):
         def do_GET(self):
             with open(os.path.join(d, "requests"), "a") as f:
                 f.write(self.path + "\n")
+            mode = open(os.path.join(d, "mode")).read().strip()
+            doc = chain(port, self.path, mode)
+            if doc is not None:
+                try:
+                    return self.send(200, "application/xml", doc.encode())
+                except (BrokenPipeError, ConnectionResetError):
+                    return
             if self.path.startswith("/vast"):
-                mode = open(os.path.join(d, "mode")).read().strip()
                 if mode == "slow":
                     time.sleep(3.5)
                 if mode == "broken":
@@ -194,7 +285,7 @@ def vast(port, d, media):
                     return self.send(200, "application/xml", (GOOD % {"port": port}).encode())
                 except (BrokenPipeError, ConnectionResetError):
                     return
-            if self.path == "/media/ad.mp3":
+            if self.path in ("/media/ad.mp3", "/media/wad.mp3"):
                 return self.send(200, "audio/mpeg", open(media, "rb").read())
             if self.path.startswith("/imp/"):
                 return self.send(200, "image/gif", b"GIF89a")
