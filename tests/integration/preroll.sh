@@ -165,7 +165,7 @@ n=$(prom "$HA" prerolls_total)
 fc_log "PASS edge A prerolls_total=$n"
 
 # --- edge B: VAST --------------------------------------------------------------------------------
-listen "$HB" /live.mp3 v1 0 2 b1; wait_done "$FC_LAST_PID"
+listen "$HB" /live.mp3 v1 0 1 b1; wait_done "$FC_LAST_PID"
 check b1 "$T/ad.mp3" 100
 wait_until 5 grep -q '^/imp/2?a=1&b=2$' "$T/vast/requests" || fc_fail "impression 2 not pinged"
 grep -q '^/imp/1$' "$T/vast/requests" || fc_fail "impression 1 not pinged"
@@ -180,14 +180,14 @@ awk -v t="$ttfb" 'BEGIN { exit !(t > 1.5 && t < 3.0) }' \
 fc_log "PASS VAST slow: no preroll, first byte after $ttfb s"
 
 echo broken >"$T/vast/mode"
-listen "$HB" /live.mp3 v3 0 2 b3; wait_done "$FC_LAST_PID"
+listen "$HB" /live.mp3 v3 0 1 b3; wait_done "$FC_LAST_PID"
 check b3 none 100
 grep -q "no preroll: VAST: not well-formed XML" "$T/edgeB.log" \
   || fc_fail "VAST broken: no log line"
 fc_log "PASS VAST broken: no preroll"
 
 echo good >"$T/vast/mode"
-listen "$HB" /live.mp3 v4 0 2 b4; wait_done "$FC_LAST_PID"
+listen "$HB" /live.mp3 v4 0 1 b4; wait_done "$FC_LAST_PID"
 check b4 "$T/ad.mp3" 100
 media=$(grep -c '^/media/ad.mp3$' "$T/vast/requests")
 [ "$media" = 1 ] || fc_fail "media file fetched $media times, want 1 (cached by URL)"
