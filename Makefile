@@ -164,9 +164,19 @@ bench-latency: all $(BENCH_TOOLS)
 bench-handoff: all $(BENCH_TOOLS)
 	FC_BUILD=$(abspath $(BUILD)) bash tests/bench/bench_handoff.sh $(N) 1
 
+# Analytics store at station scale (§7.13): a month of sessions (AN_DAYS x AN_PER_DAY) written
+# through the store into SQLite and PostgreSQL (an unprivileged cluster in a temp dir), then
+# figures latency (day/900, week/3600, month/86400; all mounts and one), the NDJSON export of a
+# day, size on disk; cross-checked against an_month.py's own computation. One line per figure.
+AN_DAYS    ?= 30
+AN_PER_DAY ?= 20000
+.PHONY: bench-analytics
+bench-analytics: $(BUILD)/bench/bench_analytics
+	FC_BUILD=$(abspath $(BUILD)) bash tests/bench/bench_analytics.sh $(AN_DAYS) $(AN_PER_DAY)
+
 # One after another (never in parallel: they measure CPU); all run, the status says if any failed.
 bench:
-	@rc=0; for t in bench-rewind bench-relay bench-fanout bench-workers bench-latency bench-handoff; do \
+	@rc=0; for t in bench-rewind bench-relay bench-fanout bench-workers bench-latency bench-handoff bench-analytics; do \
 	  $(MAKE) --no-print-directory $$t || rc=1; done; exit $$rc
 
 # Soak (tests/soak/soak.sh): 500 churning listeners, the primary encoder flapping, relays killed

@@ -3,10 +3,15 @@
  * them by brute force). Writer thread only.
  *
  * Every query starts from the same common table expressions:
- *   i  the intervals [i0, i0 + IV) from T0 to T1; q the quarter hours [q0, q0 + QH);
  *   s  the sessions of the mount touching [T0, T1), with ls = start + preroll (listening starts
  *      after the preroll clip);
- *   v  the listening spans [ls, end) of sessions that are not short and not empty.
+ *   v  the listening spans [ls, end) of sessions that are not short and not empty;
+ *   vi a row per span and interval [i0, i0 + IV) of [T0, T1) it overlaps; vq the same per
+ *      clock quarter hour [q0, q0 + QH).
+ * The overlaps are generated from each span (recursive, a few rows per span) rather than found
+ * by joining intervals to spans on a range condition: no database can index that join, and as a
+ * nested loop it costs intervals x spans (a month at 86400 s: 2880 quarter hours x 600,000
+ * sessions, minutes; `make bench-analytics`).
  * Numbers (times in µs) are written into the SQL text: they come from an_query_parse, integers;
  * the mount name is one checked by wire_valid_name ([A-Za-z0-9._-] only), so quoting it is safe.
  * One figure a query, grouped by interval and protocol (proto -1 = all protocols); the C side
@@ -54,16 +59,23 @@ static void build(char *sql, const struct an_backend *be, const struct an_query 
               qh = AN_QUARTER_HOUR_S * 1000000LL;
     snprintf(sql, SQL_MAX,
              "WITH RECURSIVE "
-             "i(i0) AS (SELECT CAST(%lld AS BIGINT) UNION ALL SELECT i0 + %lld FROM i "
-             "WHERE i0 + %lld < %lld), "
-             "q(q0) AS (SELECT CAST(%lld AS BIGINT) UNION ALL SELECT q0 + %lld FROM q "
-             "WHERE q0 + %lld < %lld), "
              "s AS (SELECT proto, is_short, client, start_us, end_us, "
              "%s(start_us + CAST(ROUND(preroll_s * 1000000) AS BIGINT), end_us) AS ls "
              "FROM sessions WHERE %send_us >= %lld AND start_us < %lld), "
-             "v AS (SELECT proto, client, ls, end_us FROM s WHERE is_short = 0 AND ls < end_us)"
+             "v AS (SELECT proto, client, ls, end_us FROM s WHERE is_short = 0 AND ls < end_us), "
+             /* each span once per interval (vi) and quarter hour (vq) it overlaps, from the one
+              * holding its start (or T0) to the one holding its end (or T1) */
+             "vi(proto, client, ls, end_us, i0) AS (SELECT proto, client, ls, end_us, "
+             "%lld + (%s(ls, %lld) - %lld) / %lld * %lld FROM v WHERE ls < %lld AND end_us > %lld "
+             "UNION ALL SELECT proto, client, ls, end_us, i0 + %lld FROM vi "
+             "WHERE i0 + %lld < %s(end_us, %lld)), "
+             "vq(proto, client, ls, end_us, q0) AS (SELECT proto, client, ls, end_us, "
+             "%lld + (%s(ls, %lld) - %lld) / %lld * %lld FROM v WHERE ls < %lld AND end_us > %lld "
+             "UNION ALL SELECT proto, client, ls, end_us, q0 + %lld FROM vq "
+             "WHERE q0 + %lld < %s(end_us, %lld))"
              "%s",
-             t0, iv, iv, t1, t0, qh, qh, t1, be->min2, mount, t0, t1, body);
+             be->min2, mount, t0, t1, t0, be->max2, t0, t0, iv, iv, t1, t0, iv, iv, be->min2, t1,
+             t0, be->max2, t0, t0, qh, qh, t1, t0, qh, qh, be->min2, t1, body);
 }
 
 static bool on_row(void *ctx, int ncol, const char *const *v)
@@ -164,24 +176,21 @@ enum fc_err an_figures(const struct an_backend *be, struct an_db *db, const stru
              "FROM s WHERE start_us >= %lld GROUP BY 1, 2",
              t0, t0, iv, iv, t0);
     snprintf(sel[F_TLH], sizeof(sel[0]),
-             " SELECT i0, proto, SUM(%s(end_us, i0 + %lld) - %s(ls, i0)) FROM i JOIN v "
-             "ON v.ls < i.i0 + %lld AND v.end_us > i.i0 GROUP BY 1, 2",
-             mn, iv, mx, iv);
+             " SELECT i0, proto, SUM(%s(end_us, i0 + %lld) - %s(ls, i0)) FROM vi GROUP BY 1, 2",
+             mn, iv, mx);
     snprintf(sel[F_CUME], sizeof(sel[0]),
-             " SELECT i0, proto, COUNT(DISTINCT client) FROM i JOIN v ON v.ls < i.i0 + %lld AND "
-             "v.end_us > i.i0 GROUP BY 1, 2 UNION ALL SELECT i0, -1, COUNT(DISTINCT client) "
-             "FROM i JOIN v ON v.ls < i.i0 + %lld AND v.end_us > i.i0 GROUP BY 1",
-             iv, iv);
+             " SELECT i0, proto, COUNT(DISTINCT client) FROM vi GROUP BY 1, 2 UNION ALL "
+             "SELECT i0, -1, COUNT(DISTINCT client) FROM vi GROUP BY 1");
     /* A person counts in a quarter hour with >= AN_AQH_MIN_S of listening inside it, summed
      * over their sessions: per protocol (c) and over all protocols (ca). */
     snprintf(sel[F_AQH], sizeof(sel[0]),
              ", c AS (SELECT q0, proto, client, SUM(%s(end_us, q0 + %lld) - %s(ls, q0)) AS us "
-             "FROM q JOIN v ON v.ls < q.q0 + %lld AND v.end_us > q.q0 GROUP BY q0, proto, client)"
+             "FROM vq GROUP BY q0, proto, client)"
              ", ca AS (SELECT q0, client, SUM(us) AS us FROM c GROUP BY q0, client) "
              "SELECT %lld + (q0 - %lld) / %lld * %lld, proto, COUNT(*) FROM c WHERE us >= %lld "
              "GROUP BY 1, 2 UNION ALL SELECT %lld + (q0 - %lld) / %lld * %lld, -1, COUNT(*) "
              "FROM ca WHERE us >= %lld GROUP BY 1",
-             mn, qh, mx, qh, t0, t0, iv, iv, aqh, t0, t0, iv, iv, aqh);
+             mn, qh, mx, t0, t0, iv, iv, aqh, t0, t0, iv, iv, aqh);
     /* Peak: a sweep over span starts (+1) and ends (-1), ends first at equal times (spans are
      * half-open); the running sum over a start's peers is the audience at that instant. With
      * the audience at each interval's start, that covers every instant's maximum. */
@@ -194,8 +203,7 @@ enum fc_err an_figures(const struct an_backend *be, struct an_db *db, const stru
              "WHERE d = 1 AND t >= %lld AND t < %lld GROUP BY 1, 2",
              t0, t0, iv, iv, t0, t1);
     snprintf(sel[F_PEAK_AT_START], sizeof(sel[0]),
-             " SELECT i0, proto, COUNT(*) FROM i JOIN v ON v.ls <= i.i0 AND v.end_us > i.i0 "
-             "GROUP BY 1, 2");
+             " SELECT i0, proto, COUNT(*) FROM vi WHERE ls <= i0 GROUP BY 1, 2");
     struct figs f = {.q = q, .iv_us = iv, .n = (size_t)((t1 - t0) / iv)};
     char *sql = malloc(SQL_MAX);
     f.rows = calloc(f.n ? f.n : 1, sizeof(*f.rows));
