@@ -27,7 +27,7 @@
 #include "log.h"
 #include "session.h"
 
-#define AN_SCHEMA_VERSION 1
+#define AN_SCHEMA_VERSION 2
 #define AN_QUEUE_MAX 10000            /* sessions waiting for the writer; past it: dropped */
 #define AN_BATCH_MAX 500              /* sessions per insert transaction */
 #define AN_CLOSE_FLUSH_S 2.0          /* analytics_close waits this long for the queue to drain */

@@ -50,7 +50,7 @@ enum { F_STARTED, F_TLH, F_CUME, F_AQH, F_PEAK_SWEEP, F_PEAK_AT_START };
 
 /* Common table expressions, then `body`. */
 static void build(char *sql, const struct an_backend *be, const struct an_query *q,
-                  const char *body)
+                  long long lo, const char *body)
 {
     char mount[WIRE_MOUNT_MAX + 32] = "";
     if (q->mount[0])
@@ -61,7 +61,7 @@ static void build(char *sql, const struct an_backend *be, const struct an_query 
              "WITH RECURSIVE "
              "s AS (SELECT proto, is_short, client, start_us, end_us, "
              "%s(start_us + CAST(ROUND(preroll_s * 1000000) AS BIGINT), end_us) AS ls "
-             "FROM sessions WHERE %send_us >= %lld AND start_us < %lld), "
+             "FROM sessions WHERE %sstart_us >= %lld AND end_us >= %lld AND start_us < %lld), "
              "v AS (SELECT proto, client, ls, end_us FROM s WHERE is_short = 0 AND ls < end_us), "
              /* each span once per interval (vi) and quarter hour (vq) it overlaps, from the one
               * holding its start (or T0) to the one holding its end (or T1) */
@@ -74,7 +74,7 @@ static void build(char *sql, const struct an_backend *be, const struct an_query 
              "UNION ALL SELECT proto, client, ls, end_us, q0 + %lld FROM vq "
              "WHERE q0 + %lld < %s(end_us, %lld))"
              "%s",
-             be->min2, mount, t0, t1, t0, be->max2, t0, t0, iv, iv, t1, t0, iv, iv, be->min2, t1,
+             be->min2, mount, lo, t0, t1, t0, be->max2, t0, t0, iv, iv, t1, t0, iv, iv, be->min2, t1,
              t0, be->max2, t0, t0, qh, qh, t1, t0, qh, qh, be->min2, t1, body);
 }
 
@@ -163,6 +163,16 @@ static char *figures_json(const struct figs *f)
     return text;
 }
 
+/* The lowest start_us a session touching [t0, ...) can have: t0 - span_max (schema.c). */
+static enum fc_err span_lo(const struct an_backend *be, struct an_db *db, long long t0,
+                           long long *lo, char *why, size_t cap)
+{
+    int64_t span = 0;
+    enum fc_err err = an_span_read(be, db, &span, why, cap);
+    *lo = span < t0 ? t0 - span : 0;
+    return err;
+}
+
 enum fc_err an_figures(const struct an_backend *be, struct an_db *db, const struct an_query *q,
                        char **body, size_t *len, char *why, size_t cap)
 {
@@ -208,10 +218,13 @@ enum fc_err an_figures(const struct an_backend *be, struct an_db *db, const stru
     char *sql = malloc(SQL_MAX);
     f.rows = calloc(f.n ? f.n : 1, sizeof(*f.rows));
     enum fc_err err = FC_NOMEM;
+    long long lo = 0;
     if (!sql || !f.rows)
         goto out;
+    if ((err = span_lo(be, db, t0, &lo, why, cap)) != FC_OK)
+        goto out;
     for (int w = F_STARTED; w <= F_PEAK_SWEEP; w++) {
-        build(sql, be, q, sel[w]);
+        build(sql, be, q, lo, sel[w]);
         f.which = w;
         if ((err = be->rows(db, sql, on_row, &f, why, cap)) != FC_OK)
             goto out;
@@ -223,7 +236,7 @@ enum fc_err an_figures(const struct an_backend *be, struct an_db *db, const stru
         err = FC_NOMEM;
         goto out;
     }
-    build(sql, be, q, sel[F_PEAK_AT_START]);
+    build(sql, be, q, lo, sel[F_PEAK_AT_START]);
     err = be->rows(db, sql, on_row, &at, why, cap);
     for (size_t k = 0; err == FC_OK && k < f.n; k++) {
         uint64_t sum = 0;
@@ -310,14 +323,18 @@ enum fc_err an_export(const struct an_backend *be, struct an_db *db, const struc
                       char **body, size_t *len, char *why, size_t cap)
 {
     char sql[1024], mount[WIRE_MOUNT_MAX + 32] = "";
+    long long lo = 0;
+    enum fc_err err = span_lo(be, db, q->from_us, &lo, why, cap);
+    if (err != FC_OK)
+        return err;
     if (q->mount[0])
         snprintf(mount, sizeof(mount), "mount = '%s' AND ", q->mount);
     snprintf(sql, sizeof(sql),
-             "SELECT " AN_COLUMNS " FROM sessions WHERE %send_us >= %lld AND start_us < %lld "
-             "ORDER BY start_us, node, id LIMIT %u",
-             mount, (long long)q->from_us, (long long)q->to_us, q->limit);
+             "SELECT " AN_COLUMNS " FROM sessions WHERE %sstart_us >= %lld AND end_us >= %lld "
+             "AND start_us < %lld ORDER BY start_us, node, id LIMIT %u",
+             mount, lo, (long long)q->from_us, (long long)q->to_us, q->limit);
     struct exp x = {0};
-    enum fc_err err = be->rows(db, sql, exp_row, &x, why, cap);
+    err = be->rows(db, sql, exp_row, &x, why, cap);
     if (err != FC_OK) {
         free(x.buf);
         return err;

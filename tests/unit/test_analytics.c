@@ -12,6 +12,9 @@
  *  - a database that is not there yet: sessions stay queued and are written once it appears;
  *    the queue's bound: the session past AN_QUEUE_MAX is refused and counted dropped;
  *  - a database whose schema is newer than ours is refused (db_up stays false);
+ *  - sessions longer than a day starting long before the span asked for (one in a version-1
+ *    database migrated at open, one written by the store) are in the figures and the export:
+ *    schema v2's span_max bounds start_us from below without losing them;
  *  - retention (--analytics-keep-days): sessions that ended before the cut are deleted when the
  *    store starts, younger ones kept; without the option nothing is deleted.
  * All times are whole seconds so that sampling each second sees every change of state.
@@ -476,7 +479,7 @@ static void test_newer_schema_refused(void **state)
     sqlite3 *h;
     assert_int_equal(sqlite3_open(path, &h), SQLITE_OK);
     assert_int_equal(sqlite3_exec(h, "CREATE TABLE schema_version (version INTEGER NOT NULL);"
-                                     "INSERT INTO schema_version VALUES (2)", NULL, NULL, NULL),
+                                     "INSERT INTO schema_version VALUES (3)", NULL, NULL, NULL),
                      SQLITE_OK);
     sqlite3_close(h);
     snprintf(url, sizeof(url), "sqlite:%s", path);
@@ -512,6 +515,78 @@ static long long count_rows(const char *path, const char *where)
     sqlite3_finalize(st);
     sqlite3_close(h);
     return n;
+}
+
+/* One 30-hour session in a version-1 database (as an older edge left it), a 50-hour one and a
+ * 10-minute one through the store: the hour [T0, T0 + 1 h) has all three listening. */
+static void test_long_sessions(void **state)
+{
+    struct ev_loop *loop = ev_loop_new(0);
+    char path[64], url[80], cmd[260], sql[1024];
+    snprintf(path, sizeof(path), "/tmp/test_analytics_long_%d.db", (int)getpid());
+    unlink(path);
+    sqlite3 *h;
+    assert_int_equal(sqlite3_open(path, &h), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(h, "CREATE TABLE schema_version (version INTEGER NOT NULL)",
+                                  NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(h, schema_v1, NULL, NULL, NULL), SQLITE_OK);
+    snprintf(sql, sizeof(sql),
+             "INSERT INTO sessions (" AN_COLUMNS ") VALUES ('old', 'long1', 'live.mp3', 0, 0, "
+             "%lld, %lld, 108000, 0, 1, 0, 0, 0, 'ua', 'long-1')",
+             (T0_S - 29 * 3600) * 1000000LL, (T0_S + 3600) * 1000000LL);
+    assert_int_equal(sqlite3_exec(h, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(h);
+
+    snprintf(url, sizeof(url), "sqlite:%s", path);
+    struct analytics *a = cur = open_store(url, loop);
+    struct answer ans;
+    char qs[128];
+    snprintf(qs, sizeof(qs), "from=%lld&to=%lld&interval=3600", T0_S, T0_S + 3600);
+    /* migrated to v2: span_max from the sessions already there */
+    json_t *j = query(a, loop, qs, AN_Q_FIGURES, &ans);
+    json_t *r0 = json_array_get(json_object_get(j, "rows"), 0);
+    if (json_integer_value(json_object_get(r0, "cume")) != 1)
+        fail_msg("the 30 h session of a v1 database: cume=%lld, want 1",
+                 (long long)json_integer_value(json_object_get(r0, "cume")));
+    json_decref(j);
+    free(ans.body);
+    static const long long span_h[] = {50, 0};
+    static const long long start_s[] = {T0_S - 49 * 3600, T0_S + 600};
+    for (int i = 0; i < 2; i++) {
+        struct an_session x;
+        memset(&x, 0, sizeof(x));
+        snprintf(x.id, sizeof(x.id), "long%d", i + 2);
+        snprintf(x.mount, sizeof(x.mount), "live.mp3");
+        snprintf(x.client, sizeof(x.client), "long-%d", i + 2);
+        x.start_us = (uint64_t)start_s[i] * 1000000;
+        x.end_us = i == 0 ? (uint64_t)(start_s[i] + span_h[i] * 3600) * 1000000
+                          : (uint64_t)(T0_S + 1200) * 1000000;
+        x.listened_s = (double)(x.end_us - x.start_us) / 1e6;
+        assert_true(analytics_submit(a, &x));
+    }
+    want_written = 2;
+    assert_true(run_until(loop, written_enough, NULL, 10));
+    j = query(a, loop, qs, AN_Q_FIGURES, &ans);
+    r0 = json_array_get(json_object_get(j, "rows"), 0);
+    long cume = (long)json_integer_value(json_object_get(r0, "cume"));
+    long peak = (long)json_integer_value(json_object_get(r0, "peak_listeners"));
+    double tlh = json_real_value(json_object_get(r0, "tlh"));
+    if (cume != 3 || peak != 3 || fabs(tlh - (2 + 600 / 3600.0)) > 1e-9)
+        fail_msg("hour with a 30 h, a 50 h and a 10 min session: cume=%ld peak=%ld tlh=%.6f, "
+                 "want 3, 3, %.6f", cume, peak, tlh, 2 + 600 / 3600.0);
+    json_decref(j);
+    free(ans.body);
+    snprintf(qs, sizeof(qs), "from=%lld&to=%lld&format=ndjson", T0_S, T0_S + 3600);
+    query(a, loop, qs, AN_Q_SESSIONS, &ans);
+    int lines = 0;
+    for (size_t i = 0; i < ans.len; i++)
+        lines += ans.body[i] == '\n';
+    assert_int_equal(lines, 3);
+    free(ans.body);
+    analytics_close(a);
+    snprintf(cmd, sizeof(cmd), "rm -f %s %s-wal %s-shm", path, path, path);
+    assert_int_equal(system(cmd), 0);
+    ev_loop_destroy(loop);
 }
 
 /* Sessions ended 3 days, 25 hours, 23 hours and 1 hour ago; keep_days=1 keeps the last two. */
@@ -573,6 +648,7 @@ int main(void)
         cmocka_unit_test(test_db_late_and_bound),
         cmocka_unit_test(test_newer_schema_refused),
         cmocka_unit_test(test_retention),
+        cmocka_unit_test(test_long_sessions),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
