@@ -48,11 +48,8 @@ extern const struct an_backend an_pg;
 enum fc_err an_schema_migrate(const struct an_backend *be, struct an_db *db, char *why,
                               size_t cap);
 
-/* schema.c: raise span_max (the longest session stored, µs) to `span_us` if it is lower; the
- * writer calls it before inserting a batch, so a committed session is never longer than it. */
-enum fc_err an_span_raise(const struct an_backend *be, struct an_db *db, int64_t span_us,
-                          char *why, size_t cap);
-/* schema.c: read span_max into *span_us (0 when empty). */
+/* schema.c: the longest session stored, end_us - start_us, into *span_us (µs; 0 when none),
+ * read from the v2 index on that expression. */
 enum fc_err an_span_read(const struct an_backend *be, struct an_db *db, int64_t *span_us,
                          char *why, size_t cap);
 

@@ -163,7 +163,7 @@ static char *figures_json(const struct figs *f)
     return text;
 }
 
-/* The lowest start_us a session touching [t0, ...) can have: t0 - span_max (schema.c). */
+/* The lowest start_us a session touching [t0, ...) can have: t0 - the longest session (schema.c). */
 static enum fc_err span_lo(const struct an_backend *be, struct an_db *db, long long t0,
                            long long *lo, char *why, size_t cap)
 {

@@ -446,15 +446,7 @@ static bool write_batch(struct analytics *a, int *tries)
         a->batch[i] = a->ring[(a->head + i) % AN_QUEUE_MAX];
     pthread_mutex_unlock(&a->mu);
     char why[AN_WHY_MAX];
-    int64_t span = 0;
-    for (size_t i = 0; i < n; i++)
-        if (a->batch[i].end_us > a->batch[i].start_us &&
-            (int64_t)(a->batch[i].end_us - a->batch[i].start_us) > span)
-            span = (int64_t)(a->batch[i].end_us - a->batch[i].start_us);
-    /* span_max first: a batch that then fails leaves it larger than needed, never smaller */
-    enum fc_err err = an_span_raise(a->be, a->db, span, why, sizeof(why));
-    if (err == FC_OK)
-        err = a->be->insert(a->db, a->o.node, a->batch, n, why, sizeof(why));
+    enum fc_err err = a->be->insert(a->db, a->o.node, a->batch, n, why, sizeof(why));
     bool alive = err == FC_OK || a->be->alive(a->db);
     bool give_up = err != FC_OK && alive && ++*tries >= AN_BATCH_TRIES;
     if (err == FC_OK || give_up) {

@@ -13,8 +13,9 @@
  *    the queue's bound: the session past AN_QUEUE_MAX is refused and counted dropped;
  *  - a database whose schema is newer than ours is refused (db_up stays false);
  *  - sessions longer than a day starting long before the span asked for (one in a version-1
- *    database migrated at open, one written by the store) are in the figures and the export:
- *    schema v2's span_max bounds start_us from below without losing them;
+ *    database migrated at open, one written by the store, one written meanwhile by an older
+ *    edge sharing the database) are in the figures and the export: the lower bound on start_us
+ *    (from minus the longest session, read from the v2 index) loses none of them;
  *  - retention (--analytics-keep-days): sessions that ended before the cut are deleted when the
  *    store starts, younger ones kept; without the option nothing is deleted.
  * All times are whole seconds so that sampling each second sees every change of state.
@@ -518,7 +519,8 @@ static long long count_rows(const char *path, const char *where)
 }
 
 /* One 30-hour session in a version-1 database (as an older edge left it), a 50-hour one and a
- * 10-minute one through the store: the hour [T0, T0 + 1 h) has all three listening. */
+ * 10-minute one through the store, then a 70-hour one written directly (an older edge sharing the
+ * database): the hour [T0, T0 + 1 h) has all of them listening. */
 static void test_long_sessions(void **state)
 {
     struct ev_loop *loop = ev_loop_new(0);
@@ -566,14 +568,23 @@ static void test_long_sessions(void **state)
     }
     want_written = 2;
     assert_true(run_until(loop, written_enough, NULL, 10));
+    /* an older edge sharing the database writes a 70 h session, knowing nothing of v2 */
+    assert_int_equal(sqlite3_open(path, &h), SQLITE_OK);
+    sqlite3_busy_timeout(h, 5000);
+    snprintf(sql, sizeof(sql),
+             "INSERT INTO sessions (" AN_COLUMNS ") VALUES ('old', 'long4', 'live.mp3', 1, 0, "
+             "%lld, %lld, 252000, 0, 1, 0, 0, 0, 'ua', 'long-4')",
+             (T0_S - 69 * 3600) * 1000000LL, (T0_S + 3600) * 1000000LL);
+    assert_int_equal(sqlite3_exec(h, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(h);
     j = query(a, loop, qs, AN_Q_FIGURES, &ans);
     r0 = json_array_get(json_object_get(j, "rows"), 0);
     long cume = (long)json_integer_value(json_object_get(r0, "cume"));
     long peak = (long)json_integer_value(json_object_get(r0, "peak_listeners"));
     double tlh = json_real_value(json_object_get(r0, "tlh"));
-    if (cume != 3 || peak != 3 || fabs(tlh - (2 + 600 / 3600.0)) > 1e-9)
-        fail_msg("hour with a 30 h, a 50 h and a 10 min session: cume=%ld peak=%ld tlh=%.6f, "
-                 "want 3, 3, %.6f", cume, peak, tlh, 2 + 600 / 3600.0);
+    if (cume != 4 || peak != 4 || fabs(tlh - (3 + 600 / 3600.0)) > 1e-9)
+        fail_msg("hour with a 30 h, a 50 h, a 70 h and a 10 min session: cume=%ld peak=%ld "
+                 "tlh=%.6f, want 4, 4, %.6f", cume, peak, tlh, 3 + 600 / 3600.0);
     json_decref(j);
     free(ans.body);
     snprintf(qs, sizeof(qs), "from=%lld&to=%lld&format=ndjson", T0_S, T0_S + 3600);
@@ -581,7 +592,7 @@ static void test_long_sessions(void **state)
     int lines = 0;
     for (size_t i = 0; i < ans.len; i++)
         lines += ans.body[i] == '\n';
-    assert_int_equal(lines, 3);
+    assert_int_equal(lines, 4);
     free(ans.body);
     analytics_close(a);
     snprintf(cmd, sizeof(cmd), "rm -f %s %s-wal %s-shm", path, path, path);
