@@ -37,17 +37,42 @@ ho_upstream
 # --- the container's root: / under an overlay whose upper layer is a tmpfs ---------------------
 R="$FC_TMP/root"
 mkdir -p "$FC_TMP/ovl" "$R"
-INIT=""
+INIT=""; INIT_NS=""
+MACHINE="fc$$"
+# cgroup directories systemd-nspawn --keep-unit makes under ours (name=systemd and unified).
+nspawn_cgroups() {
+  local line path
+  while IFS= read -r line; do
+    case "$line" in
+    *:name=systemd:*) path=/sys/fs/cgroup/systemd${line##*:} ;;
+    0::*) path=/sys/fs/cgroup/unified${line#0::} ;;
+    *) continue ;;
+    esac
+    path=${path%/}
+    echo "$path/payload" "$path/supervisor"
+  done </proc/self/cgroup
+}
 umount_root() {
-  # The container's init first: killing a PID namespace's init ends every process in it.
-  [ -n "$INIT" ] && kill -KILL "$INIT" 2>/dev/null
-  local i
+  # The container's init first (if it is still the one we saw: its PID namespace): killing a
+  # PID namespace's init ends every process in it. Then wait for it to be gone.
+  if [ -n "$INIT" ] && [ "$(readlink "/proc/$INIT/ns/pid" 2>/dev/null)" = "$INIT_NS" ]; then
+    kill -KILL "$INIT" 2>/dev/null
+    local n=0
+    while [ -d "/proc/$INIT" ] && [ $n -lt 50 ]; do sleep 0.1; n=$((n + 1)); done
+  fi
+  local i d
   for i in 1 2 3 4 5 6 7 8 9 10; do
     mountpoint -q "$R" || break
     umount "$R" 2>/dev/null || sleep 0.2
   done
   mountpoint -q "$R" && umount -l "$R"
   mountpoint -q "$FC_TMP/ovl" && umount -l "$FC_TMP/ovl"
+  # What nspawn leaves behind: its propagation directory (it refuses to remove it when /run is
+  # not a tmpfs) and the empty cgroups of --keep-unit.
+  rm -rf "/run/systemd/nspawn/propagate/$MACHINE"
+  for d in $(nspawn_cgroups); do
+    [ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} + 2>/dev/null
+  done
   return 0
 }
 fc_on_cleanup umount_root
@@ -77,12 +102,19 @@ mkdir -p "$R/etc/systemd/system"
 printf '[Unit]\nDescription=framecast systemd test\nRequires=basic.target\nAfter=basic.target\n' \
   >"$R/etc/systemd/system/fc-test.target"
 
-fc_start nspawn systemd-nspawn -q -D "$R" --register=no --keep-unit --machine "fc$$" -b -- \
-  --unit=fc-test.target
+# --kill-signal=SIGKILL: the cleanup's SIGTERM to nspawn ends the container at once (a systemd
+# poweroff would outlast the 3 s before SIGKILL, and a SIGKILLed nspawn leaves its init running).
+fc_start nspawn systemd-nspawn -q -D "$R" --register=no --keep-unit --machine "$MACHINE" \
+  --kill-signal=SIGKILL -b -- --unit=fc-test.target
 nspawn_pid=$FC_LAST_PID
-find_init() { INIT=$(pgrep -P "$nspawn_pid" | head -n 1); [ -n "$INIT" ]; }
+find_init() {
+  INIT=$(pgrep -P "$nspawn_pid" | head -n 1)
+  [ -n "$INIT" ] && INIT_NS=$(readlink "/proc/$INIT/ns/pid") && [ -n "$INIT_NS" ]
+}
 wait_until 10 find_init || fc_fail "systemd-nspawn started no container (see nspawn.log)"
-in_ct() { nsenter -t "$INIT" -m -u -i -p -- "$@"; }
+# A command in the container (its mount, UTS, IPC and PID namespaces), bounded in time: a wedged
+# init must give a FAIL line, not the runner's timeout.
+in_ct() { timeout 20 nsenter -t "$INIT" -m -u -i -p -- "$@"; }
 booted() { case "$(in_ct systemctl is-system-running 2>/dev/null)" in running|degraded) return 0 ;; esac; return 1; }
 wait_until 30 booted || fc_fail "systemd in the container not up after 30 s: $(in_ct systemctl is-system-running 2>&1)"
 in_ct getent passwd framecast >/dev/null || fc_fail "systemd-sysusers did not create the framecast user"
