@@ -66,9 +66,21 @@ static bool type_matches(const char *t, enum fc_codec codec)
 static void attr_of(const xmlNode *n, const char *name, char *out, size_t max)
 {
     xmlChar *v = xmlGetProp(n, (const xmlChar *)name);
+    const char *p = (const char *)v;
     out[0] = '\0';
-    if (v && strlen((const char *)v) <= max)
-        strcpy(out, (const char *)v);
+    if (p) {
+        /* XML Schema's whitespace collapse for these token and boolean values */
+        while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
+            p++;
+        size_t len = strlen(p);
+        while (len && (p[len - 1] == ' ' || p[len - 1] == '\t' || p[len - 1] == '\n' ||
+                       p[len - 1] == '\r'))
+            len--;
+        if (len <= max) {
+            memcpy(out, p, len);
+            out[len] = '\0';
+        }
+    }
     xmlFree(v);
 }
 
@@ -130,7 +142,7 @@ static enum fc_err parse_inline(const xmlNode *in, enum fc_codec codec, struct v
 /* A Wrapper (VAST 3.0 §2.4.1, 4.1 §3.4): false if its VASTAdTagURI is not a usable URL. */
 static bool parse_wrapper(const xmlNode *wr, struct vast_ad *out)
 {
-    char follow[8];
+    char follow[16];
     const xmlNode *tag = child(wr, "VASTAdTagURI");
     if (!tag || !text_of(tag, out->ad_tag_uri, VAST_URL_MAX) || !is_http_url(out->ad_tag_uri)) {
         out->ad_tag_uri[0] = '\0';

@@ -242,7 +242,7 @@ def chain(port, path, mode):
         return wrapper(port, "/deep/%d?end=%d" % (n + 1, k), ["/imp/d%d-%d" % (k, n)])
     if path == "/vast" and mode == "nofollow":
         return wrapper(port, "/wrap/2", ["/imp/nf"], version="4.0",
-                       attrs=' followAdditionalWrappers="false"')
+                       attrs=' followAdditionalWrappers=" false "')
     if (path == "/vast" and mode == "wslow") or path.startswith("/wslow/"):
         time.sleep(0.8)
         if path == "/wslow/inline":
