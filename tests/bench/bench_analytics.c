@@ -29,6 +29,7 @@
 #include "../../edge/analytics/query.c"
 #include "../../edge/analytics/sqlite.c"
 #include "../../edge/analytics/pg.c"
+#include "../tools/an_tsv.h"
 
 #define LOAD_MAX_S 600      /* a load, at most */
 #define QUERY_MAX_S 300.0   /* one answer, at most */
@@ -36,29 +37,6 @@
 #define REPS_MAX 20
 #define SESSIONS_MAX 20000000
 
-static bool parse_line(char *line, struct an_session *s)
-{
-    char *f[11];
-    int n = 0;
-    for (char *save = NULL, *t = strtok_r(line, "\t\n", &save); t && n < 11;
-         t = strtok_r(NULL, "\t\n", &save))
-        f[n++] = t;
-    if (n != 11)
-        return false;
-    memset(s, 0, sizeof(*s));
-    snprintf(s->id, sizeof(s->id), "%s", f[0]);
-    snprintf(s->mount, sizeof(s->mount), "%s", f[1]);
-    s->proto = strcmp(f[2], "icy") == 0 ? AN_ICY : strcmp(f[2], "hls") == 0 ? AN_HLS : AN_RAW;
-    s->start_us = strtoull(f[3], NULL, 10);
-    s->end_us = strtoull(f[4], NULL, 10);
-    s->preroll_s = strtod(f[5], NULL);
-    s->listened_s = strtod(f[6], NULL);
-    s->bytes = strtoull(f[7], NULL, 10);
-    s->timeshift_s = strtod(f[8], NULL);
-    snprintf(s->ua, sizeof(s->ua), "%s", f[9]);
-    snprintf(s->client, sizeof(s->client), "%s", f[10]);
-    return true;
-}
 
 static double now_s(void)
 {
@@ -98,7 +76,7 @@ static int do_load(struct analytics *a, const char *path)
             all = b;
             cap *= 2;
         }
-        if (!parse_line(line, &all[n])) {
+        if (!an_tsv_parse(line, &all[n])) {
             fprintf(stderr, "bench_analytics: %s: bad line %zu\n", path, n + 1);
             fclose(in);
             free(all);

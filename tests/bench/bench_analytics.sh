@@ -28,26 +28,16 @@ PER_DAY=${2:-20000}
 REPS=${3:-3}
 T=$FC_TMP
 BA="$FC_BUILD/bench/bench_analytics"
-PGBIN=${FC_PGBIN:-/usr/lib/postgresql/15/bin}
+. "$FC_LIB_DIR/pg_lib.sh"
 QUERY_TIMEOUT_S=300
 fc_need_bin "$BA" "$PGBIN/initdb" "$PGBIN/postgres" "$PGBIN/psql" "$PGBIN/pg_isready"
 BASE=1767225600                       # 2026-01-01T00:00:00Z
 MID=$(( BASE + (DAYS / 2) * 86400 ))  # the day measured: the middle of the month
 N=$(( DAYS * PER_DAY ))
 
-# --- PostgreSQL, unprivileged, socket in the temp dir (as tests/integration/analytics_db.sh) ---
-owner=$(fc_ice_owner)
-pg_uid=$(id -u "${owner%%:*}"); pg_gid=$(getent group "${owner##*:}" | cut -d: -f3)
-as_pg() { setpriv --reuid="$pg_uid" --regid="$pg_gid" --clear-groups -- "$@"; }
-mkdir -p "$T/pg"
-chown "$owner" "$T/pg"
-as_pg "$PGBIN/initdb" -D "$T/pg/data" -U fc --auth=trust -E UTF8 --no-sync >"$T/initdb.log" 2>&1 ||
-  fc_fail "initdb failed: $(tail -3 "$T/initdb.log")"
-fc_start postgres setpriv --reuid="$pg_uid" --regid="$pg_gid" --clear-groups -- \
-  "$PGBIN/postgres" -D "$T/pg/data" -k "$T/pg" -c listen_addresses=
-wait_until 20 as_pg "$PGBIN/pg_isready" -q -h "$T/pg" -U fc || fc_fail "postgres not ready after 20 s"
-PGURL="postgresql:///postgres?host=$T/pg&user=fc"
-psql_q() { as_pg "$PGBIN/psql" -h "$T/pg" -U fc -d postgres -AtX -c "$1"; }
+# --- PostgreSQL, unprivileged, socket in the temp dir (tests/integration/pg_lib.sh) ---
+pg_init
+pg_start
 
 # --- the month ---
 t0=$(now_ms)

@@ -14,27 +14,14 @@
 . "$FC_LIB_DIR/timing_lib.sh"
 set -u
 T=$FC_TMP
-PGBIN=${FC_PGBIN:-/usr/lib/postgresql/15/bin}
+. "$FC_LIB_DIR/pg_lib.sh"
 fc_need_bin "$FC_BUILD/framecast-shim" "$FC_BUILD/framecast-relay" "$FC_BUILD/framecast-edge" \
   "$FC_BUILD/tools/an_load" "$PGBIN/initdb" "$PGBIN/postgres" "$PGBIN/psql"
 
 # --- PostgreSQL, unprivileged, socket in the temp dir ---
-owner=$(fc_ice_owner)
-pg_uid=$(id -u "${owner%%:*}"); pg_gid=$(getent group "${owner##*:}" | cut -d: -f3)
-as_pg() { setpriv --reuid="$pg_uid" --regid="$pg_gid" --clear-groups -- "$@"; }
-mkdir -p "$T/pg"
-chown "$owner" "$T/pg"
-as_pg "$PGBIN/initdb" -D "$T/pg/data" -U fc --auth=trust -E UTF8 --no-sync >"$T/initdb.log" 2>&1 ||
-  fc_fail "initdb failed: $(tail -3 "$T/initdb.log")"
-start_pg() {
-  fc_start postgres setpriv --reuid="$pg_uid" --regid="$pg_gid" --clear-groups -- \
-    "$PGBIN/postgres" -D "$T/pg/data" -k "$T/pg" -c listen_addresses= -c fsync=off
-  PG_PID=$FC_LAST_PID
-  wait_until 20 as_pg "$PGBIN/pg_isready" -q -h "$T/pg" -U fc || fc_fail "postgres not ready after 20 s"
-}
+pg_init
+start_pg() { pg_start -c fsync=off; }
 start_pg
-PGURL="postgresql:///postgres?host=$T/pg&user=fc"
-psql_q() { as_pg "$PGBIN/psql" -h "$T/pg" -U fc -d postgres -AtX -c "$1"; }
 
 # --- the population, loaded into both databases through the store ---
 BASE=$(( ($(date +%s) / 3600 - 30) * 3600 ))   # three hours starting 30 h ago, on the hour

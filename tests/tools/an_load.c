@@ -19,32 +19,10 @@
 #include "../../edge/analytics/query.c"
 #include "../../edge/analytics/sqlite.c"
 #include "../../edge/analytics/pg.c"
+#include "an_tsv.h"
 
 #define LOAD_WAIT_S 30
 
-static bool parse_line(char *line, struct an_session *s)
-{
-    char *f[11];
-    int n = 0;
-    for (char *save = NULL, *t = strtok_r(line, "\t\n", &save); t && n < 11;
-         t = strtok_r(NULL, "\t\n", &save))
-        f[n++] = t;
-    if (n != 11)
-        return false;
-    memset(s, 0, sizeof(*s));
-    snprintf(s->id, sizeof(s->id), "%s", f[0]);
-    snprintf(s->mount, sizeof(s->mount), "%s", f[1]);
-    s->proto = strcmp(f[2], "icy") == 0 ? AN_ICY : strcmp(f[2], "hls") == 0 ? AN_HLS : AN_RAW;
-    s->start_us = strtoull(f[3], NULL, 10);
-    s->end_us = strtoull(f[4], NULL, 10);
-    s->preroll_s = strtod(f[5], NULL);
-    s->listened_s = strtod(f[6], NULL);
-    s->bytes = strtoull(f[7], NULL, 10);
-    s->timeshift_s = strtod(f[8], NULL);
-    snprintf(s->ua, sizeof(s->ua), "%s", f[9]);
-    snprintf(s->client, sizeof(s->client), "%s", f[10]);
-    return true;
-}
 
 int main(int argc, char **argv)
 {
@@ -71,7 +49,7 @@ int main(int argc, char **argv)
         struct an_session s;
         if (line[0] == '#' || line[0] == '\n')
             continue;
-        if (!parse_line(line, &s) || !analytics_submit(a, &s)) {
+        if (!an_tsv_parse(line, &s) || !analytics_submit(a, &s)) {
             fprintf(stderr, "an_load: line %llu refused\n", (unsigned long long)n + 1);
             rc = 1;
             break;
