@@ -208,6 +208,20 @@ static bool hand_local(struct edge *e)
     return ok;
 }
 
+/* Committed: this process's own connections that were not carried (HTTPS, busy) end through
+ * listener_close, so their sessions reach the store before it is flushed. */
+static void close_kept(struct edge *e)
+{
+    struct ehttp *h = &e->http;
+    struct list_node *it = h->all.next;
+    while (it != &h->all) {
+        struct elistener *l = container_of(it, struct elistener, alink);
+        it = it->next;
+        if (!l->paused)
+            listener_close(l, "handoff (not carried)");
+    }
+}
+
 static void on_ctl(EV_P_ ev_io *io, int revents)
 {
     struct edge *e = container_of(io, struct edge, ho.ctl_w);
@@ -221,6 +235,7 @@ static void on_ctl(EV_P_ ev_io *io, int revents)
         handoff_send(ho->ctl, HO_READY, NULL, 0, NULL, 0, EDGE_HANDOFF_SEND_S);
         if (e->workers)
             workers_hand_end(&e->sup, true);
+        close_kept(e);
         log_info(&e->core.log, "handoff: done, listeners=%u listening=%u handed over; exiting",
                  ho->sent_listeners, ho->sent_listen);
         /* Sessions that ended here are written before we go (open HLS sessions were carried). */

@@ -241,6 +241,27 @@ static void on_handoff(struct worker *w)
              w->num, n, kept);
 }
 
+/* Committed: the new process holds every carried socket. What stayed here (HTTPS, a connection
+ * waiting for the admin API, a big response, a preroll) ends now through listener_close, so its
+ * session goes to the core, which reads these last records before it exits (workers_hand_end). */
+static void on_commit(struct worker *w)
+{
+    struct ehttp *h = w->h;
+    struct list_node *it = h->all.next;
+    uint32_t n = 0;
+    while (it != &h->all) {
+        struct elistener *l = container_of(it, struct elistener, alink);
+        it = it->next;
+        if (!l->paused) {
+            listener_close(l, "handoff (not carried)");
+            n++;
+        }
+    }
+    if (n)
+        log_info(&w->c->log, "worker=%u handoff: closed %u listeners not carried", w->num, n);
+    _exit(0);
+}
+
 static void on_resume(struct worker *w)
 {
     struct ehttp *h = w->h;
@@ -288,7 +309,7 @@ static void apply(struct worker *w, const uint8_t *p, size_t n, int *fd)
         case WREC_QUERY: on_query(w, q, hd.len); break;
         case WREC_TLS_RELOAD: tls_reload(w->h); break;
         case WREC_HANDOFF: on_handoff(w); break;
-        case WREC_COMMIT: _exit(0); /* the new process holds every carried socket */
+        case WREC_COMMIT: on_commit(w); break;
         case WREC_RESUME: on_resume(w); break;
         case WREC_ADOPT: on_adopt(w, q, hd.len, fd); break;
         default: fail(w, "unknown record", hd.mount);

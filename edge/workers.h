@@ -25,6 +25,7 @@
 #include "wmsg.h"
 
 #define WORKERS_MAX 64
+#define WORKERS_LAST_WAIT_US 1000000 /* a committed handoff: the workers' last records, at most */
 #define WORKER_QUEUE_MAX (64u << 20) /* bytes queued to one worker before it is restarted */
 
 struct wsup;
@@ -103,7 +104,9 @@ void wproc_flush(struct wproc *w);
 /* workers_carry.c, handoff restart (docs/architecture.md §7.12). The old process:
  * workers_hand_begin sends every queued record, then WREC_HANDOFF to each running worker (their
  * records come back through s->handed); returns how many were asked. workers_hand_end: WREC_COMMIT
- * (the new process confirmed: they exit) or WREC_RESUME, sent before returning. The new process:
+ * (the new process confirmed: they close the listeners they kept, whose sessions are read here
+ * until each worker's end closes, WORKERS_LAST_WAIT_US for all at most, and exit) or WREC_RESUME,
+ * sent before returning. The new process:
  * workers_adopt sends the carry record `p` and socket `fd` (closed here) to worker `num`
  * (1..n); false if it could not. All wait at most HANDOFF_TIMEOUT_S per record. */
 uint32_t workers_hand_begin(struct wsup *s);

@@ -5,7 +5,8 @@
 # segment is byte-identical to the same segment over plain HTTP, ffmpeg decodes the raw stream
 # and the HLS playlist. TLS 1.1 is refused, 1.2 and 1.3 accepted; SIGHUP loads a new
 # certificate for new connections while a listener on the old one plays on; a certificate that
-# does not match its key exits 2 naming the files.
+# does not match its key exits 2 naming the files. At a handoff restart an HTTPS listener is
+# closed (not carried) with its analytics session written; a plain one plays on.
 . "$(dirname "$0")/lib.sh"
 set -u
 fc_need_bin "$FC_BUILD/framecast-shim" "$FC_BUILD/framecast-relay" "$FC_BUILD/framecast-edge" \
@@ -34,9 +35,10 @@ record "http://127.0.0.1:$ice/live.mp3" "$FC_TMP/ref.mp3"
 fc_start relay "$FC_BUILD/framecast-relay" --ingest "tcp://127.0.0.1:$ing" --serve "127.0.0.1:$srv" \
   --key "$FC_TMP/mesh.key"
 cp "$FC_TMP/a.pem" "$FC_TMP/cert.pem"; cp "$FC_TMP/a.key" "$FC_TMP/cert.key"
-fc_start edge "$FC_BUILD/framecast-edge" --listen "127.0.0.1:$http" --relay "127.0.0.1:$srv" \
-  --key "$FC_TMP/mesh.key" --workers 2 --hls-segment 2 \
-  --listen-tls "127.0.0.1:$https" --tls-cert "$FC_TMP/cert.pem" --tls-key "$FC_TMP/cert.key"
+edge_args=(--listen "127.0.0.1:$http" --relay "127.0.0.1:$srv" --key "$FC_TMP/mesh.key"
+  --workers 2 --hls-segment 2 --control "$FC_TMP/edge.ctl" --analytics "sqlite:$FC_TMP/an.db"
+  --listen-tls "127.0.0.1:$https" --tls-cert "$FC_TMP/cert.pem" --tls-key "$FC_TMP/cert.key")
+fc_start edge "$FC_BUILD/framecast-edge" "${edge_args[@]}"
 edge_pid=$FC_LAST_PID
 fc_start shim "$FC_BUILD/framecast-shim" --mount live.mp3 --encoder a \
   --pull "http://127.0.0.1:$ice/live.mp3" --to "tcp://127.0.0.1:$ing" --key "$FC_TMP/mesh.key"
@@ -133,4 +135,28 @@ wait_exit "$held_pid" 15 || fc_fail "held listener did not finish"
 held=$(stat -c %s "$FC_TMP/held.mp3")
 [ "$held" -gt $((16000 * 9)) ] || fc_fail "the listener on the old certificate got only $held bytes"
 fc_alive "$edge_pid" || fc_fail "edge died"
-echo "https: PASS raw_frames=$(sed -n 's/.*: frames=\([0-9]*\) .*/\1/p' <<<"$raw_out") ffmpeg_raw_s=$secs hls_segment_identical=1 tls1.1=refused reload=ok held_bytes=$held"
+
+# A handoff restart (--takeover): an HTTPS listener is not carried (its TLS state is inside
+# OpenSSL): the old process closes it, and its session is written before the old one exits; a
+# plain listener is carried and plays on.
+fc_start tls_l "${CURL[@]}" -k -N -A tls-handoff --max-time 20 -o "$FC_TMP/tls_l.mp3" "$S/live.mp3"
+tls_pid=$FC_LAST_PID
+fc_start plain_l curl -s -S -N -A plain-handoff --max-time 6 -o "$FC_TMP/plain_l.mp3" \
+  "http://127.0.0.1:$http/live.mp3"
+plain_pid=$FC_LAST_PID
+has_bytes() { [ "$(stat -c %s "$1" 2>/dev/null || echo 0)" -gt 32000 ]; }
+wait_until 10 has_bytes "$FC_TMP/tls_l.mp3" || fc_fail "the HTTPS listener got no audio before the handoff"
+wait_until 10 has_bytes "$FC_TMP/plain_l.mp3" || fc_fail "the plain listener got no audio before the handoff"
+fc_start edge2 "$FC_BUILD/framecast-edge" "${edge_args[@]}" --takeover "$FC_TMP/edge.ctl"
+edge2_pid=$FC_LAST_PID
+wait_exit "$edge_pid" 20 || fc_fail "the old edge did not hand over"
+[ "$FC_WAIT_RC" = 0 ] || fc_fail "the old edge exited $FC_WAIT_RC after the handoff"
+fc_alive "$edge2_pid" || fc_fail "the new edge exited"
+wait_exit "$tls_pid" 10 || fc_fail "the HTTPS listener was not closed at the handoff"
+tls_rows=$(sqlite3 "$FC_TMP/an.db" "SELECT count(*) FROM sessions WHERE ua = 'tls-handoff' AND bytes > 32000")
+[ "$tls_rows" = 1 ] || fc_fail "the HTTPS listener closed at the handoff has $tls_rows session rows, want 1"
+wait_exit "$plain_pid" 15 || fc_fail "the plain listener did not finish"
+[ "$FC_WAIT_RC" = 28 ] || fc_fail "the plain listener ended early (curl exit $FC_WAIT_RC) across the handoff"
+plain_bytes=$(stat -c %s "$FC_TMP/plain_l.mp3")
+[ "$plain_bytes" -gt $((16000 * 8)) ] || fc_fail "the plain listener got only $plain_bytes bytes across the handoff"
+echo "https: PASS raw_frames=$(sed -n 's/.*: frames=\([0-9]*\) .*/\1/p' <<<"$raw_out") ffmpeg_raw_s=$secs hls_segment_identical=1 tls1.1=refused reload=ok held_bytes=$held handoff: tls_session_rows=$tls_rows plain_bytes=$plain_bytes"
