@@ -65,20 +65,7 @@ STUB void lane_free(struct lane *l)
 {
     (void)l;
 }
-STUB void merge_pump(struct core *e, struct emount *m)
-{
-    (void)e, (void)m;
-}
-STUB bool merge_has_source(struct core *e, struct emount *m)
-{
-    (void)e, (void)m;
-    return false;
-}
-STUB bool merge_encoder_fed(const struct emount *m, const char *encoder)
-{
-    (void)m, (void)encoder;
-    return false;
-}
+#include "../unit/edge_merge_stubs.h"
 /* ---- the harness ---- */
 
 #define FILE_MAX (4u << 20)

@@ -7,21 +7,8 @@
 #ifndef FC_EDGE_HTTP_STUBS_H
 #define FC_EDGE_HTTP_STUBS_H
 
-#define STUB __attribute__((weak))
-STUB void merge_pump(struct core *e, struct emount *m)
-{
-    (void)e, (void)m;
-}
-STUB bool merge_has_source(struct core *e, struct emount *m)
-{
-    (void)e, (void)m;
-    return false;
-}
-STUB bool merge_encoder_fed(const struct emount *m, const char *encoder)
-{
-    (void)m, (void)encoder;
-    return false;
-}
+#include "edge_merge_stubs.h"
+
 STUB void edge_route(struct elistener *l)
 {
     listener_respond_error(l, 404, "no routes here");

@@ -34,23 +34,7 @@
 #include "../../edge/core/rewind.c"
 #include "../../edge/core/titles.c"
 
-/* ---- stubs for the rest of the core (merge.c) ----
- * Weak, so a build that links the real ones wins; none is reached by these tests. */
-#define STUB __attribute__((weak))
-STUB void merge_pump(struct core *e, struct emount *m)
-{
-    (void)e, (void)m;
-}
-STUB bool merge_has_source(struct core *e, struct emount *m)
-{
-    (void)e, (void)m;
-    return false;
-}
-STUB bool merge_encoder_fed(const struct emount *m, const char *encoder)
-{
-    (void)m, (void)encoder;
-    return false;
-}
+#include "edge_merge_stubs.h"
 
 #define FRAME_US 26122u                    /* clock_samples_to_us(1152, 44100) */
 #define BASE_PTS 1700000000000000ull       /* 2023-11-14, µs since the epoch */
