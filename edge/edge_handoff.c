@@ -261,25 +261,36 @@ static void on_timeout(EV_P_ ev_timer *t, int revents)
 }
 
 /* A successor: greet it, freeze, send the core's state, then collect the listeners. */
-static void begin(struct edge *e, int fd)
+static bool begin(void *ctx, int fd)
 {
+    struct edge *e = ctx;
     struct edge_handoff *ho = ho_of(e);
+    if (ho->state != HS_IDLE)
+        return false;
     ho->ctl = fd;
     ho->sent_listeners = ho->sent_listen = 0;
     uint16_t type;
     int fds[HANDOFF_FDS_MAX], nfds;
-    ssize_t n = handoff_recv(fd, &type, ho->buf, HANDOFF_REC_MAX, fds, &nfds, 2.0);
+    ssize_t n = handoff_recv(fd, &type, ho->buf, HANDOFF_REC_MAX, fds, &nfds, 0.5);
     handoff_close_fds(fds, nfds);
     uint32_t ver = 0, pid = 0;
     if (n == 8 && type == HO_HELLO) {
         memcpy(&ver, ho->buf, 4);
         memcpy(&pid, ho->buf + 4, 4);
     }
+    if (n != 8 || type != HO_HELLO) {
+        log_error(&e->core.log, "handoff refused: the first record is not a HELLO (type %u, %zd "
+                  "bytes)", n >= 0 ? type : 0, n);
+        handoff_send(fd, HO_FAIL, "expected HELLO", 14, NULL, 0, 0.5);
+        end_session(e);
+        return true;
+    }
     if (ver != EDGE_HANDOFF_VERSION) {
         log_error(&e->core.log, "handoff refused: successor speaks version %u, we speak %u",
                   ver, EDGE_HANDOFF_VERSION);
         handoff_send(fd, HO_FAIL, "version", 7, NULL, 0, 0.5);
-        return end_session(e);
+        end_session(e);
+        return true;
     }
     uint32_t me[2] = {EDGE_HANDOFF_VERSION, (uint32_t)getpid()};
     log_info(&e->core.log, "handoff: successor pid=%u connected; handing over", pid);
@@ -290,25 +301,14 @@ static void begin(struct edge *e, int fd)
     ev_timer_init(&ho->timeout, on_timeout, EDGE_HANDOFF_READY_S, 0);
     ev_timer_start(e->core.loop, &ho->timeout);
     if (handoff_send(fd, HO_HELLO, me, sizeof(me), NULL, 0, EDGE_HANDOFF_SEND_S) < 0 ||
-        core_carry_send(&e->core, fd) < 0 || !hand_hls(e) || !hand_local(e))
-        return give_up(e, "the control socket failed while sending the state");
+        core_carry_send(&e->core, fd) < 0 || !hand_hls(e) || !hand_local(e)) {
+        give_up(e, "the control socket failed while sending the state");
+        return true;
+    }
     ho->waiting = e->workers ? workers_hand_begin(&e->sup) : 0;
     if (ho->waiting == 0)
         collected(e);
-}
-
-static void on_accept(EV_P_ ev_io *io, int revents)
-{
-    struct edge *e = container_of(io, struct edge, ho.accept_w);
-    int fd = accept4(e->ho.listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-    if (fd < 0)
-        return;
-    if (e->ho.state != HS_IDLE) {
-        handoff_send(fd, HO_FAIL, "busy", 4, NULL, 0, 0.1);
-        close(fd);
-        return;
-    }
-    begin(e, fd);
+    return true;
 }
 
 enum fc_err edge_handoff_listen(struct edge *e)
@@ -326,8 +326,7 @@ enum fc_err edge_handoff_listen(struct edge *e)
     }
     e->sup.handed = on_handed;
     e->sup.handed_ctx = e;
-    ev_io_init(&ho->accept_w, on_accept, ho->listen_fd, EV_READ);
-    ev_io_start(e->core.loop, &ho->accept_w);
+    ho_accept_start(&ho->acc, e->core.loop, &e->core.log, ho->listen_fd, begin, e);
     log_info(&e->core.log, "control socket %s: a successor may take over", ho->control);
     return FC_OK;
 }
@@ -520,7 +519,7 @@ void edge_handoff_free(struct edge *e)
 {
     struct edge_handoff *ho = ho_of(e);
     if (ho->listen_fd > 0) {
-        ev_io_stop(e->core.loop, &ho->accept_w);
+        ho_accept_stop(&ho->acc);
         close(ho->listen_fd);
     }
     for (size_t i = 0; i < ho->n_carried; i++) {

@@ -19,6 +19,7 @@
 #define FC_EDGE_HANDOFF_H
 
 #include <ev.h>
+#include "ho_accept.h"
 #include <stddef.h>
 #include <stdint.h>
 #include "fc.h"
@@ -38,7 +39,7 @@ struct edge_handoff {
     const char *control;           /* --control PATH, NULL = none */
     const char *takeover;          /* --takeover PATH, NULL = a normal start */
     int listen_fd;                 /* the control socket */
-    ev_io accept_w;
+    struct ho_accept acc;          /* its connections (shared/ho_accept.h) */
     /* the old process, during one handoff */
     int ctl;                       /* the successor's connection, -1 = none */
     ev_io ctl_w;

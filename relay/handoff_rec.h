@@ -60,7 +60,7 @@ enum { RHO_SOCK_LISTEN = 1, RHO_SOCK_METRICS, RHO_SOCK_CONTROL };
 /* The old relay's loop stands still while it serves a takeover, and its peers declare a link
  * dead after LINK_DEAD_S (3 s) of silence: so its waits are bounded well below that (not by
  * HANDOFF_TIMEOUT_S), and a takeover that fails costs peers at most a pause. */
-#define RHO_HELLO_WAIT_S 0.5 /* for HO_HELLO after accepting (the new relay sends it at once) */
+#define RHO_HELLO_WAIT_S 0.5 /* for HO_HELLO once readable (shared/ho_accept.c waited) */
 #define RHO_SEND_MAX_S 1.5   /* for sending the whole state */
 #define RHO_READY_WAIT_S 1.0 /* for HO_READY after HO_END */
 #define RHO_READY_WITHIN_S (RHO_READY_WAIT_S / 2) /* see relay_takeover_confirm() */

@@ -324,31 +324,19 @@ static void serve_takeover(struct relay *r, int fd)
     exit(0);
 }
 
-static void on_control(EV_P_ ev_io *w, int revents)
+/* A control connection whose first record has come (shared/ho_accept.c checked its user). */
+static bool on_control(void *ctx, int fd)
 {
-    struct relay *r = container_of(w, struct relay, control_io);
-    int fd = accept4(r->control_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd < 0)
-        return;
-    /* The socket file's mode is the first guard; this is the second: only our own user (or
-     * root) may take the relay's sockets. */
-    struct ucred cred;
-    socklen_t cl = sizeof(cred);
-    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) < 0 ||
-        (cred.uid != geteuid() && cred.uid != 0)) {
-        log_warn(&r->log, "handoff: refused a control connection from uid %d", (int)cred.uid);
-        send_fail(fd, "wrong user");
-        close(fd);
-        return;
-    }
+    struct relay *r = ctx;
     serve_takeover(r, fd);
     close(fd);
     /* Failed: carry on. The loop did not run meanwhile, so nothing was lost (unread bytes are in
      * the kernel's buffers); only the pause must not count as silence of our peers. */
-    ev_now_update(EV_A);
+    ev_now_update(r->loop);
     for (struct rpeer *p = r->peers; p; p = p->next)
         if (p->link.fd >= 0)
-            p->link.last_rx = ev_now(EV_A);
+            p->link.last_rx = ev_now(r->loop);
+    return true;
 }
 
 enum fc_err relay_control_start(struct relay *r)
@@ -368,8 +356,7 @@ enum fc_err relay_control_start(struct relay *r)
     }
     struct stat st;
     r->control_ino = stat(r->opt.control_path, &st) == 0 ? st.st_ino : 0;
-    ev_io_init(&r->control_io, on_control, r->control_fd, EV_READ);
-    ev_io_start(r->loop, &r->control_io);
+    ho_accept_start(&r->control_acc, r->loop, &r->log, r->control_fd, on_control, r);
     log_info(&r->log, "control %s%s", r->opt.control_path, taken ? " taken over" : "");
     return FC_OK;
 }
@@ -379,7 +366,7 @@ void relay_control_stop(struct relay *r)
     if (r->control_fd < 0)
         return;
     if (r->loop)
-        ev_io_stop(r->loop, &r->control_io);
+        ho_accept_stop(&r->control_acc);
     close(r->control_fd);
     r->control_fd = -1;
     /* A clean stop removes the socket file, unless another relay has bound one there since. */

@@ -13,6 +13,7 @@
 #include <ev.h>
 #include <stdbool.h>
 #include <sys/types.h>
+#include "ho_accept.h"
 #include "alert.h"
 #include "link.h"
 #include "log.h"
@@ -151,7 +152,7 @@ struct relay {
     struct metrics_http metrics;  /* --metrics */
     /* Handoff restart (handoff_send.c, handoff_take.c, docs/architecture.md §4.7). */
     int control_fd;               /* --control listening socket, -1 without */
-    ev_io control_io;             /* accepts one takeover at a time */
+    struct ho_accept control_acc; /* its connections, one takeover at a time */
     ino_t control_ino;            /* the socket file's inode: unlinked at exit only if still ours */
     int metrics_fd;               /* taken over: the --metrics socket to use, -1 = bind it */
     struct rpeer *upstream_peer[RELAY_MAX_UPSTREAMS]; /* taken over: --upstream links adopted */

@@ -4,7 +4,8 @@
 # non-zero while the old edge keeps every listener: same PID, same listener count, no EOF and no
 # gap of 1 s or more at any listener, audio a contiguous byte-identical run of the source. A
 # successor refused for another reason (a second one while a handoff runs is answered "busy";
-# here: a wrong path) fails cleanly too. Then a real handoff still works from the same edge.
+# here: a wrong path) fails cleanly too, and so do bad clients of the control socket (garbage,
+# truncated, another version, silent: ctl_garbage.py). Then a real handoff still works.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/handoff_lib.sh"
 set -u
@@ -28,7 +29,17 @@ want=$HO_WANT
 listeners() { ho_listeners "$http"; }
 count_ok() { [ "$(listeners)" -eq "$want" ]; }
 
-sleep_until "$(now_ms)" 3
+# 0. Bad clients on the control socket (garbage, a truncated record, another version, a short
+# HELLO, one silent for 3 s): each refused with a log line, the loop never waiting for one (the
+# listeners' 1 s gap bound below: a silent client used to stall it 2 s), every listener kept.
+python3 "$FC_LIB_DIR/ctl_garbage.py" "$FC_TMP/edge.ctl" >"$FC_TMP/garbage.txt" 2>&1 ||
+  fc_fail "ctl_garbage.py: $(tail -2 "$FC_TMP/garbage.txt")"
+for m in "is not a HELLO" "speaks version 999" "sent nothing"; do
+  grep -q "$m" "$FC_TMP/edge.log" || fc_fail "no '$m' in the edge's log for a bad control client"
+done
+fc_alive "$edge_pid" || fc_fail "the edge exited on bad control clients"
+wait_until 5 count_ok || fc_fail "after bad control clients: $(listeners) listeners, want $want"
+sleep_until "$(now_ms)" 1
 # 1. The successor dies before confirming.
 FC_TEST_HANDOFF_DIE=1 fc_start edge2 "$FC_BUILD/framecast-edge" "${edge_args[@]}" \
   --takeover "$FC_TMP/edge.ctl"

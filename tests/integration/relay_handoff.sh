@@ -90,6 +90,9 @@ fc_start shim "$SHIM" --mount live.mp3 --encoder a --file "$T/src.mp3" \
   --to "tcp://127.0.0.1:$R1_IN" --to "udp://127.0.0.1:$R2_IN" --to "udp://$GROUP:$R2_MC" --key "$KEY"
 SHIM_PID=$FC_LAST_PID
 R1_FIRST_MS=$(now_ms)   # relay 1 holds its first frames from about now (an upper bound)
+# Bad clients of relay 1's control socket (garbage, truncated, another version, a short HELLO,
+# one silent for 3 s) while it serves: each refused with a log line, checked below.
+fc_start ctl_garbage python3 "$FC_LIB_DIR/ctl_garbage.py" "$C1"; GARBAGE=$FC_LAST_PID
 wait_http "http://127.0.0.1:$EDGE_PORT/live.mp3" 15 || fc_fail "the edge never served /live.mp3"
 
 # edge_relay PORT FIELD: a counter of the edge's link to the relay serving on PORT (GET /).
@@ -191,6 +194,11 @@ wait_until 5 test -e "$T/slow/split1.ack" || fc_fail "the slow subscriber did no
 # Relay 1 has read the half message when nothing waits in its sockets' receive queues.
 relay1_read_all() { ! ss -Htn state established "( sport = :$R1_SRV )" | awk '$1 != 0' | grep -q .; }
 wait_until 5 relay1_read_all || fc_fail "relay 1 did not read what its subscribers sent"
+wait_exit "$GARBAGE" 10 || fc_fail "ctl_garbage.py still running"
+[ "$FC_WAIT_RC" = 0 ] || fc_fail "ctl_garbage.py failed (see ctl_garbage.log)"
+for m in "is not a HELLO" "version 999" "sent nothing"; do
+  grep -q "$m" "$T/relay1.log" || fc_fail "no '$m' in relay 1's log for a bad control client"
+done
 handoff relay1b "$R1" "$R1_MET" "${R1_ARGS[@]}" --takeover "$C1"; R1B=$HO_PID
 touch "$T/slow/split2"
 HANDED=$(grep 'handoff: pid .* took over' "$T/relay1.log" | tail -n1)
